@@ -1,0 +1,109 @@
+"""The `rsrl` command line: validate, plan and apply a spec.
+
+Exit codes: 0 success, 1 a run failed (or the workdir is busy), 2 a mistake in the spec or the
+command line. User mistakes print what was wrong and how to fix it, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from rsrl.spec.errors import SpecError
+
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="rsrl: %(message)s")
+    try:
+        return args.run(args)
+    except SpecError as err:
+        print(f"rsrl: the spec has {len(err.problems)} problem(s):", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("rsrl: interrupted; finished stages are kept, `rsrl apply` resumes", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rsrl", description="Reward-shaped pre-training followed by RL, from one YAML spec.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_spec(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("spec", help="path to the YAML spec")
+        p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. objective.beta=-0.25")
+        return p
+
+    p = with_spec("validate", "check a spec and exit 2 on any mistake")
+    p.add_argument("--print", action="store_true", help="print the resolved spec as YAML")
+    p.set_defaults(run=_validate)
+
+    p = with_spec("plan", "show the stages, their keys and what would run; runs nothing")
+    p.set_defaults(run=_plan)
+
+    p = with_spec("apply", "run every stage that is not cached")
+    p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else embedded)")
+    p.add_argument("--wait", action="store_true", help="wait if another run holds the workdir")
+    p.set_defaults(run=_apply)
+    return parser
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from rsrl.pipeline.plan import compile_plan
+    from rsrl.spec.load import load_spec, spec_to_yaml
+
+    spec = load_spec(args.spec, args.overrides)
+    if args.print:
+        print(spec_to_yaml(spec), end="")
+    stages = ", ".join(s.name for s in compile_plan(spec).stages)
+    print(f"{args.spec}: valid spec '{spec.name}' ({stages})")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from rsrl.pipeline.plan import compile_plan
+    from rsrl.pipeline.show import format_plan
+    from rsrl.spec.load import load_spec
+
+    print(format_plan(compile_plan(load_spec(args.spec, args.overrides))))
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from rsrl.pipeline import apply_plan, compile_plan
+    from rsrl.pipeline.apply import StageFailed
+    from rsrl.pipeline.lock import WorkdirBusy
+    from rsrl.pipeline.registry import StageNotImplemented
+    from rsrl.pipeline.session import connect
+    from rsrl.pipeline.show import format_outcomes, format_plan
+    from rsrl.spec.load import load_spec
+
+    plan = compile_plan(load_spec(args.spec, args.overrides))
+    print(format_plan(plan))
+    connect(args.address)
+    try:
+        outcomes = apply_plan(plan, wait_for_lock=args.wait)
+    except WorkdirBusy as err:
+        print(f"rsrl: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except StageFailed as err:
+        print(f"rsrl: {err}", file=sys.stderr)
+        if not isinstance(err.cause, StageNotImplemented):
+            print("rsrl: the stages finished before it are kept; fix the cause and run "
+                  "`rsrl apply` again to resume", file=sys.stderr)
+        return EXIT_FAILED
+    print(format_outcomes(outcomes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: sources, per-stage mixtures, packing, and the built-in synthetic corpora."""

@@ -1,0 +1,100 @@
+"""Run a plan as a Ray DAG: one remote task per stage that is not cached, wired by its inputs.
+
+Each task gets its inputs' ObjectRefs as arguments, so Ray itself orders the stages (and
+runs independent ones, like the two data preparations, side by side).
+
+The stage tasks ask for no CPU themselves (`num_cpus=0`): they are drivers that start the
+actors doing the work (Ray Train workers, vLLM rollout actors), and those reserve the
+resources. A finished stage writes its manifest last, atomically, so an interrupted run
+leaves either a finished stage or a resumable one, never a half-finished one marked done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import ray
+
+from rsrl.pipeline.cache import Status, read_manifest, stage_status, write_manifest
+from rsrl.pipeline.lock import workdir_lock
+from rsrl.pipeline.plan import Plan, Stage
+from rsrl.pipeline.registry import StageContext, StageFn, resolve_stage_fn
+from rsrl.spec.load import spec_to_yaml
+
+log = logging.getLogger("rsrl")
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    stage: str
+    status: Status  # CACHED when skipped, WILL_RUN / RESUMABLE when it ran now
+    out_dir: Path
+    result: dict
+    seconds: float
+
+
+class StageFailed(RuntimeError):
+    """A stage raised; the stages finished before it are kept in the cache."""
+
+    def __init__(self, stage: str, cause: BaseException):
+        self.stage, self.cause = stage, cause
+        super().__init__(f"stage '{stage}' failed: {cause}")
+
+
+def apply_plan(plan: Plan, *, wait_for_lock: bool = False,
+               stage_fns: Mapping[str, StageFn] | None = None) -> list[StageOutcome]:
+    """Run every stage of `plan` that is not cached; return one outcome per stage, in order."""
+    with workdir_lock(plan.workdir, wait=wait_for_lock):
+        (plan.workdir / "spec.yaml").write_text(spec_to_yaml(plan.spec))
+        statuses = {s.name: stage_status(s, plan.workdir) for s in plan.stages}
+        refs: dict[str, ray.ObjectRef] = {}
+        for stage in plan.stages:
+            if statuses[stage.name] is Status.CACHED:
+                continue
+            upstream = [refs[name] for name in stage.inputs if name in refs]
+            refs[stage.name] = _run_stage.options(name=f"rsrl:{stage.name}").remote(
+                plan, stage.name, dict(stage_fns or {}), *upstream)
+        return _collect(plan, statuses, refs)
+
+
+def _collect(plan: Plan, statuses: dict[str, Status],
+             refs: dict[str, ray.ObjectRef]) -> list[StageOutcome]:
+    by_ref = {ref: name for name, ref in refs.items()}
+    finished: dict[str, tuple[dict, float]] = {}
+    while by_ref:
+        done, _ = ray.wait(list(by_ref), num_returns=1)
+        name = by_ref.pop(done[0])
+        try:
+            finished[name] = ray.get(done[0])
+        except ray.exceptions.RayTaskError as err:
+            for ref in by_ref:  # downstream stages cannot run now
+                ray.cancel(ref)
+            raise StageFailed(name, getattr(err, "cause", None) or err) from None
+        log.info("stage %s finished in %.1fs", name, finished[name][1])
+    outcomes = []
+    for stage in plan.stages:
+        out_dir = stage.out_dir(plan.workdir)
+        if stage.name in finished:
+            result, seconds = finished[stage.name]
+        else:
+            result, seconds = read_manifest(out_dir)["result"], 0.0
+        outcomes.append(StageOutcome(stage.name, statuses[stage.name], out_dir, result, seconds))
+    return outcomes
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _run_stage(plan: Plan, name: str, stage_fns: dict, *upstream) -> tuple[dict, float]:
+    """Runs in a Ray worker. `upstream` only orders it after its inputs; paths come from the plan."""
+    stage: Stage = plan.stage(name)
+    out_dir = stage.out_dir(plan.workdir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs}
+    fn = resolve_stage_fn(stage.kind, stage_fns)
+    start = time.time()
+    result = fn(StageContext(spec=plan.spec, stage=stage, out_dir=out_dir, inputs=inputs)) or {}
+    write_manifest(stage, out_dir, result)
+    return result, time.time() - start

@@ -1,0 +1,172 @@
+"""Compile a spec into the ordered stages of a run, each with a content-addressed key.
+
+A stage's key hashes the spec sections it depends on plus its inputs' keys, so an edit
+re-runs exactly the stages downstream of what it touched: `rl.*` re-runs rl, eval and
+report; `objective.beta` re-runs pretrain and everything after it, but not the tokenizer
+or the data preparation. This module is the only place that knows the order of stages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rsrl.spec.load import spec_to_dict
+from rsrl.spec.schema import Spec, TrainStageSpec
+from rsrl.spec.validate import effective_objective
+
+# Bump a stage's version when its code changes what it produces, so old outputs are not reused.
+STAGE_VERSIONS = {
+    "tokenizer": 1,
+    "data": 1,
+    "pretrain": 1,
+    "midtrain": 1,
+    "rl": 1,
+    "eval": 1,
+    "report": 1,
+}
+TRAINING_STAGES = ("pretrain", "midtrain")
+# Knobs that change how a stage runs, not what it produces: not part of its key.
+_NON_SEMANTIC_STAGE_KEYS = ("data", "log_every", "checkpoint_every", "keep_checkpoints",
+                            "micro_batch_size")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a stage asks Ray for: `bundles` of {"CPU": n, "GPU": m}."""
+
+    bundles: tuple[dict, ...]
+
+    def describe(self) -> str:
+        cpus = sum(b.get("CPU", 0) for b in self.bundles)
+        gpus = sum(b.get("GPU", 0) for b in self.bundles)
+        return f"{len(self.bundles)} x bundle, {cpus:g} CPU" + (f", {gpus:g} GPU" if gpus else "")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # unique within the run: tokenizer, data-pretrain, pretrain, ...
+    kind: str  # which implementation runs it: tokenizer, data, pretrain, midtrain, rl, ...
+    key: str
+    inputs: tuple[str, ...]  # names of the stages whose outputs it reads
+    config: dict  # the spec slice that went into the key (kept for the manifest)
+    resources: Resources
+
+    def out_dir(self, workdir: Path) -> Path:
+        return workdir / f"{self.name}-{self.key}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: Spec
+    workdir: Path
+    stages: tuple[Stage, ...]
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
+
+
+def stage_key(kind: str, config: Any, input_keys: list[str]) -> str:
+    payload = json.dumps({"kind": kind, "version": STAGE_VERSIONS[kind], "config": config,
+                          "inputs": input_keys}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def compile_plan(spec: Spec) -> Plan:
+    """The stages `spec` asks for, in dependency order."""
+    builder = _PlanBuilder(spec)
+    builder.add_tokenizer()
+    last_model: str | None = None
+    for name in TRAINING_STAGES:
+        stage_spec = getattr(spec.stages, name)
+        if stage_spec is not None:
+            data = builder.add_data(name, stage_spec)
+            last_model = builder.add_training(name, stage_spec, data, last_model)
+    if spec.rl is not None and last_model is not None:
+        last_model = builder.add(
+            "rl", "rl", {"rl": spec.rl, "seed": spec.seed, "plugins": spec.plugins,
+                         "precision": spec.resources.deepspeed.precision},
+            ["tokenizer", last_model], builder.rl_resources())
+    models = [s.name for s in builder.stages if s.kind in (*TRAINING_STAGES, "rl")]
+    if spec.eval is not None and models:
+        builder.add("eval", "eval", {"eval": spec.eval, "seed": spec.seed,
+                                     "plugins": spec.plugins},
+                    ["tokenizer", *models], builder.rollout_resources())
+    if models:
+        report_inputs = [s.name for s in builder.stages if s.kind != "tokenizer"
+                         and s.kind != "data"]
+        builder.add("report", "report", {"name": spec.name}, report_inputs, _one_cpu())
+    # Absolute: stage tasks run in Ray workers whose working directory may differ.
+    return Plan(spec=spec, workdir=Path(spec.workdir).resolve(), stages=tuple(builder.stages))
+
+
+def _one_cpu() -> Resources:
+    return Resources(bundles=({"CPU": 1},))
+
+
+class _PlanBuilder:
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.stages: list[Stage] = []
+
+    def add(self, name: str, kind: str, config: Any, inputs: list[str],
+            resources: Resources) -> str:
+        config = _plain(config)
+        keys = [self._key_of(i) for i in inputs]
+        self.stages.append(Stage(name=name, kind=kind, key=stage_key(kind, config, keys),
+                                 inputs=tuple(inputs), config=config, resources=resources))
+        return name
+
+    def _key_of(self, name: str) -> str:
+        return next(s.key for s in self.stages if s.name == name)
+
+    def add_tokenizer(self) -> None:
+        config: dict = {"tokenizer": self.spec.tokenizer, "seed": self.spec.seed}
+        if self.spec.tokenizer.kind == "bpe":  # trained on the first training mixture
+            first = self.spec.stages.pretrain or self.spec.stages.midtrain
+            config["sample_from"] = first.data if first else []
+        self.add("tokenizer", "tokenizer", config, [], _one_cpu())
+
+    def add_data(self, stage_name: str, s: TrainStageSpec) -> str:
+        config = {"data": s.data, "tokens": s.tokens, "seq_len": s.seq_len,
+                  "reset_position_ids": s.reset_position_ids, "seed": self.spec.seed}
+        return self.add(f"data-{stage_name}", "data", config, ["tokenizer"], _one_cpu())
+
+    def add_training(self, name: str, s: TrainStageSpec, data: str, init: str | None) -> str:
+        hyper = {k: v for k, v in _plain(s).items() if k not in _NON_SEMANTIC_STAGE_KEYS}
+        hyper["objective"] = effective_objective(self.spec, s)
+        config = {"model": self.spec.model, "stage": hyper, "seed": self.spec.seed,
+                  "precision": self.spec.resources.deepspeed.precision}
+        inputs = ["tokenizer", data] + ([init] if init else [])
+        return self.add(name, name, config, inputs, self.training_resources())
+
+    def training_resources(self) -> Resources:
+        r = self.spec.resources
+        worker = {"CPU": r.cpus_per_worker, "GPU": r.gpus_per_worker}
+        return Resources(bundles=tuple(dict(worker) for _ in range(r.num_workers)))
+
+    def rollout_resources(self) -> Resources:
+        ro = self.spec.rl.rollout if self.spec.rl else None
+        if ro is None:
+            return _one_cpu()
+        actor = {"CPU": ro.cpus_per_actor, "GPU": ro.gpus_per_actor}
+        return Resources(bundles=tuple(dict(actor) for _ in range(ro.actors)))
+
+    def rl_resources(self) -> Resources:
+        return Resources(bundles=self.training_resources().bundles
+                         + self.rollout_resources().bundles)
+
+
+def _plain(obj: Any) -> Any:
+    """Dataclasses and containers as plain JSON-able values, for hashing and manifests."""
+    if dataclasses.is_dataclass(obj):
+        return spec_to_dict(obj) if isinstance(obj, Spec) else _plain(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj

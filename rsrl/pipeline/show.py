@@ -1,0 +1,28 @@
+"""Human-readable tables of a plan and of what an apply did."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from rsrl.pipeline.apply import StageOutcome
+from rsrl.pipeline.cache import stage_status
+from rsrl.pipeline.plan import Plan
+
+
+def _table(header: Sequence[str], rows: list[Sequence[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+    return "\n".join([line(header), *map(line, rows)])
+
+
+def format_plan(plan: Plan) -> str:
+    rows = [(s.name, s.key, stage_status(s, plan.workdir).value, s.resources.describe(),
+             ", ".join(s.inputs) or "-") for s in plan.stages]
+    title = f"plan for '{plan.spec.name}' in {plan.workdir}"
+    return title + "\n" + _table(("stage", "key", "status", "resources", "needs"), rows)
+
+
+def format_outcomes(outcomes: list[StageOutcome]) -> str:
+    rows = [(o.stage, "cached" if o.seconds == 0.0 else f"ran {o.seconds:.1f}s", str(o.out_dir))
+            for o in outcomes]
+    return "done\n" + _table(("stage", "", "output"), rows)

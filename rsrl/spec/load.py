@@ -1,0 +1,125 @@
+"""Load a spec: YAML file -> typed `Spec`, with dotted overrides and `${...}` interpolation.
+
+Every failure becomes a `SpecError` that names the field path and says what is allowed;
+range checks follow in `validate.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    InterpolationResolutionError,
+    OmegaConfBaseException,
+    ValidationError,
+)
+
+from rsrl.spec.errors import SpecError, did_you_mean
+from rsrl.spec.schema import Spec, nested_dataclass
+from rsrl.spec.validate import validate
+
+
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
+    """Read, merge, interpolate and validate a spec. Raises SpecError on any mistake."""
+    cfg = _merge_onto_schema(_read_yaml(Path(path)), str(path))
+    for override in overrides:
+        _apply_override(cfg, override)
+    spec = _to_object(cfg)
+    validate(spec)
+    return spec
+
+
+def spec_to_yaml(spec: Spec) -> str:
+    """The fully resolved spec as YAML (what `rsrl validate --print` shows, what runs store)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(spec))
+
+
+def spec_to_dict(spec: Spec) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(spec), resolve=True)
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise SpecError(f"{path}: no such spec file")
+    text = path.read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
+        raise SpecError(f"{path}: YAML syntax error at {where}: {err.problem}") from None
+    if raw is None:
+        raise SpecError(f"{path}: the spec file is empty; start from specs/quickstart.yaml")
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a spec is a YAML mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def _merge_onto_schema(raw: dict, source: str) -> DictConfig:
+    schema = OmegaConf.structured(Spec)
+    try:
+        return OmegaConf.merge(schema, raw)
+    except OmegaConfBaseException as err:
+        raise SpecError(_explain(err, source)) from None
+
+
+def _apply_override(cfg: DictConfig, override: str) -> None:
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise SpecError(f"override '{override}': write overrides as dotted.path=value")
+    try:
+        OmegaConf.update(cfg, key.strip(), yaml.safe_load(value), merge=True)
+    except (OmegaConfBaseException, yaml.YAMLError) as err:
+        raise SpecError(_explain(err, f"override '{override}'")) from None
+
+
+def _to_object(cfg: DictConfig) -> Spec:
+    try:
+        return OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as err:
+        raise SpecError(_explain(err, "spec")) from None
+
+
+def _explain(err: Exception, source: str) -> str:
+    """Turn an OmegaConf error into one line: where, what, and what is allowed."""
+    key = _field_path(getattr(err, "full_key", "") or "")
+    if isinstance(err, (ConfigKeyError, ConfigAttributeError)):
+        bad = key.rsplit(".", 1)[-1]
+        allowed = _allowed_keys(key)
+        hint = did_you_mean(bad, allowed)
+        listing = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"{source}: unknown key '{key}'{hint}{listing}"
+    if isinstance(err, InterpolationResolutionError):
+        return f"{source}: cannot resolve interpolation at '{key}': {_first_line(err)}"
+    if isinstance(err, ValidationError):
+        return f"{source}: wrong type at '{key}': {_first_line(err)}"
+    if isinstance(err, yaml.YAMLError):
+        return f"{source}: the value is not valid YAML: {_first_line(err)}"
+    return f"{source}: invalid value at '{key}': {_first_line(err)}"
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _field_path(full_key: str) -> str:
+    """OmegaConf writes list items as data[1]; keep that, drop a leading dot."""
+    return full_key.lstrip(".")
+
+
+def _allowed_keys(full_key: str) -> list[str]:
+    """The fields of the dataclass that holds `full_key`, found by walking the schema."""
+    parts = [p for p in re.split(r"\.|\[\d+\]", full_key) if p][:-1]
+    cls: type | None = Spec
+    for part in parts:
+        cls = nested_dataclass(cls, part) if cls else None
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return []
+    return [f.name for f in dataclasses.fields(cls)]

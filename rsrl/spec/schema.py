@@ -1,0 +1,227 @@
+"""The spec schema: every knob of an rsrl experiment, typed and documented in one place.
+
+These dataclasses are OmegaConf structured configs: the YAML is merged onto them, so an
+unknown key or a value of the wrong type is caught before anything runs. Ranges and
+cross-field rules live in `validate.py`. docs/spec.md explains each key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+@dataclass
+class ModelSpec:
+    """A preset name, or an architecture given field by field (fields override the preset)."""
+
+    preset: Optional[str] = None  # tiny-dense, tiny-moe, paper-1b, ... (`rsrl models`)
+    arch: Optional[str] = None  # dense | moe
+    vocab_size: Optional[int] = None
+    hidden_size: Optional[int] = None
+    num_layers: Optional[int] = None
+    num_heads: Optional[int] = None
+    num_kv_heads: Optional[int] = None
+    head_dim: Optional[int] = None
+    ffn_size: Optional[int] = None
+    num_experts: Optional[int] = None
+    experts_per_token: Optional[int] = None
+    expert_ffn_size: Optional[int] = None
+    tie_embeddings: Optional[bool] = None
+
+
+@dataclass
+class TokenizerSpec:
+    kind: str = "bpe"  # bpe: trained on the pre-training mixture | pretrained: a local HF dir
+    vocab_size: Optional[int] = None
+    path: Optional[str] = None  # for kind: pretrained
+
+
+@dataclass
+class TopKSpec:
+    k: int = 100  # size of K_t, the high-ranking set of each position
+    lam_top: float = 0.0  # reward of negatives inside K_t (lambda-tilde)
+    lam_tail: float = 0.0  # reward of negatives outside K_t (lambda-hat)
+
+
+@dataclass
+class ObjectiveSpec:
+    beta: float = 0.0  # positive-reward exponent: < 0 sharpens, > 0 flattens
+    positive_form: str = "product"  # product | exponent
+    topk: TopKSpec = field(default_factory=TopKSpec)
+    impl: str = "auto"  # auto | reference | triton | fused_linear
+
+
+@dataclass
+class DataSourceSpec:
+    path: str = ""  # file, directory, glob, or synth://NAME
+    weight: float = 1.0  # share of the stage's tokens, relative to the other sources
+    text_field: str = "text"
+    template: Optional[str] = None  # e.g. "Q: {question}\nA: {answer}" instead of text_field
+
+
+@dataclass
+class LRSpec:
+    peak: float = 3.0e-4
+    final: float = 3.0e-4
+    warmup_steps: int = 0
+    schedule: str = "wsd"  # warmup-stable-decay
+    decay_fraction: float = 0.0  # share of the steps spent decaying from peak to final
+
+
+@dataclass
+class TrainStageSpec:
+    data: List[DataSourceSpec] = field(default_factory=list)
+    tokens: int = 0  # token budget of the stage
+    seq_len: int = 256
+    batch_tokens: int = 8192  # tokens per optimizer step (across workers)
+    micro_batch_size: int = 4  # sequences per worker per forward pass
+    lr: LRSpec = field(default_factory=LRSpec)
+    rope_theta: float = 10000.0
+    reset_position_ids: bool = False  # restart positions at each document inside a packed row
+    objective: Optional[Dict[str, Any]] = None  # keys of `objective:` this stage overrides
+    log_every: int = 10
+    checkpoint_every: int = 100  # optimizer steps
+    keep_checkpoints: int = 2
+
+
+@dataclass
+class StagesSpec:
+    pretrain: Optional[TrainStageSpec] = None
+    midtrain: Optional[TrainStageSpec] = None
+
+
+@dataclass
+class PromptSourceSpec:
+    path: str = ""
+    prompt_field: str = "prompt"
+    answer_field: str = "answer"
+
+
+@dataclass
+class VerifierSpec:
+    name: str = "math"  # a built-in, an `rsrl.verifiers` entry point, or from `plugins:`
+    timeout_s: float = 10.0
+    options: Dict[str, Any] = field(default_factory=dict)  # passed to the verifier
+
+
+@dataclass
+class ClipSpec:
+    eps_low: float = 0.2
+    eps_high: float = 0.28  # clip-higher: a wider upper bound keeps exploration alive
+
+
+@dataclass
+class RolloutSpec:
+    engine: str = "vllm"  # vllm | hf
+    actors: int = 1
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+
+
+@dataclass
+class RLSpec:
+    prompts: PromptSourceSpec = field(default_factory=PromptSourceSpec)
+    verifier: VerifierSpec = field(default_factory=VerifierSpec)
+    steps: int = 30
+    prompts_per_step: int = 8
+    group_size: int = 8
+    lr: float = 1.0e-5
+    clip: ClipSpec = field(default_factory=ClipSpec)
+    dynamic_sampling: bool = True
+    max_resample_rounds: int = 4  # cap on refills when dynamic sampling drops groups
+    kl_coef: float = 0.0
+    loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean
+    adv_norm: str = "std"  # std | none
+    rollout: RolloutSpec = field(default_factory=RolloutSpec)
+
+
+@dataclass
+class SuiteSpec:
+    name: str = ""
+    data: PromptSourceSpec = field(default_factory=PromptSourceSpec)
+    verifier: VerifierSpec = field(default_factory=VerifierSpec)
+    n_samples: int = 16
+    k: List[int] = field(default_factory=lambda: [1])
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_new_tokens: int = 64
+
+
+@dataclass
+class HeldoutSpec:
+    path: str = ""
+    text_field: str = "text"
+    tokens: int = 32768  # how much held-out text to score
+
+
+@dataclass
+class EvalSpec:
+    suites: List[SuiteSpec] = field(default_factory=list)
+    heldout_text: Optional[HeldoutSpec] = None
+
+
+@dataclass
+class DeepSpeedSpec:
+    zero_stage: int = 2
+    precision: str = "fp32"  # fp32 | bf16
+    offload_optimizer: bool = False
+    grad_clip: float = 1.0
+    weight_decay: float = 0.1
+
+
+@dataclass
+class ResourcesSpec:
+    num_workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    deepspeed: DeepSpeedSpec = field(default_factory=DeepSpeedSpec)
+
+
+@dataclass
+class SearchDimSpec:
+    """Exactly one of these: a grid of values, a random choice, or a range."""
+
+    grid: Optional[List[Any]] = None
+    choice: Optional[List[Any]] = None
+    uniform: Optional[List[float]] = None  # [low, high]
+    loguniform: Optional[List[float]] = None  # [low, high], low > 0
+
+
+@dataclass
+class SweepSpec:
+    space: Dict[str, SearchDimSpec] = field(default_factory=dict)  # dotted spec path -> dim
+    metric: str = ""  # e.g. eval.arith.pass@4 or pretrain.entropy
+    mode: str = "max"  # max | min
+    num_samples: int = 1
+    max_concurrent: int = 1
+
+
+@dataclass
+class Spec:
+    name: str = "rsrl"
+    seed: int = 0
+    workdir: str = "runs/${name}"
+    model: ModelSpec = field(default_factory=ModelSpec)
+    tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
+    objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
+    stages: StagesSpec = field(default_factory=StagesSpec)
+    rl: Optional[RLSpec] = None
+    eval: Optional[EvalSpec] = None
+    resources: ResourcesSpec = field(default_factory=ResourcesSpec)
+    sweep: Optional[SweepSpec] = None
+    plugins: List[str] = field(default_factory=list)  # modules or .py files with verifiers
+
+
+def nested_dataclass(cls: type, name: str) -> type | None:
+    """The dataclass behind field `name` of `cls` (through Optional, List, Dict), else None."""
+    hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+    tp = hints.get(name)
+    while tp is not None and typing.get_origin(tp) is not None:
+        tp = [a for a in typing.get_args(tp) if a is not type(None)][-1]
+    return tp if tp is not None and dataclasses.is_dataclass(tp) else None

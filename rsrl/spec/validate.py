@@ -1,0 +1,310 @@
+"""Range and cross-field checks on a typed spec. All problems are collected, then raised at once."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Iterable
+
+from rsrl.data.paths import check_data_path
+from rsrl.models.presets import DENSE_FIELDS, MOE_FIELDS, PRESETS
+from rsrl.spec.errors import SpecError, did_you_mean
+from rsrl.spec.schema import (
+    DataSourceSpec,
+    EvalSpec,
+    ObjectiveSpec,
+    ResourcesSpec,
+    RLSpec,
+    Spec,
+    SweepSpec,
+    TrainStageSpec,
+    VerifierSpec,
+    nested_dataclass,
+)
+
+OBJECTIVE_IMPLS = ("auto", "reference", "triton", "fused_linear")
+POSITIVE_FORMS = ("product", "exponent")
+ROLLOUT_ENGINES = ("vllm", "hf")
+LR_SCHEDULES = ("wsd",)
+LOSS_AGGS = ("token-mean", "seq-mean-token-mean")
+ADV_NORMS = ("std", "none")
+PRECISIONS = ("fp32", "bf16")
+METRIC_ROOTS = ("eval", "pretrain", "midtrain", "rl")
+
+
+class Problems:
+    """Collects 'path: message' lines so that one run of `rsrl validate` shows every mistake."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.lines.append(f"{path}: {message}")
+
+    def need(self, ok: bool, path: str, value: Any, rule: str) -> None:
+        if not ok:
+            self.add(path, f"{rule}, got {value!r}")
+
+    def one_of(self, value: Any, allowed: Iterable[str], path: str) -> None:
+        allowed = list(allowed)
+        if value not in allowed:
+            hint = did_you_mean(str(value), allowed)
+            self.add(path, f"unknown value {value!r}{hint}; allowed: {', '.join(allowed)}")
+
+
+def validate(spec: Spec) -> None:
+    """Raise SpecError listing every problem in `spec`; return quietly when it is sound."""
+    p = Problems()
+    p.need(bool(spec.name) and "/" not in spec.name, "name", spec.name,
+           "must be a non-empty name without '/'")
+    _check_model(spec, p)
+    _check_tokenizer(spec, p)
+    _check_objective(spec.objective, "objective", p)
+    has_training = False
+    for stage_name in ("pretrain", "midtrain"):
+        stage = getattr(spec.stages, stage_name)
+        if stage is not None:
+            has_training = True
+            _check_train_stage(spec, stage, f"stages.{stage_name}", p)
+    if not has_training and (spec.rl or spec.eval):
+        p.add("stages", "rl and eval need a trained model: add stages.pretrain")
+    if spec.rl is not None:
+        _check_rl(spec.rl, spec.plugins, p)
+    if spec.eval is not None:
+        _check_eval(spec.eval, spec.plugins, p)
+    _check_resources(spec.resources, p)
+    if spec.sweep is not None:
+        _check_sweep(spec.sweep, p)
+    _check_plugins(spec.plugins, p)
+    if p.lines:
+        raise SpecError(p.lines)
+
+
+def _check_model(spec: Spec, p: Problems) -> None:
+    m = spec.model
+    if m.preset is not None:
+        p.one_of(m.preset, PRESETS, "model.preset")
+        return
+    if m.arch is None:
+        p.add("model", "set model.preset (see `rsrl models`) or model.arch: dense | moe")
+        return
+    p.one_of(m.arch, ("dense", "moe"), "model.arch")
+    required = MOE_FIELDS if m.arch == "moe" else DENSE_FIELDS
+    for name in required:
+        value = getattr(m, name)
+        if value is None:
+            p.add(f"model.{name}", f"required for arch {m.arch} without a preset")
+        else:
+            p.need(value >= 1, f"model.{name}", value, "must be >= 1")
+    if m.num_heads and m.num_kv_heads:
+        p.need(m.num_heads % m.num_kv_heads == 0, "model.num_kv_heads", m.num_kv_heads,
+               f"must divide num_heads ({m.num_heads})")
+    if m.num_experts and m.experts_per_token:
+        p.need(m.experts_per_token <= m.num_experts, "model.experts_per_token",
+               m.experts_per_token, f"must be <= num_experts ({m.num_experts})")
+
+
+def model_vocab_size(spec: Spec) -> int | None:
+    if spec.model.vocab_size is not None:
+        return spec.model.vocab_size
+    return PRESETS.get(spec.model.preset or "", {}).get("vocab_size")
+
+
+def _check_tokenizer(spec: Spec, p: Problems) -> None:
+    t = spec.tokenizer
+    p.one_of(t.kind, ("bpe", "pretrained"), "tokenizer.kind")
+    if t.kind == "pretrained":
+        if not t.path:
+            p.add("tokenizer.path", "required for kind: pretrained (a local HF tokenizer dir)")
+        else:
+            problem = check_data_path(t.path, want_dir=True)
+            if problem:
+                p.add("tokenizer.path", problem)
+    if t.kind == "bpe":
+        p.need(t.vocab_size is not None and t.vocab_size >= 300, "tokenizer.vocab_size",
+               t.vocab_size, "must be >= 300 for a byte-level BPE (256 bytes + specials)")
+        vocab = model_vocab_size(spec)
+        if t.vocab_size and vocab:
+            p.need(t.vocab_size <= vocab, "tokenizer.vocab_size", t.vocab_size,
+                   f"must be <= the model's vocab_size ({vocab})")
+
+
+def _check_objective(o: ObjectiveSpec, path: str, p: Problems) -> None:
+    p.one_of(o.positive_form, POSITIVE_FORMS, f"{path}.positive_form")
+    p.one_of(o.impl, OBJECTIVE_IMPLS, f"{path}.impl")
+    p.need(o.topk.k >= 1, f"{path}.topk.k", o.topk.k, "must be >= 1")
+    if o.positive_form == "product":
+        p.need(o.beta > -1, f"{path}.beta", o.beta,
+               "must be > -1 with positive_form: product (the gradient scales like "
+               "(1 - p)^(1 + beta), unbounded at beta <= -1)")
+
+
+def effective_objective(spec: Spec, stage: TrainStageSpec) -> ObjectiveSpec:
+    """The top-level objective with the stage's `objective:` keys laid over it."""
+    from omegaconf import OmegaConf
+
+    if not stage.objective:
+        return spec.objective
+    merged = OmegaConf.merge(OmegaConf.structured(spec.objective), stage.objective)
+    return OmegaConf.to_object(merged)
+
+
+def _check_train_stage(spec: Spec, s: TrainStageSpec, path: str, p: Problems) -> None:
+    _check_sources(s.data, f"{path}.data", p)
+    p.need(s.tokens > 0, f"{path}.tokens", s.tokens, "must be > 0")
+    p.need(s.seq_len > 0, f"{path}.seq_len", s.seq_len, "must be > 0")
+    p.need(s.batch_tokens >= s.seq_len, f"{path}.batch_tokens", s.batch_tokens,
+           f"must be >= seq_len ({s.seq_len})")
+    p.need(s.micro_batch_size >= 1, f"{path}.micro_batch_size", s.micro_batch_size, "must be >= 1")
+    p.need(s.lr.peak > 0, f"{path}.lr.peak", s.lr.peak, "must be > 0")
+    p.need(0 <= s.lr.final <= s.lr.peak, f"{path}.lr.final", s.lr.final,
+           f"must be in [0, peak={s.lr.peak}]")
+    p.need(s.lr.warmup_steps >= 0, f"{path}.lr.warmup_steps", s.lr.warmup_steps, "must be >= 0")
+    p.one_of(s.lr.schedule, LR_SCHEDULES, f"{path}.lr.schedule")
+    p.need(0 <= s.lr.decay_fraction <= 1, f"{path}.lr.decay_fraction", s.lr.decay_fraction,
+           "must be in [0, 1]")
+    p.need(s.rope_theta > 0, f"{path}.rope_theta", s.rope_theta, "must be > 0")
+    for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
+        value = getattr(s, name)
+        p.need(value >= 1, f"{path}.{name}", value, "must be >= 1")
+    if s.objective:
+        try:
+            _check_objective(effective_objective(spec, s), f"{path}.objective", p)
+        except Exception as err:  # OmegaConf: unknown key or wrong type in the override
+            p.add(f"{path}.objective", f"not a valid objective override: {err}".splitlines()[0])
+
+
+def _check_sources(sources: list[DataSourceSpec], path: str, p: Problems) -> None:
+    if not sources:
+        p.add(path, "needs at least one source, e.g. [{path: synth://pretrain, weight: 1.0}]")
+    for i, src in enumerate(sources):
+        problem = check_data_path(src.path)
+        if problem:
+            p.add(f"{path}[{i}].path", problem)
+        p.need(src.weight > 0, f"{path}[{i}].weight", src.weight, "must be > 0")
+
+
+def _check_verifier(v: VerifierSpec, plugins: list[str], path: str, p: Problems) -> None:
+    from rsrl.verifiers.registry import available_verifiers
+
+    p.one_of(v.name, available_verifiers(plugins), f"{path}.name")
+    p.need(v.timeout_s > 0, f"{path}.timeout_s", v.timeout_s, "must be > 0")
+
+
+def _check_sampling(obj: Any, path: str, p: Problems) -> None:
+    p.need(obj.temperature > 0, f"{path}.temperature", obj.temperature, "must be > 0")
+    p.need(0 < obj.top_p <= 1, f"{path}.top_p", obj.top_p, "must be in (0, 1]")
+    p.need(obj.max_new_tokens >= 1, f"{path}.max_new_tokens", obj.max_new_tokens, "must be >= 1")
+
+
+def _check_rl(rl: RLSpec, plugins: list[str], p: Problems) -> None:
+    problem = check_data_path(rl.prompts.path)
+    if problem:
+        p.add("rl.prompts.path", problem)
+    _check_verifier(rl.verifier, plugins, "rl.verifier", p)
+    p.need(rl.steps >= 1, "rl.steps", rl.steps, "must be >= 1")
+    p.need(rl.prompts_per_step >= 1, "rl.prompts_per_step", rl.prompts_per_step, "must be >= 1")
+    p.need(rl.group_size >= 2, "rl.group_size", rl.group_size,
+           "must be >= 2 (group-normalised advantages need several samples per prompt)")
+    p.need(rl.lr > 0, "rl.lr", rl.lr, "must be > 0")
+    p.need(rl.clip.eps_low >= 0, "rl.clip.eps_low", rl.clip.eps_low, "must be >= 0")
+    p.need(rl.clip.eps_high >= 0, "rl.clip.eps_high", rl.clip.eps_high, "must be >= 0")
+    p.need(rl.kl_coef >= 0, "rl.kl_coef", rl.kl_coef, "must be >= 0")
+    p.need(rl.max_resample_rounds >= 0, "rl.max_resample_rounds", rl.max_resample_rounds,
+           "must be >= 0")
+    p.one_of(rl.loss_agg, LOSS_AGGS, "rl.loss_agg")
+    p.one_of(rl.adv_norm, ADV_NORMS, "rl.adv_norm")
+    p.one_of(rl.rollout.engine, ROLLOUT_ENGINES, "rl.rollout.engine")
+    p.need(rl.rollout.actors >= 1, "rl.rollout.actors", rl.rollout.actors, "must be >= 1")
+    _check_sampling(rl.rollout, "rl.rollout", p)
+
+
+def _check_eval(ev: EvalSpec, plugins: list[str], p: Problems) -> None:
+    seen: set[str] = set()
+    for i, suite in enumerate(ev.suites):
+        path = f"eval.suites[{i}]"
+        p.need(bool(suite.name) and suite.name not in seen, f"{path}.name", suite.name,
+               "must be a non-empty name, unique among the suites")
+        seen.add(suite.name)
+        problem = check_data_path(suite.data.path)
+        if problem:
+            p.add(f"{path}.data.path", problem)
+        _check_verifier(suite.verifier, plugins, f"{path}.verifier", p)
+        p.need(suite.n_samples >= 1, f"{path}.n_samples", suite.n_samples, "must be >= 1")
+        for j, k in enumerate(suite.k):
+            p.need(1 <= k <= suite.n_samples, f"{path}.k[{j}]", k,
+                   f"must be in [1, n_samples={suite.n_samples}] (pass@k needs k samples)")
+        _check_sampling(suite, path, p)
+    if ev.heldout_text is not None:
+        problem = check_data_path(ev.heldout_text.path)
+        if problem:
+            p.add("eval.heldout_text.path", problem)
+        p.need(ev.heldout_text.tokens > 0, "eval.heldout_text.tokens", ev.heldout_text.tokens,
+               "must be > 0")
+
+
+def _check_resources(r: ResourcesSpec, p: Problems) -> None:
+    p.need(r.num_workers >= 1, "resources.num_workers", r.num_workers, "must be >= 1")
+    p.need(r.cpus_per_worker >= 0, "resources.cpus_per_worker", r.cpus_per_worker, "must be >= 0")
+    p.need(r.gpus_per_worker >= 0, "resources.gpus_per_worker", r.gpus_per_worker, "must be >= 0")
+    ds = r.deepspeed
+    p.need(ds.zero_stage in (0, 1, 2, 3), "resources.deepspeed.zero_stage", ds.zero_stage,
+           "must be 0, 1, 2 or 3")
+    p.one_of(ds.precision, PRECISIONS, "resources.deepspeed.precision")
+    p.need(ds.grad_clip > 0, "resources.deepspeed.grad_clip", ds.grad_clip, "must be > 0")
+    p.need(ds.weight_decay >= 0, "resources.deepspeed.weight_decay", ds.weight_decay,
+           "must be >= 0")
+
+
+def _check_sweep(sw: SweepSpec, p: Problems) -> None:
+    for key, dim in sw.space.items():
+        path = f"sweep.space.{key}"
+        problem = spec_path_problem(key)
+        if problem:
+            p.add(path, problem)
+        kinds = {f.name: getattr(dim, f.name) for f in dataclasses.fields(dim)}
+        given = [name for name, value in kinds.items() if value is not None]
+        if len(given) != 1:
+            p.add(path, f"give exactly one of {', '.join(kinds)}; got {given or 'none'}")
+            continue
+        values = kinds[given[0]]
+        if given[0] in ("grid", "choice"):
+            p.need(len(values) >= 1, f"{path}.{given[0]}", values, "must list at least one value")
+        else:
+            ok = len(values) == 2 and values[0] < values[1]
+            ok = ok and (given[0] == "uniform" or values[0] > 0)
+            p.need(ok, f"{path}.{given[0]}", values, "must be [low, high] with low < high"
+                   + (" and low > 0" if given[0] == "loguniform" else ""))
+    root = sw.metric.split(".", 1)[0]
+    p.need(root in METRIC_ROOTS and "." in sw.metric, "sweep.metric", sw.metric,
+           f"must be a dotted metric under {', '.join(METRIC_ROOTS)} (e.g. eval.arith.pass@4)")
+    p.one_of(sw.mode, ("max", "min"), "sweep.mode")
+    p.need(sw.num_samples >= 1, "sweep.num_samples", sw.num_samples, "must be >= 1")
+    p.need(sw.max_concurrent >= 1, "sweep.max_concurrent", sw.max_concurrent, "must be >= 1")
+
+
+def spec_path_problem(dotted: str) -> str | None:
+    """None when `dotted` names a field of the schema (list items as name.0), else a message."""
+    cls: Any = Spec
+    for part in dotted.split("."):
+        if part.isdigit():
+            continue
+        if cls is None:
+            return f"'{dotted}' is not a spec path: '{part}' is below a plain value"
+        if cls is dict:
+            return None  # free-form options, e.g. rl.verifier.options.*
+        fields = [f.name for f in dataclasses.fields(cls)]
+        if part not in fields:
+            return f"'{dotted}' is not a spec path: unknown key '{part}'{did_you_mean(part, fields)}"
+        hint = typing.get_type_hints(cls)[part]
+        cls = nested_dataclass(cls, part) or (dict if "Dict" in str(hint) else None)
+    return None
+
+
+def _check_plugins(plugins: list[str], p: Problems) -> None:
+    from rsrl.verifiers.registry import plugin_problem
+
+    for i, plugin in enumerate(plugins):
+        problem = plugin_problem(plugin)
+        if problem:
+            p.add(f"plugins[{i}]", problem)

@@ -1,0 +1,10 @@
+"""Verifiers score a completion against an item's answer. Third parties add their own as plugins."""
+
+from rsrl.verifiers.registry import (
+    VerifyResult,
+    available_verifiers,
+    load_verifier,
+    register_verifier,
+)
+
+__all__ = ["VerifyResult", "available_verifiers", "load_verifier", "register_verifier"]
