@@ -79,9 +79,9 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from rsrl.pipeline import apply_plan, compile_plan
-    from rsrl.pipeline.apply import StageFailed
+    from rsrl.pipeline.apply import StageFailed, apply_plan
     from rsrl.pipeline.lock import WorkdirBusy
+    from rsrl.pipeline.plan import compile_plan
     from rsrl.pipeline.registry import StageNotImplemented
     from rsrl.pipeline.session import connect
     from rsrl.pipeline.show import format_outcomes, format_plan

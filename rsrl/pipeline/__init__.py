@@ -1,6 +1,4 @@
-"""spec -> plan -> Ray DAG of stages, with a content-addressed stage cache."""
+"""spec -> plan -> Ray DAG of stages, with a content-addressed stage cache.
 
-from rsrl.pipeline.apply import apply_plan
-from rsrl.pipeline.plan import Plan, Stage, compile_plan
-
-__all__ = ["Plan", "Stage", "apply_plan", "compile_plan"]
+plan.py compiles (no Ray needed), apply.py runs on Ray, cache.py/lock.py guard the workdir.
+"""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from rsrl.pipeline.apply import StageOutcome
 from rsrl.pipeline.cache import stage_status
 from rsrl.pipeline.plan import Plan
+
+if TYPE_CHECKING:  # apply.py imports Ray; showing a plan must not
+    from rsrl.pipeline.apply import StageOutcome
 
 
 def _table(header: Sequence[str], rows: list[Sequence[str]]) -> str:
@@ -22,7 +24,7 @@ def format_plan(plan: Plan) -> str:
     return title + "\n" + _table(("stage", "key", "status", "resources", "needs"), rows)
 
 
-def format_outcomes(outcomes: list[StageOutcome]) -> str:
+def format_outcomes(outcomes: list["StageOutcome"]) -> str:
     rows = [(o.stage, "cached" if o.seconds == 0.0 else f"ran {o.seconds:.1f}s", str(o.out_dir))
             for o in outcomes]
     return "done\n" + _table(("stage", "", "output"), rows)

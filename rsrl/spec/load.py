@@ -99,7 +99,10 @@ def _explain(err: Exception, source: str) -> str:
     if isinstance(err, InterpolationResolutionError):
         return f"{source}: cannot resolve interpolation at '{key}': {_first_line(err)}"
     if isinstance(err, ValidationError):
-        return f"{source}: wrong type at '{key}': {_first_line(err)}"
+        detail = _first_line(err)
+        if "is not a ListConfig" in detail:
+            detail = "expected a list, e.g. [{path: synth://pretrain, weight: 1.0}]"
+        return f"{source}: wrong type at '{key}': {detail}"
     if isinstance(err, yaml.YAMLError):
         return f"{source}: the value is not valid YAML: {_first_line(err)}"
     return f"{source}: invalid value at '{key}': {_first_line(err)}"

@@ -1,0 +1,50 @@
+"""Small real stage functions for engine tests: each reads its inputs and writes real files."""
+
+import json
+import os
+
+from rsrl.pipeline.registry import StageContext
+
+
+def _write(ctx: StageContext, payload: dict) -> dict:
+    record = {"stage": ctx.stage.name, "pid": os.getpid(), **payload}
+    (ctx.out_dir / "output.json").write_text(json.dumps(record))
+    # Every run appends here, so a test can count how often each stage really ran.
+    with open(ctx.out_dir.parent / "runs.log", "a") as log:
+        log.write(ctx.stage.name + "\n")
+    return record
+
+
+def _read_inputs(ctx: StageContext) -> dict:
+    return {name: json.loads((d / "output.json").read_text()) for name, d in ctx.inputs.items()}
+
+
+def tokenizer(ctx: StageContext) -> dict:
+    words = {w for src in ctx.stage.config["sample_from"] for w in src["path"].split("/")}
+    return _write(ctx, {"vocab": sorted(words)})
+
+
+def data(ctx: StageContext) -> dict:
+    vocab = _read_inputs(ctx)["tokenizer"]["vocab"]
+    return _write(ctx, {"rows": ctx.stage.config["tokens"] // ctx.stage.config["seq_len"],
+                        "vocab_size": len(vocab)})
+
+
+def train(ctx: StageContext) -> dict:
+    inputs = _read_inputs(ctx)
+    steps = sum(v.get("rows", 0) for v in inputs.values()) + sum(
+        v.get("steps", 0) for v in inputs.values())
+    return _write(ctx, {"steps": steps})
+
+
+def failing(ctx: StageContext) -> dict:
+    (ctx.out_dir / "partial.txt").write_text("started")
+    raise RuntimeError("boom: deliberately broken stage")
+
+
+def passthrough(ctx: StageContext) -> dict:
+    return _write(ctx, {"inputs": sorted(ctx.inputs)})
+
+
+ALL = {"tokenizer": tokenizer, "data": data, "pretrain": train, "midtrain": train, "rl": train,
+       "eval": passthrough, "report": passthrough}

@@ -1,0 +1,111 @@
+"""The engine on real Ray with small real stage functions: caching, resume, failures, the lock."""
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from rsrl.pipeline.apply import StageFailed, apply_plan
+from rsrl.pipeline.cache import MANIFEST, Status, read_manifest, stage_status
+from rsrl.pipeline.lock import WorkdirBusy, workdir_lock
+from rsrl.pipeline.plan import compile_plan
+from rsrl.pipeline.registry import StageNotImplemented
+from rsrl.spec import load_spec
+from tests.pipeline import stage_fns
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "specs" / "quickstart.yaml"
+
+
+def plan_in(workdir: Path, *overrides: str):
+    return compile_plan(load_spec(QUICKSTART, [f"workdir={workdir}", *overrides]))
+
+
+def runs(workdir: Path) -> list[str]:
+    log = workdir / "runs.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def test_apply_runs_everything_then_nothing(ray_session, tmp_path):
+    plan = plan_in(tmp_path)
+    outcomes = apply_plan(plan, stage_fns=stage_fns.ALL)
+    assert [o.stage for o in outcomes] == [s.name for s in plan.stages]
+    assert sorted(runs(tmp_path)) == sorted(s.name for s in plan.stages)
+    for stage in plan.stages:
+        manifest = read_manifest(stage.out_dir(tmp_path))
+        assert manifest["key"] == stage.key and manifest["inputs"] == list(stage.inputs)
+    # Real data flowed along the edges: midtrain saw pretrain's steps plus its own data rows.
+    mid = json.loads((plan.stage("midtrain").out_dir(tmp_path) / "output.json").read_text())
+    assert mid["steps"] == 2000000 // 256 + 500000 // 512
+
+    again = apply_plan(plan_in(tmp_path), stage_fns=stage_fns.ALL)
+    assert all(o.status is Status.CACHED for o in again)
+    assert len(runs(tmp_path)) == len(plan.stages)  # nothing ran a second time
+
+
+def test_changing_rl_reruns_only_rl_eval_report(ray_session, tmp_path):
+    apply_plan(plan_in(tmp_path), stage_fns=stage_fns.ALL)
+    before = len(runs(tmp_path))
+    apply_plan(plan_in(tmp_path, "rl.group_size=4"), stage_fns=stage_fns.ALL)
+    assert runs(tmp_path)[before:] and sorted(runs(tmp_path)[before:]) == ["eval", "report", "rl"]
+
+
+def test_failed_stage_keeps_finished_stages(ray_session, tmp_path):
+    fns = {**stage_fns.ALL, "midtrain": stage_fns.failing}
+    plan = plan_in(tmp_path)
+    with pytest.raises(StageFailed, match="midtrain.*boom"):
+        apply_plan(plan, stage_fns=fns)
+    assert stage_status(plan.stage("pretrain"), tmp_path) is Status.CACHED
+    assert stage_status(plan.stage("midtrain"), tmp_path) is Status.RESUMABLE
+    assert not (plan.stage("midtrain").out_dir(tmp_path) / MANIFEST).exists()
+
+    done = len(runs(tmp_path))
+    apply_plan(plan, stage_fns=stage_fns.ALL)  # the fix: re-apply resumes after pretrain
+    assert sorted(runs(tmp_path)[done:]) == ["eval", "midtrain", "report", "rl"]
+
+
+def test_unbuilt_stage_fails_clearly(ray_session, tmp_path):
+    fns = {k: v for k, v in stage_fns.ALL.items() if k != "rl"}
+    fns.pop("report")
+    with pytest.raises(StageFailed) as err:
+        apply_plan(plan_in(tmp_path, "stages.midtrain=null"), stage_fns=fns)
+    assert isinstance(err.value.cause, StageNotImplemented)
+    assert "not implemented yet" in str(err.value)
+
+
+def test_second_apply_on_a_locked_workdir_fails_or_waits(ray_session, tmp_path):
+    plan = plan_in(tmp_path)
+    with workdir_lock(tmp_path):
+        with pytest.raises(WorkdirBusy, match="another rsrl run holds"):
+            apply_plan(plan, stage_fns=stage_fns.ALL)
+    assert runs(tmp_path) == []
+
+    acquired, release = threading.Event(), threading.Event()
+
+    def hold_lock():
+        with workdir_lock(tmp_path):
+            acquired.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    assert acquired.wait(timeout=10)
+    threading.Timer(1.0, release.set).start()
+    outcomes = apply_plan(plan, wait_for_lock=True, stage_fns=stage_fns.ALL)
+    holder.join()
+    assert len(outcomes) == len(plan.stages) and len(runs(tmp_path)) == len(plan.stages)
+
+
+def test_cli_plan_shows_dag_and_status(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "rsrl.cli", "plan", str(QUICKSTART),
+                             f"workdir={tmp_path}"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "stage" in lines[1] and "key" in lines[1] and "status" in lines[1]
+    assert [line.split()[0] for line in lines[2:]] == [
+        "tokenizer", "data-pretrain", "pretrain", "data-midtrain", "midtrain", "rl", "eval",
+        "report"]
+    assert all("will run" in line for line in lines[2:])
+    assert not any(tmp_path.iterdir())  # plan runs nothing, writes nothing

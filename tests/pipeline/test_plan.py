@@ -1,0 +1,63 @@
+"""Which stage keys change for which edits of the spec."""
+
+from pathlib import Path
+
+import pytest
+
+from rsrl.pipeline.plan import compile_plan
+from rsrl.spec import load_spec
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "specs" / "quickstart.yaml"
+ORDER = ["tokenizer", "data-pretrain", "pretrain", "data-midtrain", "midtrain", "rl", "eval",
+         "report"]
+
+
+def keys(*overrides: str) -> dict[str, str]:
+    return {s.name: s.key for s in compile_plan(load_spec(QUICKSTART, overrides)).stages}
+
+
+def changed(*overrides: str) -> set[str]:
+    base, new = keys(), keys(*overrides)
+    return {name for name in base if base[name] != new[name]}
+
+
+def test_stages_in_dependency_order():
+    assert list(keys()) == ORDER
+
+
+def test_keys_are_deterministic():
+    assert keys() == keys()
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("rl.group_size=16", {"rl", "eval", "report"}),
+    ("rl.rollout.temperature=0.9", {"rl", "eval", "report"}),
+    ("objective.beta=0.5", {"pretrain", "midtrain", "rl", "eval", "report"}),
+    ("objective.topk.lam_tail=0.0", {"pretrain", "midtrain", "rl", "eval", "report"}),
+    ("stages.midtrain.lr.peak=1e-3", {"midtrain", "rl", "eval", "report"}),
+    ("stages.midtrain.tokens=100000", {"data-midtrain", "midtrain", "rl", "eval", "report"}),
+    ("eval.suites.0.n_samples=32", {"eval", "report"}),
+    ("tokenizer.vocab_size=1024", set(ORDER)),
+    ("seed=1", set(ORDER)),
+    ("stages.pretrain.log_every=1", set()),
+    ("resources.num_workers=2", set()),
+])
+def test_an_edit_changes_exactly_its_downstream_keys(override, expected):
+    assert changed(override) == expected
+
+
+def test_stage_objective_override_changes_only_that_stage_onward():
+    assert changed("stages.midtrain.objective={beta: 0.5}") == {"midtrain", "rl", "eval", "report"}
+
+
+def test_absent_stages_are_skipped():
+    plan = compile_plan(load_spec(QUICKSTART, ["stages.midtrain=null", "rl=null"]))
+    assert [s.name for s in plan.stages] == ["tokenizer", "data-pretrain", "pretrain", "eval",
+                                             "report"]
+    assert plan.stage("eval").inputs == ("tokenizer", "pretrain")
+
+
+def test_plan_shows_resources_per_stage():
+    plan = compile_plan(load_spec(QUICKSTART, ["resources.num_workers=4",
+                                               "resources.gpus_per_worker=1"]))
+    assert plan.stage("pretrain").resources.describe() == "4 x bundle, 4 CPU, 4 GPU"

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from rsrl.spec import SpecError, load_spec
+from rsrl.spec.load import spec_to_yaml
+from rsrl.spec.schema import DataSourceSpec
+from rsrl.spec.validate import effective_objective
+
+REPO = Path(__file__).resolve().parents[2]
+QUICKSTART = REPO / "specs" / "quickstart.yaml"
+
+
+def test_quickstart_loads_typed():
+    spec = load_spec(QUICKSTART)
+    assert spec.name == "quickstart"
+    assert spec.objective.topk.lam_tail == -0.1
+    assert isinstance(spec.stages.pretrain.data[0], DataSourceSpec)
+    assert spec.tokenizer.vocab_size == spec.model.vocab_size == 2048  # ${model.vocab_size}
+
+
+def test_dotted_overrides_and_list_items():
+    spec = load_spec(QUICKSTART, ["objective.beta=0.5", "rl.group_size=16",
+                                  "stages.pretrain.data.0.weight=2.5", "model.vocab_size=1024"])
+    assert spec.objective.beta == 0.5
+    assert spec.rl.group_size == 16
+    assert spec.stages.pretrain.data[0].weight == 2.5
+    assert spec.tokenizer.vocab_size == 1024  # interpolation sees the override
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(SpecError) as err:
+        load_spec(QUICKSTART, ["rl.group_size=1", "objective.topk.k=0"])
+    assert len(err.value.problems) == 2
+
+
+def test_stage_objective_override_merges_onto_top_level():
+    spec = load_spec(QUICKSTART, ["stages.midtrain.objective={beta: 0.5}"])
+    merged = effective_objective(spec, spec.stages.midtrain)
+    assert merged.beta == 0.5 and merged.topk.lam_tail == -0.1
+    with pytest.raises(SpecError, match="stages.midtrain.objective.beta"):
+        load_spec(QUICKSTART, ["stages.midtrain.objective={beta: -2.0}"])
+
+
+def test_resolved_yaml_round_trips(tmp_path):
+    spec = load_spec(QUICKSTART, ["objective.beta=0.5"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(spec_to_yaml(spec))
+    assert load_spec(path) == spec

@@ -1,0 +1,57 @@
+"""Every malformed spec in tests/spec/bad exits 2, names what is wrong, and prints no traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+BAD = sorted((HERE / "bad").glob("*.yaml"))
+
+
+def expected_message(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), f"{path.name} must start with '# expect: ...'"
+    return first.removeprefix("# expect: ")
+
+
+def rsrl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rsrl.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_corpus_is_large_enough():
+    assert len(BAD) >= 25
+
+
+def test_base_spec_is_valid():
+    result = rsrl("validate", str(HERE / "base.yaml"))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_malformed_spec_exits_2_with_field_path(path: Path):
+    result = rsrl("validate", str(path))
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert expected_message(path) in result.stderr, output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_every_command_rejects_a_bad_spec(command):
+    result = rsrl(command, str(HERE / "bad" / "group_size_one.yaml"))
+    assert result.returncode == 2
+    assert "rl.group_size" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_override_exits_2():
+    result = rsrl("validate", str(HERE / "base.yaml"), "objective.betaa=0.1")
+    assert result.returncode == 2
+    assert "did you mean 'beta'" in result.stderr
+
+
+def test_missing_spec_file_exits_2():
+    result = rsrl("validate", "no/such/spec.yaml")
+    assert result.returncode == 2 and "no such spec file" in result.stderr
