@@ -180,6 +180,7 @@ class ResourcesSpec:
     num_workers: int = 1
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
+    max_failures: int = 1  # worker-group restarts (from the last checkpoint) before a stage fails
     deepspeed: DeepSpeedSpec = field(default_factory=DeepSpeedSpec)
 
 

@@ -247,6 +247,7 @@ def _check_resources(r: ResourcesSpec, p: Problems) -> None:
     p.need(r.num_workers >= 1, "resources.num_workers", r.num_workers, "must be >= 1")
     p.need(r.cpus_per_worker >= 0, "resources.cpus_per_worker", r.cpus_per_worker, "must be >= 0")
     p.need(r.gpus_per_worker >= 0, "resources.gpus_per_worker", r.gpus_per_worker, "must be >= 0")
+    p.need(r.max_failures >= 0, "resources.max_failures", r.max_failures, "must be >= 0")
     ds = r.deepspeed
     p.need(ds.zero_stage in (0, 1, 2, 3), "resources.deepspeed.zero_stage", ds.zero_stage,
            "must be 0, 1, 2 or 3")
