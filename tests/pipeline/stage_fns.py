@@ -3,7 +3,7 @@
 import json
 import os
 
-from rsrl.pipeline.registry import StageContext
+from rsrl.pipeline.registry import StageContext, resolve_stage_fn
 
 
 def _write(ctx: StageContext, payload: dict) -> dict:
@@ -40,6 +40,10 @@ def train(ctx: StageContext) -> dict:
 def failing(ctx: StageContext) -> dict:
     (ctx.out_dir / "partial.txt").write_text("started")
     raise RuntimeError("boom: deliberately broken stage")
+
+
+def unbuilt(ctx: StageContext) -> dict:
+    return resolve_stage_fn("no-such-stage")(ctx)
 
 
 def passthrough(ctx: StageContext) -> dict:

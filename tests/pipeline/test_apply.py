@@ -12,7 +12,7 @@ from rsrl.pipeline.apply import StageFailed, apply_plan
 from rsrl.pipeline.cache import MANIFEST, Status, read_manifest, stage_status
 from rsrl.pipeline.lock import WorkdirBusy, workdir_lock
 from rsrl.pipeline.plan import compile_plan
-from rsrl.pipeline.registry import StageNotImplemented
+from rsrl.pipeline.registry import StageNotImplemented, resolve_stage_fn
 from rsrl.spec import load_spec
 from tests.pipeline import stage_fns
 
@@ -67,10 +67,11 @@ def test_failed_stage_keeps_finished_stages(ray_session, tmp_path):
 
 
 def test_unbuilt_stage_fails_clearly(ray_session, tmp_path):
-    fns = {k: v for k, v in stage_fns.ALL.items() if k != "rl"}
-    fns.pop("report")
+    with pytest.raises(StageNotImplemented, match="not implemented yet"):
+        resolve_stage_fn("no-such-stage")
+    fns = {**stage_fns.ALL, "rl": stage_fns.unbuilt}
     with pytest.raises(StageFailed) as err:
-        apply_plan(plan_in(tmp_path, "stages.midtrain=null"), stage_fns=fns)
+        apply_plan(plan_in(tmp_path), stage_fns=fns)
     assert isinstance(err.value.cause, StageNotImplemented)
     assert "not implemented yet" in str(err.value)
 
