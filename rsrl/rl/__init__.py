@@ -1,0 +1,1 @@
+"""RL with verifiable rewards: GRPO over rollouts from vLLM (or transformers) actors."""
