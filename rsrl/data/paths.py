@@ -38,3 +38,41 @@ def check_data_path(path: str, want_dir: bool = False) -> str | None:
     if want_dir and not target.is_dir():
         return f"'{path}' is not a directory"
     return None
+
+
+# The file formats a source may hold, by suffix (checked longest first).
+FORMATS = {".jsonl.gz": "jsonl", ".jsonl": "jsonl", ".txt.gz": "txt", ".txt": "txt",
+           ".parquet": "parquet"}
+
+
+def file_format(path: Path) -> str | None:
+    """jsonl | txt | parquet by suffix, else None."""
+    name = path.name.lower()
+    return next((fmt for suffix, fmt in FORMATS.items() if name.endswith(suffix)), None)
+
+
+def resolve_files(path: str) -> list[Path]:
+    """The files a (non-synth) source names, sorted so that reading order is reproducible.
+
+    A directory contributes its files of known formats, recursively, skipping hidden and
+    `_`-prefixed ones (such as _SUCCESS); a glob or a file must name only known formats.
+    """
+    from rsrl.data.errors import DataError
+
+    problem = check_data_path(path)
+    if problem:
+        raise DataError(f"source '{path}': {problem}")
+    if any(c in path for c in GLOB_CHARS):
+        files = [Path(p) for p in sorted(glob.glob(path, recursive=True)) if Path(p).is_file()]
+    elif Path(path).is_dir():
+        files = [p for p in sorted(Path(path).rglob("*"))
+                 if p.is_file() and file_format(p) and not p.name.startswith((".", "_"))]
+    else:
+        files = [Path(path)]
+    unknown = [str(f) for f in files if file_format(f) is None]
+    if unknown:
+        raise DataError(f"source '{path}': unsupported file '{unknown[0]}'; use "
+                        f"{', '.join(FORMATS)} files")
+    if not files:
+        raise DataError(f"source '{path}': no {', '.join(FORMATS)} files found")
+    return files
