@@ -54,6 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else embedded)")
     p.add_argument("--wait", action="store_true", help="wait if another run holds the workdir")
     p.set_defaults(run=_apply)
+
+    p = sub.add_parser("models", help="list the model presets with their parameter counts")
+    p.set_defaults(run=_models)
+
+    data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command",
+                                                                    required=True)
+    p = data.add_parser("synth", help="write the built-in corpora (synth://NAME) as jsonl")
+    p.add_argument("--out", required=True, help="directory for NAME.jsonl files")
+    p.add_argument("--seed", type=int, default=None, help="corpus seed (default: the one "
+                   "synth:// uses, so the files hold the same records)")
+    p.set_defaults(run=_data_synth)
     return parser
 
 
@@ -102,6 +113,22 @@ def _apply(args: argparse.Namespace) -> int:
                   "`rsrl apply` again to resume", file=sys.stderr)
         return EXIT_FAILED
     print(format_outcomes(outcomes))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from rsrl.models.params import presets_table
+
+    print(presets_table())
+    return 0
+
+
+def _data_synth(args: argparse.Namespace) -> int:
+    from rsrl.data.synth import SYNTH_SEED, write_corpora
+
+    seed = SYNTH_SEED if args.seed is None else args.seed
+    for path in write_corpora(args.out, seed=seed):
+        print(path)
     return 0
 
 
