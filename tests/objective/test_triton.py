@@ -8,17 +8,9 @@ from rsrl.objective import reward_shaped_loss
 from .helpers import (TRITON_DEVICES, assert_stats_close, loss_and_grad, make_batch,
                       random_shaping)
 
-N, V = 10, 96
+N, V = 10, 96  # 12 groups of 8: k = 1 and 7 take the group-maximum selection, larger k not
 KS = [1, 7, V - 1, V, 2 * V]
-
-
-@pytest.fixture(autouse=True)
-def small_tiles(monkeypatch):
-    """Blocks of 32 and groups of 8 logits: several chunks per row, and k <= #groups for k < 12."""
-    from rsrl.objective import kernels
-
-    monkeypatch.setattr(kernels, "MAX_BLOCK", 32)
-    monkeypatch.setattr(kernels, "GROUP", 8)
+pytestmark = pytest.mark.usefixtures("small_tiles")
 
 
 def compare(logits, targets, *, atol=2e-6, grad_atol=None, **kw):
