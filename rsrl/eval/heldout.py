@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rsrl.data.encode import DocumentEncoder
-from rsrl.data.sources import Source, iter_texts
+from rsrl.data.prompts import read_heldout_texts
 from rsrl.spec.schema import HeldoutSpec
 
 MAX_CONTEXT = 1024  # longest row scored; the rows are shared by every checkpoint
@@ -46,7 +46,7 @@ def heldout_rows(heldout: HeldoutSpec, tokenizer_stage_dir: Path, seq_len: int) 
 def _first_tokens(heldout: HeldoutSpec, tokenizer_stage_dir: Path) -> np.ndarray:
     """Encodes documents a batch at a time until `heldout.tokens` are there."""
     encoder = DocumentEncoder.from_stage_dir(tokenizer_stage_dir)
-    texts = iter_texts(Source(path=heldout.path, text_field=heldout.text_field))
+    texts = iter(read_heldout_texts(heldout))
     chunks: list[np.ndarray] = []
     while sum(map(len, chunks)) < heldout.tokens:
         batch = list(itertools.islice(texts, ENCODE_BATCH))
