@@ -1,0 +1,84 @@
+"""One eval suite: sample n completions per prompt, score them, and summarise.
+
+A sample is correct when its verifier gives it full credit (score >= 1). Cons@n votes
+over final answers: for the `math` verifier the answer `extract_answer` finds, compared
+with `answers_equal` (so "0.5" and "1/2" vote together); for any other verifier the
+stripped completion itself, compared as text.
+"""
+
+from __future__ import annotations
+
+import operator
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rsrl.eval.metrics import (avg_at_k, cons_at_k, majority_answer, mean_over_problems,
+                               mean_pass_at_k, mean_pass_at_k_curve, pass_at_k)
+from rsrl.spec.schema import SuiteSpec
+
+CORRECT_SCORE = 1.0
+Problem = dict[str, Any]  # one row of the per-problem table
+
+
+def answer_rule(verifier: str) -> tuple[Callable[[str], str | None], Callable[[str, str], bool]]:
+    """(extract the final answer of a completion, are two answers the same) for Cons@n."""
+    if verifier == "math":
+        from rsrl.verifiers.math_answer import answers_equal, extract_answer
+
+        return extract_answer, answers_equal
+    return (lambda completion: completion.strip() or None), operator.eq
+
+
+def sample_suite(group, tokenizer, suite: SuiteSpec, prompts: list[dict],
+                 seed: int) -> list[list]:
+    """`suite.n_samples` completions for each prompt, rendered with the prompt template."""
+    from rsrl.models.tokenizer import render_prompt
+
+    texts = [render_prompt(tokenizer, item["prompt"]) for item in prompts]
+    return group.generate(texts, n=suite.n_samples, temperature=suite.temperature,
+                          top_p=suite.top_p, max_new_tokens=suite.max_new_tokens, seed=seed)
+
+
+def score_problem(suite: SuiteSpec, verify, item: dict, completions: Sequence,
+                  index: int) -> Problem:
+    """The per-problem row: every completion with its score and answer, and the metrics."""
+    from rsrl.verifiers import score
+
+    fields = {k: v for k, v in item.items() if k not in ("prompt", "answer")}
+    texts = [c.text for c in completions]
+    scores = [score(verify, item["prompt"], text, item["answer"],
+                    timeout_s=suite.verifier.timeout_s,
+                    **{**suite.verifier.options, **fields}).score for text in texts]
+    correct = [s >= CORRECT_SCORE for s in scores]
+    extract, equal = answer_rule(suite.verifier.name)
+    answers = [extract(text) for text in texts]
+    n, c = len(texts), sum(correct)
+    return {"index": index, "prompt": item["prompt"], "answer": item["answer"], "n": n,
+            "correct": c, "mean_score": sum(scores) / n, "avg": avg_at_k(correct),
+            "cons": cons_at_k(answers, item["answer"], equal),
+            "majority_answer": majority_answer(answers, equal),
+            **{f"pass@{k}": pass_at_k(n, c, k) for k in suite.k},
+            "completions": texts, "scores": scores, "answers": answers,
+            "finish_reasons": [str(comp.finish_reason) for comp in completions],
+            "lengths": [len(comp.token_ids) for comp in completions]}
+
+
+def summarise_suite(suite: SuiteSpec, problems: Sequence[Problem], problems_file: str) -> dict:
+    """The suite's entry of metrics.json (layout in `rsrl.eval.results`)."""
+    n = suite.n_samples
+    counts = [(p["n"], p["correct"]) for p in problems]
+    return {"problems": len(problems), "n_samples": n, "k": list(suite.k),
+            f"avg@{n}": mean_over_problems([p["avg"] for p in problems]),
+            f"cons@{n}": mean_over_problems([p["cons"] for p in problems]),
+            "mean_score": mean_over_problems([p["mean_score"] for p in problems]),
+            **{f"pass@{k}": mean_pass_at_k(counts, k) for k in suite.k},
+            "curve": mean_pass_at_k_curve(counts, range(1, n + 1)),
+            "problems_file": problems_file}
+
+
+def write_problems(problems: Sequence[Problem], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(list(problems)), path)
