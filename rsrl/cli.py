@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from rsrl.spec.errors import SpecError
@@ -65,7 +66,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="corpus seed (default: the one "
                    "synth:// uses, so the files hold the same records)")
     p.set_defaults(run=_data_synth)
+
+    p = sub.add_parser("report", help="plots and one HTML page over one or more runs")
+    p.add_argument("workdirs", nargs="+", type=Path, metavar="WORKDIR",
+                   help="run workdirs, or a directory of runs (a sweep's trials)")
+    p.add_argument("--out", type=Path, help="output directory (default: WORKDIR/report for one "
+                   "workdir, ./rsrl-report for several)")
+    p.set_defaults(run=_report)
     return parser
+
+
+def _report(args: argparse.Namespace) -> int:
+    from rsrl.report.command import report_command
+
+    return report_command(args.workdirs, args.out)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -1,0 +1,136 @@
+"""The report's figures, one function each, every run on the same axes in its own colour.
+
+Figures are built with matplotlib's object API (`Figure`, no pyplot): no global state and
+no GUI backend, so they render the same in a Ray worker, a test, or a headless server.
+A function returns None when no run has the data its figure needs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from rsrl.report.runs import MODEL_STAGES, Run
+
+HELDOUT_METRICS = ("perplexity", "entropy", "local_entropy", "tail_mass")
+LOG_SCALE_SPAN = 10  # a log y axis only for values that span more than this factor
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    series: tuple[tuple[str, str], ...]  # (metric key, line style): solid first
+    log_y: bool = False
+
+
+TRAINING_PANELS = (
+    Panel("loss: shaped (solid), NLL (dashed)", (("shaped_loss", "-"), ("nll", "--"))),
+    Panel("perplexity", (("perplexity", "-"),), log_y=True),
+    Panel("entropy: global (solid), local top-k (dashed)",
+          (("entropy", "-"), ("local_entropy", "--"))),
+    Panel("tail mass (outside the top-k)", (("tail_mass", "-"),)),
+)
+RL_PANELS = (
+    Panel("reward (mean over rollouts)", (("reward_mean", "-"),)),
+    Panel("policy entropy", (("entropy", "-"),)),
+    Panel("response length (tokens)", (("response_length", "-"),)),
+    Panel("clip fraction", (("clip_fraction", "-"),)),
+)
+
+
+def run_color(index: int) -> tuple:
+    return colormaps["tab10"](index % 10)
+
+
+def curves_figure(runs: Sequence[Run], stage: str, panels: Sequence[Panel],
+                  title: str) -> Figure | None:
+    """A 2x2 grid of per-step curves of `stage` (a metrics.jsonl per run)."""
+    if not any(run.curves.get(stage) for run in runs):
+        return None
+    fig = Figure(figsize=(11, 7.5), layout="constrained")
+    for ax, panel in zip(fig.subplots(2, 2).flat, panels):
+        drawn = [_draw_series(ax, run.curves.get(stage, []), key, style, run_color(i))
+                 for i, run in enumerate(runs) for key, style in panel.series]
+        _finish(ax, panel.title, "step", any(drawn), panel.log_y)
+    _legend(fig, runs, [i for i, run in enumerate(runs) if run.curves.get(stage)])
+    fig.suptitle(title)
+    return fig
+
+
+def _draw_series(ax: Axes, records: list[dict], key: str, style: str, color: tuple) -> bool:
+    points = [(r["step"], r[key]) for r in records if _finite(r.get(key))]
+    if points:
+        ax.plot(*zip(*points), style, color=color, linewidth=1.4)
+    return bool(points)
+
+
+def pass_at_k_figure(runs: Sequence[Run], suite: str) -> Figure | None:
+    """Pass@k against k = 1..n for one suite; dots at the suite's reported k."""
+    results = [(i, run.eval["suites"][suite]) for i, run in enumerate(runs)
+               if run.eval and suite in run.eval.get("suites", {})]
+    if not results:
+        return None
+    fig = Figure(figsize=(7.5, 5), layout="constrained")
+    ax = fig.subplots()
+    for i, result in results:
+        curve = result["curve"]
+        ax.plot(range(1, len(curve) + 1), curve, "-", color=run_color(i), linewidth=1.6)
+        marks = [k for k in result.get("k", []) if 1 <= k <= len(curve)]
+        ax.plot(marks, [curve[k - 1] for k in marks], "o", color=run_color(i))
+    n = max(len(result["curve"]) for _, result in results)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([2**e for e in range(n.bit_length())], [str(2**e) for e in range(n.bit_length())])
+    ax.set_ylim(0, 1.02)
+    _finish(ax, f"suite '{suite}': unbiased Pass@k", "k (samples per problem)", True, False)
+    ax.set_ylabel("pass@k")
+    _legend(fig, runs, [i for i, _ in results])
+    return fig
+
+
+def heldout_figure(runs: Sequence[Run]) -> Figure | None:
+    """Held-out perplexity and entropies of each checkpoint: the stage-by-stage story."""
+    tables = [(i, (run.eval or {}).get("heldout", {})) for i, run in enumerate(runs)]
+    tables = [(i, t) for i, t in tables if t]
+    if not tables:
+        return None
+    stages = [s for s in MODEL_STAGES if any(s in t for _, t in tables)]
+    fig = Figure(figsize=(13, 4), layout="constrained")
+    for ax, metric in zip(fig.subplots(1, len(HELDOUT_METRICS)), HELDOUT_METRICS):
+        for i, table in tables:
+            xs = [x for x, s in enumerate(stages) if _finite(table.get(s, {}).get(metric))]
+            ax.plot(xs, [table[stages[x]][metric] for x in xs], "o-", color=run_color(i))
+        ax.set_xticks(range(len(stages)), stages)
+        ax.set_xlim(-0.4, len(stages) - 0.6)
+        _finish(ax, metric.replace("_", " "), "checkpoint", True, metric == "perplexity")
+    _legend(fig, runs, [i for i, _ in tables])
+    fig.suptitle("held-out text, after each stage")
+    return fig
+
+
+def _finish(ax: Axes, title: str, xlabel: str, drawn: bool, log_y: bool) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.grid(True, alpha=0.3)
+    if not drawn:
+        ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes,
+                color="grey")
+    elif log_y:
+        values = [v for line in ax.get_lines() for v in line.get_ydata()]
+        if min(values) > 0 and max(values) > LOG_SCALE_SPAN * min(values):
+            ax.set_yscale("log")
+
+
+def _legend(fig: Figure, runs: Sequence[Run], shown: list[int]) -> None:
+    handles = [Line2D([], [], color=run_color(i), linewidth=2) for i in shown]
+    fig.legend(handles, [runs[i].label for i in shown], loc="outside lower center",
+               ncols=min(len(shown), 3), fontsize=9)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

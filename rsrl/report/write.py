@@ -1,0 +1,58 @@
+"""Write a report: the PNGs, then report.html with them embedded, into one directory."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+from matplotlib.figure import Figure
+
+from rsrl.report.html import Section, render_page
+from rsrl.report.plots import (RL_PANELS, TRAINING_PANELS, curves_figure, heldout_figure,
+                               pass_at_k_figure)
+from rsrl.report.runs import TRAINING_STAGES, Run
+from rsrl.report.tables import heldout_table, last_step_table, suite_table
+
+REPORT_FILE = "report.html"
+DPI = 110
+
+
+def write_report(runs: Sequence[Run], out_dir: Path, title: str = "rsrl report") -> Path:
+    """Draw what `runs` have into `out_dir`; return the path of its report.html."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suites = list(dict.fromkeys(s for run in runs if run.eval for s in run.eval.get("suites", {})))
+    sections = [
+        Section("Results", tables=(("eval suites (last checkpoint)", suite_table(runs)),
+                                   ("held-out text, by checkpoint", heldout_table(runs)),
+                                   ("training, last logged step", last_step_table(
+                                       runs, TRAINING_STAGES, TRAINING_PANELS)),
+                                   ("RL, last logged step", last_step_table(
+                                       runs, ("rl",), RL_PANELS))),
+                missing="no results yet: no stage has logged anything"),
+        Section("Held-out text by checkpoint", figures=_save(out_dir, "heldout",
+                                                             heldout_figure(runs)),
+                missing="no eval results yet"),
+        *(Section(title_, figures=_save(out_dir, f"train-{stage}", curves_figure(
+            runs, stage, TRAINING_PANELS, title_)), missing=f"no run has {stage} metrics")
+          for stage, title_ in (("pretrain", "Pre-training"), ("midtrain", "Mid-training"))),
+        Section("RL (GRPO)", figures=_save(out_dir, "rl", curves_figure(
+            runs, "rl", RL_PANELS, "RL (GRPO)")), missing="no run has RL metrics"),
+        Section("Pass@k", figures=tuple(png for suite in suites for png in _save(
+            out_dir, f"passk-{suite}", pass_at_k_figure(runs, suite))),
+                missing="no eval suite results yet"),
+    ]
+    path = out_dir / REPORT_FILE
+    tmp = path.with_name(f".{REPORT_FILE}.tmp")
+    tmp.write_text(render_page(title, runs, sections), encoding="utf-8")
+    os.replace(tmp, path)  # a reader never sees half a page
+    return path
+
+
+def _save(out_dir: Path, name: str, fig: Figure | None) -> tuple[Path, ...]:
+    if fig is None:
+        return ()
+    png = out_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
+    fig.savefig(png, dpi=DPI)
+    return (png,)

@@ -1,0 +1,132 @@
+"""The report from run directories in the real layout: the HTML parses, every PNG exists
+and is non-empty, several runs share the axes, and missing pieces are named, not fatal."""
+
+from __future__ import annotations
+
+import base64
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from rsrl.cli import main
+from rsrl.pipeline.plan import compile_plan
+from rsrl.pipeline.registry import StageContext, resolve_stage_fn
+from rsrl.report.workdir import load_workdirs
+from rsrl.report.write import write_report
+from rsrl.spec import load_spec
+from tests.report.run_dirs import QUICKSTART, make_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+VOID_TAGS = {"meta", "img", "br", "hr", "link", "input"}
+
+
+class PageParser(HTMLParser):
+    """Collects embedded images, table captions and text; checks tags are balanced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.images: list[bytes] = []
+        self.text: list[str] = []
+        self.tables = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            src = dict(attrs)["src"]
+            assert src.startswith("data:image/png;base64,")
+            self.images.append(base64.b64decode(src.split(",", 1)[1]))
+        self.tables += tag == "table"
+        if tag not in VOID_TAGS:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.open and self.open[-1] == tag, f"</{tag}> closes <{self.open[-1:]}>"
+        self.open.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(report: Path) -> PageParser:
+    parser = PageParser()
+    parser.feed(report.read_text(encoding="utf-8"))
+    parser.close()
+    assert parser.open == [], f"unclosed tags: {parser.open}"
+    return parser
+
+
+def assert_pngs(out_dir: Path, names: set[str]) -> None:
+    pngs = {p.name: p for p in out_dir.glob("*.png")}
+    assert names <= set(pngs), f"missing {names - set(pngs)}"
+    for png in pngs.values():
+        data = png.read_bytes()
+        assert len(data) > 1000 and data.startswith(PNG_MAGIC), png
+
+
+def test_two_finished_runs_on_the_same_axes(tmp_path):
+    make_run(tmp_path / "beta-neg", -0.25)
+    make_run(tmp_path / "beta-pos", 0.5)
+    runs = load_workdirs([tmp_path / "beta-neg", tmp_path / "beta-pos"])
+    assert [r.label for r in runs] == ["objective.beta=-0.25", "objective.beta=0.5"]
+    assert all(not r.notes for r in runs)
+    report = write_report(runs, tmp_path / "report")
+    page = parse(report)
+    expected = {"train-pretrain.png", "train-midtrain.png", "rl.png", "heldout.png",
+                "passk-arith.png"}
+    assert_pngs(tmp_path / "report", expected)
+    assert len(page.images) == len(expected)
+    assert all(img.startswith(PNG_MAGIC) for img in page.images)
+    text = " ".join(page.text)
+    assert page.tables == 4
+    assert "objective.beta=-0.25" in text and "objective.beta=0.5" in text
+    assert "pass@4" in text and "avg@16" in text and "perplexity" in text
+
+
+def test_partial_and_missing_runs_are_reported_not_fatal(tmp_path):
+    make_run(tmp_path / "partial", 0.0, finished=("pretrain",), started=("midtrain",))
+    (tmp_path / "empty").mkdir()
+    runs = load_workdirs([tmp_path / "partial", tmp_path / "gone", tmp_path / "empty"])
+    notes = {r.where.name: " ".join(r.notes) for r in runs}
+    assert "midtrain: unfinished" in notes["partial"]
+    assert "showing the 4 steps logged so far" in notes["partial"]
+    assert "rl: not run yet" in notes["partial"] and "eval: not run yet" in notes["partial"]
+    assert "no such directory" in notes["gone"]
+    assert "not an rsrl run directory" in notes["empty"]
+    report = write_report(runs, tmp_path / "report")
+    text = " ".join(parse(report).text)
+    assert "midtrain: unfinished" in text and "no such directory" in text
+    assert "no run has RL metrics" in text and "no eval suite results yet" in text
+    assert_pngs(tmp_path / "report", {"train-pretrain.png", "train-midtrain.png"})
+    assert not (tmp_path / "report" / "rl.png").exists()
+
+
+def test_cli_report_expands_a_sweep_directory(tmp_path, capsys):
+    make_run(tmp_path / "sweep" / "trial-0", -0.25)
+    make_run(tmp_path / "sweep" / "trial-1", 0.0, finished=("pretrain", "midtrain"))
+    out = tmp_path / "out"
+    assert main(["report", str(tmp_path / "sweep"), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert str(out / "report.html") in printed.out
+    assert "trial-1" in printed.err and "rl: not run yet" in printed.err
+    text = " ".join(parse(out / "report.html").text)
+    assert "objective.beta=-0.25" in text and "objective.beta=0.0" in text
+    assert_pngs(out, {"train-pretrain.png", "rl.png", "passk-arith.png"})
+
+
+def test_cli_report_fails_when_nothing_exists(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing"), "--out", str(tmp_path / "out")]) == 1
+    assert "no such directory" in capsys.readouterr().err
+
+
+def test_report_stage_writes_into_its_directory(tmp_path):
+    dirs = make_run(tmp_path / "run", -0.25)
+    spec = load_spec(QUICKSTART, [f"workdir={tmp_path / 'run'}", "objective.beta=-0.25"])
+    stage = compile_plan(spec).stage("report")
+    ctx = StageContext(spec=spec, stage=stage, out_dir=dirs["report"],
+                       inputs={name: dirs[name] for name in stage.inputs})
+    result = resolve_stage_fn("report")(ctx)
+    assert result == {"report": str(dirs["report"] / "report.html")}
+    page = parse(Path(result["report"]))
+    assert len(page.images) == 5
+    assert "Notes" not in page.text
