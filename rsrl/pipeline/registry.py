@@ -29,7 +29,10 @@ class StageNotImplemented(NotImplementedError):
 
 
 # kind -> "module:function", imported only in the worker that runs the stage.
-BUILTIN_STAGES: dict[str, str] = {}
+BUILTIN_STAGES: dict[str, str] = {
+    "eval": "rsrl.eval.stage:run_eval_stage",
+    "report": "rsrl.report.stage:run_report_stage",
+}
 
 
 def resolve_stage_fn(kind: str, overrides: Mapping[str, StageFn] | None = None) -> StageFn:
