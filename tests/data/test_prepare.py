@@ -1,0 +1,140 @@
+"""The data stage as a Ray Data job: identical shards from files and synth://, mixture
+proportions, budget, cycling, and bad data surfacing as DataError through Ray."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from rsrl.cli import main
+from rsrl.data.errors import DataError
+from rsrl.data.loader import PackedLoader
+from rsrl.data.packed import META, PackedDataset
+from rsrl.data.prepare import prepare_data
+from rsrl.data.sources import Source
+from rsrl.models.tokenizer import load_tokenizer, tokenizer_dir
+from tests.data.conftest import make_plan, run_stage
+
+
+def run_data_pipeline(plan):
+    run_stage(plan, "tokenizer")
+    return run_stage(plan, "data-pretrain")
+
+
+def test_synth_files_and_synth_scheme_give_identical_shards(ray_session, tmp_path):
+    files = tmp_path / "corpora"
+    assert main(["data", "synth", "--out", str(files)]) == 0
+    mixture = [("pretrain", 3.0), ("midtrain", 1.0)]
+    by_scheme = make_plan(tmp_path, [{"path": f"synth://{n}", "weight": w} for n, w in mixture],
+                          name="scheme")
+    by_files = make_plan(tmp_path, [{"path": str(files / f"{n}.jsonl"), "weight": w}
+                                    for n, w in mixture], name="files")
+    assert by_scheme.stage("data-pretrain").key != by_files.stage("data-pretrain").key
+    a, b = run_data_pipeline(by_scheme), run_data_pipeline(by_files)
+    assert (tokenizer_dir(by_scheme.stage("tokenizer").out_dir(by_scheme.workdir))
+            / "tokenizer.json").read_bytes() == (
+        tokenizer_dir(by_files.stage("tokenizer").out_dir(by_files.workdir))
+        / "tokenizer.json").read_bytes()
+    shards = sorted(p.name for p in a.glob("rows-*.npy"))
+    assert shards and shards == sorted(p.name for p in b.glob("rows-*.npy"))
+    assert all((a / s).read_bytes() == (b / s).read_bytes() for s in shards)
+    data = PackedDataset(a)
+    assert len(data) == 20_000 // 64 + 1 and data.seq_len == 64
+
+
+def test_rows_follow_the_weights_and_the_budget(ray_session, tokenizer_stage, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(f"alpha beta gamma delta {i % 3 * 'x'}" for i in range(3000)))
+    numbers = tmp_path / "numbers.jsonl"
+    numbers.write_text("".join(json.dumps({"n": str(i)}) + "\n" for i in range(3000)))
+    sources = [Source(str(words), 1.0), Source(str(numbers), 3.0, template="{n} {n}")]
+    summary = prepare_data(sources, tokenizer_stage, tmp_path / "out", tokens=10_000,
+                           seq_len=32, seed=5)
+    data = PackedDataset(tmp_path / "out")
+    assert len(data) == summary["rows"] == 313 and summary["tokens"] == 313 * 32
+    assert [s["rows"] for s in summary["sources"]] == [78, 235]
+    digit_ids = set(load_tokenizer(tokenizer_stage).convert_tokens_to_ids(list("0123456789")))
+    from_numbers = np.array([bool(set(row.tolist()) & digit_ids) for row in data.rows(0, 313)])
+    assert from_numbers.sum() == 235  # each row comes whole from one source
+    assert 0.6 < from_numbers[:100].mean() < 0.9  # interleaved, not one source after another
+    again = prepare_data(sources, tokenizer_stage, tmp_path / "again", tokens=10_000,
+                         seq_len=32, seed=5)
+    assert again == summary
+    assert np.array_equal(PackedDataset(tmp_path / "again").rows(0, 313), data.rows(0, 313))
+    other_seed = prepare_data(sources, tokenizer_stage, tmp_path / "seed6", tokens=10_000,
+                              seq_len=32, seed=6)
+    assert not np.array_equal(PackedDataset(tmp_path / "seed6").rows(0, 313),
+                              data.rows(0, 313))
+    assert other_seed["rows"] == 313
+
+
+def test_documents_are_separated_by_eos_in_file_order(ray_session, tokenizer_stage, tmp_path):
+    path = tmp_path / "docs.txt"
+    docs = [f"story {i} ends here." for i in range(400)]
+    path.write_text("\n".join(docs))
+    prepare_data([Source(str(path))], tokenizer_stage, tmp_path / "out", tokens=2000,
+                 seq_len=50, seed=0, rows_per_shard=7)
+    data = PackedDataset(tmp_path / "out")
+    assert len(list((tmp_path / "out").glob("rows-*.npy"))) == len(range(0, len(data), 7))
+    tokenizer = load_tokenizer(tokenizer_stage)
+    stream = data.rows(0, len(data)).reshape(-1)
+    texts = tokenizer.decode(stream).split(tokenizer.eos_token)
+    assert texts[:-1] == docs[:len(texts) - 1]
+
+
+def test_a_short_source_cycles_and_says_so(ray_session, tokenizer_stage, tmp_path, caplog):
+    path = tmp_path / "short.jsonl"
+    path.write_text('{"text": "only this one document"}\n')
+    with caplog.at_level(logging.WARNING, logger="rsrl"):
+        summary = prepare_data([Source(str(path))], tokenizer_stage, tmp_path / "out",
+                               tokens=300, seq_len=30, seed=0)
+    assert "cycling through it" in caplog.text and str(path) in caplog.text
+    (stats,) = summary["sources"]
+    assert stats["epochs"] > 10 and stats["tokens_read"] < stats["tokens_needed"]
+    assert json.loads((tmp_path / "out" / META).read_text())["sources"][0]["epochs"] > 10
+
+
+def test_bad_data_in_a_ray_worker_is_a_data_error(ray_session, tokenizer_stage, tmp_path):
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"text": "fine"}\n' * 50 + '{"body": "no text"}\n')
+    with pytest.raises(DataError) as err:
+        prepare_data([Source(str(path))], tokenizer_stage, tmp_path / "out", tokens=10_000,
+                     seq_len=32, seed=0)
+    assert err.value.problems == [f"source '{path}': {path}:byte 850: no field 'text' "
+                                  "(fields: body); set text_field or template to fields the "
+                                  "records have"]
+    assert not (tmp_path / "out" / META).exists()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"text": ""}\n')
+    with pytest.raises(DataError, match="holds no documents"):
+        prepare_data([Source(str(empty))], tokenizer_stage, tmp_path / "out2", tokens=100,
+                     seq_len=32, seed=0)
+
+
+def test_reset_position_ids_reaches_the_loader(ray_session, tmp_path):
+    plan = make_plan(tmp_path, [{"path": "synth://midtrain"}], tokens=4096, seq_len=128,
+                     reset_position_ids=True)
+    data = PackedDataset(run_data_pipeline(plan))
+    assert data.reset_position_ids and data.eos_id == load_tokenizer(
+        plan.stage("tokenizer").out_dir(plan.workdir)).eos_token_id
+    batch = next(iter(PackedLoader(data, micro_batch_size=4)))
+    eos_rows, eos_cols = np.nonzero(batch["input_ids"].numpy()[:, :-1] == data.eos_id)
+    assert len(eos_rows) and (batch["position_ids"][eos_rows, eos_cols + 1] == 0).all()
+
+
+def _skip_stage(ctx) -> dict:
+    return {}
+
+
+def test_stages_run_inside_the_pipeline_and_are_cached(ray_session, tmp_path):
+    from rsrl.pipeline.apply import apply_plan
+    from rsrl.pipeline.cache import Status
+
+    plan = make_plan(tmp_path, [{"path": "synth://pretrain"}], tokens=4096)
+    later = {"pretrain": _skip_stage, "report": _skip_stage}  # not this issue's stages
+    first = {o.stage: o for o in apply_plan(plan, stage_fns=later)}
+    assert first["data-pretrain"].result["rows"] == 4096 // 64
+    assert len(PackedDataset(first["data-pretrain"].out_dir)) == 64
+    again = {o.stage: o.status for o in apply_plan(plan, stage_fns=later)}
+    assert again["tokenizer"] is Status.CACHED and again["data-pretrain"] is Status.CACHED
