@@ -3,7 +3,7 @@
 | name       | records | fields                                              | for                 |
 |------------|---------|-----------------------------------------------------|---------------------|
 | pretrain   | 48000   | text                                                | pre-training        |
-| midtrain   | 12000   | text                                                | mid-training        |
+| midtrain   | 14000   | text                                                | mid-training        |
 | rl-arith   | 2000    | prompt, answer, solution, difficulty (1-5), task    | GRPO prompts        |
 | eval-arith | 250     | prompt, answer, solution, difficulty (1-5), task    | eval suites         |
 | heldout    | 600     | text                                                | perplexity, entropy |
@@ -73,7 +73,7 @@ CORPORA: dict[str, Corpus] = {c.name: c for c in (
     Corpus("pretrain", _TEXT, "facts, stories, equation drills and worked solutions",
            lambda seed: _text_corpus("pretrain", seed, 48000, worked_share=0.25)),
     Corpus("midtrain", _TEXT, "mostly worked step-by-step solutions",
-           lambda seed: _text_corpus("midtrain", seed, 12000, worked_share=0.75)),
+           lambda seed: _text_corpus("midtrain", seed, 14000, worked_share=0.75)),
     Corpus("rl-arith", _PROMPTS, "prompts with verifiable answers, difficulty 1-5",
            lambda seed: _prompt_corpus("rl-arith", seed, 400, eval_split=False)),
     Corpus("eval-arith", _PROMPTS, "held-out prompts, disjoint from every other corpus",
