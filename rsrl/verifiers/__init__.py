@@ -6,5 +6,6 @@ from rsrl.verifiers.registry import (
     load_verifier,
     register_verifier,
 )
+from rsrl.verifiers.score import score
 
-__all__ = ["VerifyResult", "available_verifiers", "load_verifier", "register_verifier"]
+__all__ = ["VerifyResult", "available_verifiers", "load_verifier", "register_verifier", "score"]
