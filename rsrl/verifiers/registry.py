@@ -30,6 +30,7 @@ Verifier = Callable[..., Union[float, VerifyResult]]
 _BUILTINS = {
     "exact": "rsrl.verifiers.exact:verify_exact",
     "math": "rsrl.verifiers.math_answer:verify_math",
+    "python": "rsrl.verifiers.python_code:verify_python",
 }
 _registered: dict[str, Verifier] = {}
 
