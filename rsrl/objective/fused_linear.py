@@ -36,12 +36,14 @@ from torch import Tensor
 from .loss import Engine, scale_grad
 from .shaping import STAT_NAMES, Shaping, reduce_rows, row_scale, row_terms, stat_means
 
-MIN_CHUNK = 32
+# Each chunk adds a rank-`chunk` update to the whole [V, D] dL/dweight, reading and writing
+# it: below a few hundred rows that traffic, not the products, sets the time.
+MIN_CHUNK = 256
 
 
 def default_chunk(n_tokens: int, vocab: int, dim: int) -> int:
-    """Tokens per chunk so that a chunk's logits are about as large as the hidden states."""
-    return max(MIN_CHUNK, n_tokens * dim // vocab)
+    """Tokens per chunk: logits about as large as the hidden states, but >= MIN_CHUNK rows."""
+    return min(n_tokens, max(MIN_CHUNK, n_tokens * dim // vocab))
 
 
 class _Chunked(NamedTuple):
