@@ -26,7 +26,7 @@ import logging
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from rsrl.data.errors import DataError
 from rsrl.data.mixture import blend_order, rows_for_budget, split_rows
 from rsrl.data.packed import META, default_rows_per_shard, write_rows
 from rsrl.data.sources import ReadTask, Source, plan_read_tasks, read_texts
+
+if TYPE_CHECKING:  # annotation only: data and models never import the pipeline
+    from rsrl.pipeline.registry import StageContext
 
 log = logging.getLogger("rsrl")
 
@@ -164,7 +167,7 @@ def _clear(out_dir: Path) -> None:
     shutil.rmtree(out_dir / "streams.tmp", ignore_errors=True)
 
 
-def data_stage(ctx) -> dict:
+def data_stage(ctx: StageContext) -> dict:
     """Stage function (kind "data"): packs one training stage's mixture."""
     cfg = ctx.stage.config
     return prepare_data([Source.from_config(s) for s in cfg["data"]], ctx.inputs["tokenizer"],

@@ -17,12 +17,15 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from transformers import PreTrainedTokenizerFast
 
 from rsrl.data.prompt_format import QUESTION_PREFIX, SOLUTION_PREFIX
 from rsrl.data.sources import Source, iter_texts
+
+if TYPE_CHECKING:  # annotation only: data and models never import the pipeline
+    from rsrl.pipeline.registry import StageContext
 
 log = logging.getLogger("rsrl")
 
@@ -117,7 +120,7 @@ def copy_pretrained(src: str | Path, dst: Path) -> PreTrainedTokenizerFast:
     return _with_specials(tokenizer)
 
 
-def tokenizer_stage(ctx) -> dict:
+def tokenizer_stage(ctx: StageContext) -> dict:
     """Stage function (kind "tokenizer"): writes `ctx.out_dir/tokenizer`."""
     cfg = ctx.stage.config["tokenizer"]
     out = tokenizer_dir(ctx.out_dir)
