@@ -46,9 +46,10 @@ def score_problem(suite: SuiteSpec, verify, item: dict, completions: Sequence,
 
     fields = {k: v for k, v in item.items() if k not in ("prompt", "answer")}
     texts = [c.text for c in completions]
-    scores = [score(verify, item["prompt"], text, item["answer"],
-                    timeout_s=suite.verifier.timeout_s,
-                    **{**suite.verifier.options, **fields}).score for text in texts]
+    verdicts = [score(verify, item["prompt"], text, item["answer"],
+                      timeout_s=suite.verifier.timeout_s, **{**suite.verifier.options, **fields})
+                for text in texts]
+    scores = [v.score for v in verdicts]
     correct = [s >= CORRECT_SCORE for s in scores]
     extract, equal = answer_rule(suite.verifier.name)
     answers = [extract(text) for text in texts]
@@ -58,7 +59,8 @@ def score_problem(suite: SuiteSpec, verify, item: dict, completions: Sequence,
             "cons": cons_at_k(answers, item["answer"], equal),
             "majority_answer": majority_answer(answers, equal),
             **{f"pass@{k}": pass_at_k(n, c, k) for k in suite.k},
-            "completions": texts, "scores": scores, "answers": answers,
+            "completions": texts, "scores": scores, "reasons": [v.reason for v in verdicts],
+            "answers": answers,
             "finish_reasons": [str(comp.finish_reason) for comp in completions],
             "lengths": [len(comp.token_ids) for comp in completions]}
 
