@@ -30,6 +30,10 @@ class StageNotImplemented(NotImplementedError):
 
 # kind -> "module:function", imported only in the worker that runs the stage.
 BUILTIN_STAGES: dict[str, str] = {
+    "tokenizer": "rsrl.models.tokenizer:tokenizer_stage",
+    "data": "rsrl.data.prepare:data_stage",
+    "pretrain": "rsrl.train.stage:run_training_stage",
+    "midtrain": "rsrl.train.stage:run_training_stage",
     "eval": "rsrl.eval.stage:run_eval_stage",
     "report": "rsrl.report.stage:run_report_stage",
 }

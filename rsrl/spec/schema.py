@@ -138,6 +138,9 @@ class RLSpec:
     kl_coef: float = 0.0
     loss_agg: str = "token-mean"  # token-mean | seq-mean-token-mean
     adv_norm: str = "std"  # std | none
+    mini_batches: int = 1  # optimizer updates per step; 1 is strictly on-policy (the paper)
+    micro_batch_size: int = 8  # sequences per worker per forward pass
+    checkpoint_every: int = 10  # RL steps
     rollout: RolloutSpec = field(default_factory=RolloutSpec)
 
 

@@ -212,6 +212,8 @@ def _check_rl(rl: RLSpec, plugins: list[str], p: Problems) -> None:
     p.need(rl.kl_coef >= 0, "rl.kl_coef", rl.kl_coef, "must be >= 0")
     p.need(rl.max_resample_rounds >= 0, "rl.max_resample_rounds", rl.max_resample_rounds,
            "must be >= 0")
+    for name in ("mini_batches", "micro_batch_size", "checkpoint_every"):
+        p.need(getattr(rl, name) >= 1, f"rl.{name}", getattr(rl, name), "must be >= 1")
     p.one_of(rl.loss_agg, LOSS_AGGS, "rl.loss_agg")
     p.one_of(rl.adv_norm, ADV_NORMS, "rl.adv_norm")
     p.one_of(rl.rollout.engine, ROLLOUT_ENGINES, "rl.rollout.engine")

@@ -1,0 +1,103 @@
+"""Checkpoints of a training stage: DeepSpeed state for an exact resume, and an HF export.
+
+Layout under the stage directory:
+    checkpoints/step-000040/   DeepSpeed state (all ranks write their shards)
+    checkpoints/latest.json    {"step": 40, "tag": "step-000040"}, replaced atomically
+    hf/                        the final Hugging Face export (model + tokenizer), the output
+A checkpoint is written under a temporary tag and renamed once every rank has finished, so
+`latest.json` never points at half a checkpoint. Only the last `keep` are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import torch.distributed as dist
+
+from rsrl.pipeline.cache import write_json_atomic
+
+LATEST = "latest.json"
+
+
+def latest_checkpoint(stage_dir: Path) -> tuple[int, Path] | None:
+    """(step, directory) of the newest complete checkpoint, or None."""
+    path = stage_dir / "checkpoints" / LATEST
+    if not path.exists():
+        return None
+    latest = json.loads(path.read_text())
+    return latest["step"], path.parent / latest["tag"]
+
+
+def save_checkpoint(engine, stage_dir: Path, step: int, keep: int, rank: int,
+                    client_state: dict | None = None) -> None:
+    """Collective. `client_state` (e.g. the data position) comes back from load_checkpoint."""
+    root = stage_dir / "checkpoints"
+    tag = f"step-{step:06d}"
+    tmp_tag = f".tmp-{tag}"
+    engine.save_checkpoint(str(root), tag=tmp_tag,
+                           client_state={**(client_state or {}), "step": step},
+                           save_latest=False)
+    dist.barrier()
+    if rank == 0:
+        if (root / tag).exists():
+            shutil.rmtree(root / tag)
+        os.replace(root / tmp_tag, root / tag)
+        write_json_atomic(root / LATEST, {"step": step, "tag": tag})
+        _prune(root, keep)
+    dist.barrier()
+
+
+def load_checkpoint(engine, stage_dir: Path) -> dict:
+    """Restore the newest checkpoint into `engine`; return its client state ({"step": 0, ...}
+    when there is none)."""
+    found = latest_checkpoint(stage_dir)
+    if found is None:
+        return {"step": 0}
+    _, path = found
+    _, client_state = engine.load_checkpoint(str(path.parent), tag=path.name)
+    return client_state
+
+
+def _prune(root: Path, keep: int) -> None:
+    tags = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
+    for old in tags[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".tmp-*"):  # left by a crash mid-save
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextmanager
+def gathered_lm(engine) -> Iterator:
+    """The engine's HF model with every ZeRO-3 shard gathered (collective: all ranks enter)."""
+    import deepspeed
+
+    model = engine.module.lm
+    params = [p for p in model.parameters() if hasattr(p, "ds_id")]
+    with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=bool(params)):
+        yield model
+
+
+def full_state_dict(engine, rank: int) -> dict | None:
+    """The HF-named full weights on rank 0 (copied off the gathered shards), None elsewhere."""
+    with gathered_lm(engine) as model:
+        if rank != 0:
+            return None
+        return {name: t.detach().clone().cpu() for name, t in model.state_dict().items()}
+
+
+def export_hf(engine, tokenizer, out_dir: Path, rank: int) -> None:
+    """Save the full model as a Hugging Face directory (gathering ZeRO-3 shards), atomically."""
+    with gathered_lm(engine) as model:
+        if rank == 0:
+            tmp = out_dir.with_name(f".tmp-{out_dir.name}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            shutil.rmtree(out_dir, ignore_errors=True)
+            os.replace(tmp, out_dir)
+    dist.barrier()

@@ -1,0 +1,28 @@
+"""The DeepSpeed config of a training stage, from `resources.deepspeed` and the batch layout."""
+
+from __future__ import annotations
+
+from rsrl.spec.schema import DeepSpeedSpec
+from rsrl.train.batches import BatchLayout
+
+
+def deepspeed_config(ds: DeepSpeedSpec, layout: BatchLayout, *,
+                     persist_small_params: bool = True) -> dict:
+    """The optimizer is built by the caller (`optimizer.py`), with its parameter groups.
+
+    `persist_small_params=False` partitions every parameter under ZeRO-3, however small
+    (tests use it so that the tiny models really exercise the gathering paths)."""
+    zero: dict = {"stage": ds.zero_stage}
+    if ds.offload_optimizer and ds.zero_stage > 0:
+        zero["offload_optimizer"] = {"device": "cpu"}
+    if ds.zero_stage == 3 and not persist_small_params:
+        zero["stage3_param_persistence_threshold"] = 0
+    return {
+        "train_micro_batch_size_per_gpu": layout.micro_batch_size,
+        "gradient_accumulation_steps": layout.grad_accum,
+        "gradient_clipping": ds.grad_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": ds.precision == "bf16"},
+        "steps_per_print": 10**9,  # rsrl logs its own metrics
+        "wall_clock_breakdown": False,
+    }

@@ -1,0 +1,185 @@
+"""The training loop of one worker, top to bottom: model, engine, resume, steps, checkpoints.
+
+It runs inside a Ray Train worker (the process group already exists: gloo on CPU, nccl on
+GPU) and reads every setting from a `TrainJob`. The data position (`PackedLoader`) is saved
+in every checkpoint, so a resume continues with the next unread rows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from rsrl.spec.schema import DeepSpeedSpec, LRSpec, ModelSpec, ObjectiveSpec
+from rsrl.train.batches import BatchLayout
+from rsrl.train.checkpoint import export_hf, load_checkpoint, save_checkpoint
+from rsrl.train.metrics import MetricsWriter, peak_flops
+from rsrl.train.schedule import wsd_lr
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Everything a worker needs, resolved by the stage on the driver."""
+
+    stage: str  # pretrain | midtrain
+    stage_dir: Path
+    data_dir: Path
+    tokenizer_dir: Path
+    init_dir: Path | None  # HF export of the previous stage; None: initialise from the seed
+    model: ModelSpec
+    objective: ObjectiveSpec
+    lr: LRSpec
+    deepspeed: DeepSpeedSpec
+    seq_len: int
+    rope_theta: float
+    layout: BatchLayout
+    total_steps: int
+    reset_position_ids: bool
+    seed: int
+    log_every: int
+    checkpoint_every: int
+    keep_checkpoints: int
+    router_aux_coef: float = 0.01
+    persist_small_params: bool = True
+
+
+def train_worker(job: TrainJob, rank: int, report=None) -> None:
+    """Train `job.total_steps` optimizer steps (resuming if a checkpoint exists), then export."""
+    import deepspeed
+
+    from rsrl.data.loader import PackedLoader
+    from rsrl.data.packed import PackedDataset
+    from rsrl.models.tokenizer import load_tokenizer
+    from rsrl.train.ds_config import deepspeed_config
+    from rsrl.train.optimizer import build_optimizer
+    from rsrl.train.shaped_lm import ShapedLossLM
+
+    torch.manual_seed(job.seed)
+    loader = PackedLoader(PackedDataset(job.data_dir), job.layout.micro_batch_size, rank,
+                          job.layout.world_size, job.reset_position_ids)
+    tokenizer = load_tokenizer(job.tokenizer_dir)
+    module = ShapedLossLM(load_lm(job, tokenizer), job.objective, job.router_aux_coef)
+    flops_per_token = 6 * sum(p.numel() for p in module.parameters())  # before ZeRO-3 shards
+    optimizer = build_optimizer(module, job.deepspeed.weight_decay,
+                                offload=job.deepspeed.offload_optimizer)
+    config = deepspeed_config(job.deepspeed, job.layout,
+                              persist_small_params=job.persist_small_params)
+    engine, *_ = deepspeed.initialize(model=module, optimizer=optimizer, config=config)
+    state = load_checkpoint(engine, job.stage_dir)
+    step = state["step"]
+    if "data" in state:
+        loader.load_state_dict(state["data"])
+    metrics = MetricsWriter(job.stage_dir, step) if rank == 0 else None
+    bar = _progress_bar(job, step) if rank == 0 else None
+    timer = _Throughput(job.layout.rows_per_step * job.seq_len, flops_per_token)
+
+    while step < job.total_steps:
+        lr = wsd_lr(step, job.total_steps, job.lr)
+        for group in engine.optimizer.param_groups:
+            group["lr"] = lr
+        stats = _one_step(engine, loader, job)
+        step += 1
+        if bar:
+            bar.update(1)
+        if step % job.log_every == 0 or step == job.total_steps or step == 1:
+            record = {"step": step, "lr": lr, "grad_norm": _grad_norm(engine),
+                      **_mean_across_workers(stats), **timer.tick(step)}
+            if metrics:
+                metrics.write(record)
+                bar.set_description(f"{job.stage} loss {record['shaped_loss']:.3f}")
+            if report:
+                report(record)
+        if step % job.checkpoint_every == 0 and step < job.total_steps:
+            save_checkpoint(engine, job.stage_dir, step, job.keep_checkpoints, rank,
+                            {"data": loader.state_dict()})
+    save_checkpoint(engine, job.stage_dir, step, job.keep_checkpoints, rank,
+                    {"data": loader.state_dict()})
+    export_hf(engine, tokenizer, job.stage_dir / "hf", rank)
+    if metrics:
+        metrics.close()
+        bar.close()
+
+
+def _progress_bar(job: TrainJob, step: int):
+    """A bar with ETA that Ray draws on the driver's terminal, not in the worker's log."""
+    from ray.experimental.tqdm_ray import tqdm
+
+    bar = tqdm(total=job.total_steps, desc=job.stage, unit="step")
+    bar.update(step)  # resumed: start where the checkpoint left off
+    return bar
+
+
+def load_lm(job: TrainJob, tokenizer):
+    """A fresh model from the seed, or the previous stage's export (mid-training)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from rsrl.models.build import build_model
+    from rsrl.models.tokenizer import special_token_ids
+
+    if job.init_dir is None:
+        return build_model(job.model, rope_theta=job.rope_theta, max_seq_len=job.seq_len,
+                           seed=job.seed, **special_token_ids(tokenizer))
+    # Mid-training may raise the RoPE base and the context length: both live in the config,
+    # and the rotary frequencies are rebuilt from it (they are not stored in the weights).
+    config = AutoConfig.from_pretrained(job.init_dir)
+    config.rope_parameters["rope_theta"] = float(job.rope_theta)
+    config.max_position_embeddings = max(config.max_position_embeddings, job.seq_len)
+    return AutoModelForCausalLM.from_pretrained(job.init_dir, config=config, dtype=torch.float32)
+
+
+def _one_step(engine, loader, job: TrainJob) -> dict[str, float]:
+    """Forward/backward over this worker's micro-batches of one step, then the optimizer step."""
+    totals: dict[str, float] = {}
+    for _ in range(job.layout.grad_accum):
+        batch = {name: t.to(engine.device) for name, t in loader.next_batch().items()}
+        out = engine(batch["input_ids"], batch["labels"], batch.get("position_ids"))
+        engine.backward(out.loss)
+        engine.step()
+        for name, value in out.stats.items():
+            totals[name] = totals.get(name, 0.0) + float(value) / job.layout.grad_accum
+        if out.expert_load is not None:  # 1.0 is perfect balance, num_experts is collapse
+            load = out.expert_load.float()
+            totals["expert_load_max"] = totals.get("expert_load_max", 0.0) + float(
+                load.max() * load.shape[-1]) / job.layout.grad_accum
+    return totals
+
+
+def _grad_norm(engine) -> float:
+    norm = engine.get_global_grad_norm()
+    return float(norm) if norm is not None else float("nan")
+
+
+def _mean_across_workers(stats: dict[str, float]) -> dict[str, float]:
+    names = sorted(stats)
+    values = torch.tensor([stats[n] for n in names], dtype=torch.float64)
+    if dist.is_initialized():
+        dist.all_reduce(values)
+        values /= dist.get_world_size()
+    mean = dict(zip(names, values.tolist()))
+    mean["perplexity"] = float(torch.tensor(mean["nll"]).exp())
+    return mean
+
+
+class _Throughput:
+    """Tokens/s (and MFU on known GPUs) between logged steps."""
+
+    def __init__(self, tokens_per_step: int, flops_per_token: float):
+        self.tokens_per_step = tokens_per_step
+        self.flops_per_token = flops_per_token
+        self.last_time, self.last_step = time.perf_counter(), None
+        self.peak = peak_flops(torch.cuda.get_device_name()) if torch.cuda.is_available() else None
+
+    def tick(self, step: int) -> dict[str, float]:
+        now = time.perf_counter()
+        steps = step - (self.last_step if self.last_step is not None else step - 1)
+        tokens_per_s = steps * self.tokens_per_step / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_step = now, step
+        out = {"tokens_per_s": tokens_per_s}
+        if self.peak:
+            world = dist.get_world_size() if dist.is_initialized() else 1
+            out["mfu"] = tokens_per_s * self.flops_per_token / (self.peak * world)
+        return out

@@ -1,0 +1,52 @@
+"""Training metrics as one component: JSONL and TensorBoard under the stage directory."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+METRICS_FILE = "metrics.jsonl"
+
+# bf16 dense peak FLOP/s per GPU, for MFU; unknown devices report no MFU.
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
+
+
+def peak_flops(device_name: str) -> float | None:
+    return next((flops for key, flops in PEAK_FLOPS.items() if key in device_name), None)
+
+
+class MetricsWriter:
+    """Appends one JSON line per logged step; resumes by dropping lines past the resume step."""
+
+    def __init__(self, stage_dir: Path, resume_step: int):
+        self.path = stage_dir / METRICS_FILE
+        self._truncate_after(resume_step)
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(log_dir=str(stage_dir / "tensorboard"), purge_step=resume_step + 1)
+
+    def _truncate_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines()
+                if line and json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for name, value in record.items():
+            if name != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                self.tb.add_scalar(name, value, record["step"])
+        self.tb.flush()
+
+    def close(self) -> None:
+        self.tb.close()
+
+
+def read_metrics(stage_dir: Path) -> list[dict]:
+    path = stage_dir / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]

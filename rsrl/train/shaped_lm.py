@@ -1,0 +1,82 @@
+"""A causal LM and its reward-shaped loss as one module, so DeepSpeed wraps both.
+
+The LM head runs either as a plain projection followed by `reward_shaped_loss`, or, with
+`impl: fused_linear`, inside `fused_linear_reward_shaped_loss`, which never materialises the
+[tokens, vocab] logits. Under ZeRO-3 the head weight is partitioned across workers and the
+kernel reads the full matrix: `FusedHead` owns the (shared) weight as a module of its own,
+so DeepSpeed's module hooks gather it for the forward and again for the backward, exactly
+as they do for any layer (and as they do for an embedding tied to the head).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from rsrl.objective import fused_linear_reward_shaped_loss, reward_shaped_loss
+from rsrl.spec.schema import ObjectiveSpec
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    loss: torch.Tensor  # what backward runs on: shaped loss (+ MoE balance loss)
+    stats: dict[str, torch.Tensor]  # detached per-batch means: nll, entropy, ... and aux terms
+    expert_load: torch.Tensor | None  # [layers, experts] share of routed tokens, MoE only
+
+
+class ShapedLossLM(nn.Module):
+    def __init__(self, lm: nn.Module, objective: ObjectiveSpec, router_aux_coef: float = 0.0):
+        super().__init__()
+        self.lm = lm
+        self.objective = objective
+        self.router_aux_coef = router_aux_coef
+        self.is_moe = getattr(lm.config, "num_experts", None) is not None
+        self.fused_head = FusedHead(lm.lm_head.weight) if objective.impl == "fused_linear" else None
+
+    def forward(self, input_ids: torch.Tensor, targets: torch.Tensor,
+                position_ids: torch.Tensor | None = None) -> LossOutput:
+        out = self.lm.model(input_ids=input_ids, position_ids=position_ids,
+                            output_router_logits=self.is_moe or None, use_cache=False)
+        hidden = out.last_hidden_state.flatten(0, 1)
+        loss, stats = self._shaped_loss(hidden, targets.flatten())
+        stats = {name: value.detach() for name, value in stats.items()}
+        stats["shaped_loss"] = loss.detach()
+        expert_load = None
+        if self.is_moe:
+            aux, expert_load = self._router_balance(out.router_logits)
+            stats["router_aux_loss"] = aux.detach()
+            loss = loss + self.router_aux_coef * aux
+        return LossOutput(loss=loss, stats=stats, expert_load=expert_load)
+
+    def _shaped_loss(self, hidden: torch.Tensor, targets: torch.Tensor):
+        o = self.objective
+        kwargs = dict(beta=o.beta, lam_top=o.topk.lam_top, lam_tail=o.topk.lam_tail, k=o.topk.k,
+                      positive_form=o.positive_form, return_stats=True)
+        if self.fused_head is not None:
+            return self.fused_head(hidden, targets, **kwargs)
+        return reward_shaped_loss(self.lm.lm_head(hidden), targets, impl=o.impl, **kwargs)
+
+    def _router_balance(self, router_logits: tuple[torch.Tensor, ...]):
+        """Switch-style load-balancing loss and the per-layer share of tokens each expert got."""
+        k = self.lm.config.num_experts_per_tok
+        aux_terms, loads = [], []
+        for logits in router_logits:
+            probs = logits.float().softmax(dim=-1)  # [tokens, experts]
+            chosen = probs.topk(k, dim=-1).indices
+            load = torch.zeros_like(probs).scatter_(1, chosen, 1.0).mean(0) / k
+            aux_terms.append(probs.shape[-1] * (load * probs.mean(0)).sum())
+            loads.append(load.detach())
+        return torch.stack(aux_terms).mean(), torch.stack(loads)
+
+
+class FusedHead(nn.Module):
+    """The LM head's weight (shared, not copied) behind the fused linear loss."""
+
+    def __init__(self, weight: nn.Parameter):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, hidden: torch.Tensor, targets: torch.Tensor, **kwargs):
+        return fused_linear_reward_shaped_loss(hidden, self.weight, targets, **kwargs)
