@@ -134,7 +134,7 @@ def prepare_data(sources: Sequence[Source], tokenizer_stage_dir: str | Path, out
     del streams  # release the memory maps before removing their files
     shutil.rmtree(tmp)
     summary = {"rows": sum(rows), "tokens": sum(rows) * seq_len, "seq_len": seq_len,
-               "shards": len(shards), "sources": [asdict(s) for s in stats]}
+               "num_shards": len(shards), "sources": [asdict(s) for s in stats]}
     meta = {**summary, "num_rows": sum(rows), "rows_per_shard": rows_per_shard,
             "shards": shards, "eos_id": encoder.eos_id, "pad_id": encoder.pad_id,
             "vocab_size": encoder.vocab_size,
