@@ -22,6 +22,7 @@ import ray
 from rsrl.pipeline.cache import Status, read_manifest, stage_status, write_manifest
 from rsrl.pipeline.lock import workdir_lock
 from rsrl.pipeline.plan import Plan, Stage
+from rsrl.pipeline.progress import StageProgress
 from rsrl.pipeline.registry import StageContext, StageFn, resolve_stage_fn
 from rsrl.spec.load import spec_to_yaml
 
@@ -65,16 +66,24 @@ def _collect(plan: Plan, statuses: dict[str, Status],
              refs: dict[str, ray.ObjectRef]) -> list[StageOutcome]:
     by_ref = {ref: name for name, ref in refs.items()}
     finished: dict[str, tuple[dict, float]] = {}
-    while by_ref:
-        done, _ = ray.wait(list(by_ref), num_returns=1)
-        name = by_ref.pop(done[0])
-        try:
-            finished[name] = ray.get(done[0])
-        except ray.exceptions.RayTaskError as err:
-            for ref in by_ref:  # downstream stages cannot run now
-                ray.cancel(ref)
-            raise StageFailed(name, getattr(err, "cause", None) or err) from None
-        log.info("stage %s finished in %.1fs", name, finished[name][1])
+    progress = StageProgress({name: plan.stage(name).out_dir(plan.workdir) for name in refs})
+    try:
+        while by_ref:
+            done, _ = ray.wait(list(by_ref), num_returns=1, timeout=1.0)
+            progress.refresh()
+            if not done:
+                continue
+            name = by_ref.pop(done[0])
+            try:
+                finished[name] = ray.get(done[0])
+            except ray.exceptions.RayTaskError as err:
+                for ref in by_ref:  # downstream stages cannot run now
+                    ray.cancel(ref)
+                raise StageFailed(name, getattr(err, "cause", None) or err) from None
+            progress.finish(name)
+            log.info("stage %s finished in %.1fs", name, finished[name][1])
+    finally:
+        progress.close()
     outcomes = []
     for stage in plan.stages:
         out_dir = stage.out_dir(plan.workdir)

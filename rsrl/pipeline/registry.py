@@ -34,6 +34,7 @@ BUILTIN_STAGES: dict[str, str] = {
     "data": "rsrl.data.prepare:data_stage",
     "pretrain": "rsrl.train.stage:run_training_stage",
     "midtrain": "rsrl.train.stage:run_training_stage",
+    "rl": "rsrl.rl.stage:run_rl_stage",
     "eval": "rsrl.eval.stage:run_eval_stage",
     "report": "rsrl.report.stage:run_report_stage",
 }

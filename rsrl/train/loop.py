@@ -20,6 +20,8 @@ from rsrl.train.checkpoint import export_hf, load_checkpoint, save_checkpoint
 from rsrl.train.metrics import MetricsWriter, peak_flops
 from rsrl.train.schedule import wsd_lr
 
+HEADLINE = ("shaped_loss", "nll", "entropy", "tail_mass", "tokens_per_s")
+
 
 @dataclass(frozen=True)
 class TrainJob:
@@ -73,8 +75,8 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
     step = state["step"]
     if "data" in state:
         loader.load_state_dict(state["data"])
-    metrics = MetricsWriter(job.stage_dir, step) if rank == 0 else None
-    bar = _progress_bar(job, step) if rank == 0 else None
+    metrics = (MetricsWriter(job.stage_dir, step, job.stage, job.total_steps, HEADLINE)
+               if rank == 0 else None)
     timer = _Throughput(job.layout.rows_per_step * job.seq_len, flops_per_token)
 
     while step < job.total_steps:
@@ -83,14 +85,11 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
             group["lr"] = lr
         stats = _one_step(engine, loader, job)
         step += 1
-        if bar:
-            bar.update(1)
         if step % job.log_every == 0 or step == job.total_steps or step == 1:
             record = {"step": step, "lr": lr, "grad_norm": _grad_norm(engine),
                       **_mean_across_workers(stats), **timer.tick(step)}
             if metrics:
                 metrics.write(record)
-                bar.set_description(f"{job.stage} loss {record['shaped_loss']:.3f}")
             if report:
                 report(record)
         if step % job.checkpoint_every == 0 and step < job.total_steps:
@@ -101,16 +100,6 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
     export_hf(engine, tokenizer, job.stage_dir / "hf", rank)
     if metrics:
         metrics.close()
-        bar.close()
-
-
-def _progress_bar(job: TrainJob, step: int):
-    """A bar with ETA that Ray draws on the driver's terminal, not in the worker's log."""
-    from ray.experimental.tqdm_ray import tqdm
-
-    bar = tqdm(total=job.total_steps, desc=job.stage, unit="step")
-    bar.update(step)  # resumed: start where the checkpoint left off
-    return bar
 
 
 def load_lm(job: TrainJob, tokenizer):

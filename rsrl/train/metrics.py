@@ -17,9 +17,12 @@ def peak_flops(device_name: str) -> float | None:
 
 
 class MetricsWriter:
-    """Appends one JSON line per logged step; resumes by dropping lines past the resume step."""
+    """Appends one JSON line per logged step (with `total_steps`, so the driver can draw
+    progress from the file) and prints a headline; a resume drops lines past its step."""
 
-    def __init__(self, stage_dir: Path, resume_step: int):
+    def __init__(self, stage_dir: Path, resume_step: int, label: str, total_steps: int,
+                 headline: tuple[str, ...]):
+        self.label, self.total_steps, self.headline = label, total_steps, headline
         self.path = stage_dir / METRICS_FILE
         self._truncate_after(resume_step)
         from torch.utils.tensorboard import SummaryWriter
@@ -34,8 +37,11 @@ class MetricsWriter:
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, record: dict) -> None:
+        record = {**record, "total_steps": self.total_steps}
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
+        shown = " ".join(f"{k} {record[k]:.4g}" for k in self.headline if k in record)
+        print(f"{self.label} step {record['step']}/{self.total_steps} {shown}", flush=True)
         for name, value in record.items():
             if name != "step" and isinstance(value, (int, float)) and math.isfinite(value):
                 self.tb.add_scalar(name, value, record["step"])

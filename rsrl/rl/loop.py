@@ -1,0 +1,207 @@
+"""The GRPO loop of one Ray Train worker, read top to bottom as the algorithm.
+
+Single controller: rank 0 owns the rollout actors and the prompts; each step it samples and
+scores groups, then every worker receives the batch, computes the update on its share in
+DeepSpeed, and rank 0 pushes the new weights to the rollout actors.
+
+    for step in steps:
+        batch   = rollouts.collect(step)          # rank 0: vLLM actors + verifier
+        batch   = broadcast(batch)                # to every trainer worker
+        update(engine, batch)                     # PPO-clip, clip-higher, token-mean
+        rollouts.sync(full_state_dict(engine))    # new weights to the actors
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from rsrl.rl.batch import PaddedBatch, Sample, dummy_batch, pad_samples
+from rsrl.rl.grpo import clipped_policy_loss, kl_to_reference
+from rsrl.spec.schema import DeepSpeedSpec, RLSpec
+from rsrl.train.batches import BatchLayout
+from rsrl.train.checkpoint import export_hf, full_state_dict, load_checkpoint, save_checkpoint
+from rsrl.train.metrics import MetricsWriter
+
+HEADLINE = ("reward_mean", "kept_groups", "entropy", "response_length", "sync_seconds")
+
+
+@dataclass(frozen=True)
+class RLJob:
+    stage_dir: Path
+    init_dir: Path  # HF export of the last training stage
+    tokenizer_dir: Path
+    rl: RLSpec
+    prompts: list[dict]
+    plugins: list[str]
+    deepspeed: DeepSpeedSpec
+    impl: str
+    seed: int
+    world_size: int
+
+    @property
+    def layout(self) -> BatchLayout:
+        """Micro-batches per worker per optimizer update, for the nominal batch size."""
+        per_update = self.rl.prompts_per_step * self.rl.group_size // self.rl.mini_batches
+        per_worker = max(1, -(-per_update // self.world_size))
+        micro = min(self.rl.micro_batch_size, per_worker)
+        return BatchLayout(micro_batch_size=micro, grad_accum=-(-per_worker // micro),
+                           world_size=self.world_size)
+
+
+def rl_worker(job: RLJob, rank: int, report=None) -> None:
+    import deepspeed
+    from transformers import AutoModelForCausalLM
+
+    from rsrl.models.tokenizer import load_tokenizer
+    from rsrl.rl.policy import PolicyLM
+    from rsrl.rl.rollouts import RolloutController
+    from rsrl.train.ds_config import deepspeed_config
+    from rsrl.train.optimizer import build_optimizer
+
+    torch.manual_seed(job.seed)
+    tokenizer = load_tokenizer(job.tokenizer_dir)
+    lm = AutoModelForCausalLM.from_pretrained(job.init_dir, dtype=torch.float32)
+    reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
+    policy = PolicyLM(lm, job.impl)
+    optimizer = build_optimizer(policy, job.deepspeed.weight_decay,
+                                offload=job.deepspeed.offload_optimizer)
+    engine, *_ = deepspeed.initialize(model=policy, optimizer=optimizer,
+                                      config=deepspeed_config(job.deepspeed, job.layout))
+    for group in engine.optimizer.param_groups:
+        group["lr"] = job.rl.lr
+    step = load_checkpoint(engine, job.stage_dir)["step"]
+    rollouts = (RolloutController(job.rl, job.prompts, job.init_dir, job.tokenizer_dir,
+                                  job.plugins, job.seed) if rank == 0 else None)
+    if step > 0:  # resumed: the actors start from the initial weights, give them ours
+        _sync(engine, rollouts, rank)
+    metrics = (MetricsWriter(job.stage_dir, step, "rl", job.rl.steps, HEADLINE)
+               if rank == 0 else None)
+
+    while step < job.rl.steps:
+        batch = rollouts.collect(step) if rollouts else None
+        samples, record = _broadcast((batch.samples, batch.stats) if batch else None)
+        if samples:
+            start = time.perf_counter()
+            record.update(_update(engine, samples, job, rank, tokenizer.pad_token_id, reference))
+            record["update_seconds"] = time.perf_counter() - start
+            record["sync_seconds"] = _sync(engine, rollouts, rank)
+        step += 1
+        record.update(step=step, lr=job.rl.lr)
+        if metrics:
+            metrics.write(record)
+        if report:
+            report(record)
+        if step % job.rl.checkpoint_every == 0 and step < job.rl.steps:
+            save_checkpoint(engine, job.stage_dir, step, keep=2, rank=rank)
+    save_checkpoint(engine, job.stage_dir, step, keep=2, rank=rank)
+    export_hf(engine, tokenizer, job.stage_dir / "hf", rank)
+    if rollouts:
+        rollouts.shutdown()
+    if metrics:
+        metrics.close()
+
+
+def _broadcast(obj):
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _sync(engine, rollouts, rank: int) -> float:
+    state = full_state_dict(engine, rank)  # collective under ZeRO-3
+    return rollouts.sync(state) if rollouts else 0.0
+
+
+def _update(engine, samples: list[Sample], job: RLJob, rank: int, pad_id: int,
+            reference) -> dict[str, float]:
+    """`mini_batches` optimizer updates over the step's samples; old log-probs are the
+    policy's before the first update (so with one mini-batch the ratio is exactly 1)."""
+    rl, layout = job.rl, job.layout
+    mine = np.array_split(np.arange(len(samples)), job.world_size)[rank]
+    minis = np.array_split(mine, rl.mini_batches)
+    all_minis = np.array_split(np.arange(len(samples)), rl.mini_batches)
+    old = _old_logprobs(engine, samples, minis, layout, pad_id, rl) if rl.mini_batches > 1 else None
+    totals: dict[str, float] = {}
+    for m, (mini, global_mini) in enumerate(zip(minis, all_minis)):
+        counts = _response_counts([samples[i] for i in global_mini])
+        for c, chunk in enumerate(np.array_split(mini, layout.grad_accum)):
+            batch = _micro_batch(samples, chunk, pad_id, engine.device)
+            out = engine(batch.input_ids, batch.attention_mask, batch.labels, rl.rollout.temperature)
+            old_logp = old[m][c] if old else out.logp.detach()
+            pl = clipped_policy_loss(out.logp, old_logp, batch.advantages, out.mask,
+                                     eps_low=rl.clip.eps_low, eps_high=rl.clip.eps_high,
+                                     loss_agg=rl.loss_agg, **counts)
+            loss = pl.loss
+            if reference is not None:
+                ref_logp = _reference_logprobs(reference, batch, rl.rollout.temperature)
+                kl = kl_to_reference(out.logp, ref_logp, out.mask, counts["total_tokens"])
+                loss = loss + rl.kl_coef * kl
+                _accumulate(totals, "kl", kl, len(chunk))
+            # DeepSpeed averages over micro-batches and workers; the loss is already the
+            # step's sum-normalised share, so undo that averaging.
+            engine.backward(loss * layout.grad_accum * job.world_size)
+            engine.step()
+            mismatch = ((out.logp.detach() - batch.rollout_logp).abs() * out.mask).sum()
+            _accumulate(totals, "logprob_mismatch", mismatch / out.mask.sum().clamp(min=1),
+                        len(chunk))
+            for name in ("clip_fraction", "approx_kl"):
+                _accumulate(totals, name, getattr(pl, name), len(chunk))
+            _accumulate(totals, "entropy", out.entropy, len(chunk))
+    return _mean_over_samples(totals, len(samples), engine)
+
+
+def _response_counts(samples: list[Sample]) -> dict[str, float]:
+    return {"total_tokens": float(sum(len(s.response_ids) for s in samples)),
+            "total_sequences": float(len(samples))}
+
+
+def _micro_batch(samples: list[Sample], chunk: np.ndarray, pad_id: int, device) -> PaddedBatch:
+    batch = pad_samples([samples[i] for i in chunk], pad_id) if len(chunk) else dummy_batch(pad_id)
+    return batch.to(device)
+
+
+def _old_logprobs(engine, samples, minis, layout, pad_id, rl) -> list[list[torch.Tensor]]:
+    old = []
+    with torch.no_grad():
+        for mini in minis:
+            batches = [_micro_batch(samples, chunk, pad_id, engine.device)
+                       for chunk in np.array_split(mini, layout.grad_accum)]
+            old.append([engine(b.input_ids, b.attention_mask, b.labels,
+                               rl.rollout.temperature).logp for b in batches])
+    return old
+
+
+def _reference_logprobs(reference, batch: PaddedBatch, temperature: float) -> torch.Tensor:
+    with torch.no_grad():
+        return reference(batch.input_ids, batch.attention_mask, batch.labels, temperature).logp
+
+
+def _frozen_copy(lm):
+    import copy
+
+    from rsrl.rl.policy import PolicyLM
+
+    ref = PolicyLM(copy.deepcopy(lm)).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def _accumulate(totals: dict[str, float], name: str, value, weight: int) -> None:
+    """Sample-weighted sums, so empty (dummy) micro-batches weigh nothing."""
+    totals[name] = totals.get(name, 0.0) + float(value) * weight
+
+
+def _mean_over_samples(totals: dict[str, float], num_samples: int, engine) -> dict[str, float]:
+    names = sorted(totals)
+    values = torch.tensor([totals[n] for n in names], dtype=torch.float64)
+    dist.all_reduce(values)
+    means = dict(zip(names, (values / max(num_samples, 1)).tolist()))
+    norm = engine.get_global_grad_norm()
+    means["grad_norm"] = float(norm) if norm is not None else float("nan")
+    return means

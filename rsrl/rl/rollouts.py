@@ -1,0 +1,101 @@
+"""Rank 0's side of GRPO: draw prompts, sample groups from the rollout actors, score them,
+keep the informative groups (dynamic sampling), and push new weights to the actors."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rsrl.rl.batch import Sample
+from rsrl.rl.grpo import group_advantages, informative_groups
+from rsrl.spec.schema import RLSpec
+
+
+@dataclass
+class RolloutBatch:
+    samples: list[Sample]
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class RolloutController:
+    def __init__(self, rl: RLSpec, prompts: list[dict], model_dir: Path, tokenizer_dir: Path,
+                 plugins: list[str], seed: int):
+        from rsrl.models.tokenizer import load_tokenizer
+        from rsrl.rl.rollout.actors import RolloutGroup
+        from rsrl.verifiers import load_verifier
+
+        self.rl, self.prompts, self.seed = rl, prompts, seed
+        self.tokenizer = load_tokenizer(tokenizer_dir)
+        self.verify = load_verifier(rl.verifier.name, plugins)
+        ro = rl.rollout
+        # The export carries its tokenizer: the engines load both from one HF directory.
+        self.group = RolloutGroup(ro.engine, model_dir, model_dir, ro.actors,
+                                  ro.cpus_per_actor, ro.gpus_per_actor)
+
+    def collect(self, step: int) -> RolloutBatch:
+        """`prompts_per_step` groups for `step`; with dynamic sampling, only groups whose
+        rewards differ, refilled for at most `max_resample_rounds` more rounds."""
+        start = time.perf_counter()
+        kept: list[list[Sample]] = []
+        first_round_rewards: list[float] = []
+        lengths: list[int] = []
+        rounds = 0
+        while len(kept) < self.rl.prompts_per_step and rounds <= self.rl.max_resample_rounds:
+            need = self.rl.prompts_per_step - len(kept)
+            groups, rewards = self._sample_groups(step, rounds, need)
+            if rounds == 0:
+                first_round_rewards = rewards.flatten().tolist()
+            lengths += [len(s.response_ids) for g in groups for s in g]
+            keep = informative_groups(rewards) if self.rl.dynamic_sampling else torch.ones(
+                len(groups), dtype=torch.bool)
+            kept += [g for g, k in zip(groups, keep.tolist()) if k]
+            rounds += 1
+        samples = [s for g in kept[: self.rl.prompts_per_step] for s in g]
+        stats = {"reward_mean": float(np.mean(first_round_rewards)),
+                 "kept_groups": float(len(kept[: self.rl.prompts_per_step])),
+                 "sample_rounds": float(rounds),
+                 "response_length": float(np.mean(lengths)),
+                 "rollout_seconds": time.perf_counter() - start}
+        return RolloutBatch(samples=samples, stats=stats)
+
+    def _sample_groups(self, step: int, round_: int, count: int):
+        """`count` fresh prompts (seeded by step and round, so a resume redraws the same) with
+        `group_size` completions each, scored and given their group advantages."""
+        from rsrl.models.tokenizer import render_prompt
+
+        rng = np.random.default_rng([self.seed, step, round_])
+        items = [self.prompts[i] for i in rng.choice(len(self.prompts), size=count,
+                                                     replace=count > len(self.prompts))]
+        texts = [render_prompt(self.tokenizer, item["prompt"]) for item in items]
+        ro = self.rl.rollout
+        outputs = self.group.generate(texts, n=self.rl.group_size, temperature=ro.temperature,
+                                      top_p=ro.top_p, max_new_tokens=ro.max_new_tokens,
+                                      seed=int(rng.integers(2**31)))
+        rewards = torch.tensor([[self._score(item, c.text) for c in comps]
+                                for item, comps in zip(items, outputs)], dtype=torch.float32)
+        advantages = group_advantages(rewards, self.rl.adv_norm)
+        groups = []
+        for text, comps, adv, rew in zip(texts, outputs, advantages, rewards):
+            prompt_ids = self.tokenizer(text)["input_ids"]  # as the engine tokenized it
+            groups.append([Sample(prompt_ids, list(c.token_ids), list(c.logprobs), float(r),
+                                  float(a)) for c, a, r in zip(comps, adv, rew)])
+        return groups, rewards
+
+    def _score(self, item: dict, completion: str) -> float:
+        from rsrl.verifiers import score
+
+        fields = {k: v for k, v in item.items() if k not in ("prompt", "answer")}
+        return score(self.verify, item["prompt"], completion, item["answer"],
+                     timeout_s=self.rl.verifier.timeout_s,
+                     **{**self.rl.verifier.options, **fields}).score
+
+    def sync(self, state_dict: dict[str, torch.Tensor]) -> float:
+        """Push the policy's weights to every rollout actor; return the seconds it took."""
+        return self.group.sync_weights(state_dict)
+
+    def shutdown(self) -> None:
+        self.group.shutdown()

@@ -1,0 +1,27 @@
+"""The rl stage: GRPO from the last training stage's export, on Ray Train + DeepSpeed."""
+
+from __future__ import annotations
+
+from rsrl.pipeline.registry import StageContext
+from rsrl.rl.loop import RLJob, rl_worker
+from rsrl.train.metrics import read_metrics
+from rsrl.train.stage import fit
+
+
+def make_rl_job(ctx: StageContext) -> RLJob:
+    from rsrl.data.prompts import read_prompts
+
+    spec = ctx.spec
+    model_stage = next(name for name in ctx.stage.inputs if name != "tokenizer")
+    return RLJob(stage_dir=ctx.out_dir, init_dir=ctx.inputs[model_stage] / "hf",
+                 tokenizer_dir=ctx.inputs["tokenizer"], rl=spec.rl,
+                 prompts=read_prompts(spec.rl.prompts), plugins=list(spec.plugins),
+                 deepspeed=spec.resources.deepspeed, impl=spec.objective.impl, seed=spec.seed,
+                 world_size=spec.resources.num_workers)
+
+
+def run_rl_stage(ctx: StageContext) -> dict:
+    job = make_rl_job(ctx)
+    fit(job, ctx.spec.resources, run_name=f"{ctx.stage.name}-{ctx.stage.key}", worker=rl_worker)
+    final = read_metrics(job.stage_dir)[-1]
+    return {"hf_dir": "hf", "steps": job.rl.steps, **final}
