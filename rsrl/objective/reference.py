@@ -56,7 +56,7 @@ def row_sums(logits: Tensor, x: Tensor, sh: Shaping, need_top: bool) -> tuple[Ro
     plogp_rest = _dot(p, z) - lse * u
     everything = torch.ones_like(u, dtype=torch.bool)
     top = None
-    if not need_top:  # K only matters to ranks_matter and to the stats
+    if not need_top:  # K is needed when its tokens get their own reward, or for the stats
         zero = torch.zeros_like(u)
         sums = RowSums(z_max, log_z, z_x, u, plogp_rest, zero, zero, everything)
     elif sh.all_top(z.shape[1]):

@@ -116,3 +116,13 @@ def test_threshold_on_hard_rows(device, k):
     assert torch.equal(state.thr.cpu(), torch.topk(logits, k).values[:, -1])
     torch.testing.assert_close(got.x_in_top.cpu(), want.x_in_top)
     torch.testing.assert_close(got.s_top.cpu(), want.s_top, atol=1e-6, rtol=1e-5)
+
+
+@TRITON_DEVICES
+def test_bad_rows_give_nan_not_a_crash_or_hang(device):
+    logits, targets = make_batch(4, V, seed=14, n_ignored=0, device=device)
+    targets[1] = V + 3  # out of range: no read outside the row
+    logits[2, 5] = float("nan")  # the threshold search must still end
+    loss = reward_shaped_loss(logits, targets, impl="triton", reduction="none", k=7,
+                              lam_top=0.1, return_stats=True)[0]
+    assert torch.isnan(loss[1:3]).all() and torch.isfinite(loss[[0, 3]]).all()
