@@ -73,7 +73,8 @@ def _run_chunks(hidden: Tensor, weight: Tensor, x: Tensor, valid: Tensor, sh: Sh
             stats[:, rows] = terms.stats
         if scale is None:
             continue
-        g = engine.gradient(state, terms, sh, scale[rows]).to(weight.dtype)
+        g = engine.gradient(state, terms, sh, scale[rows], overwrite_logits=True)
+        g = g.to(weight.dtype)
         if grad_h is not None:
             torch.mm(g, weight, out=grad_h[rows])
         if grad_w is not None:

@@ -293,14 +293,16 @@ def row_sums(logits: Tensor, x: Tensor, sh: Shaping, need_top: bool) -> tuple[Ro
     return sums, GradState(z, x, z_max + log_z, thr)
 
 
-def gradient(state: GradState, terms: RowTerms, sh: Shaping, scale: Tensor) -> Tensor:
-    """scale * dL/dz in the logits' dtype."""
+def gradient(state: GradState, terms: RowTerms, sh: Shaping, scale: Tensor,
+             overwrite_logits: bool = False) -> Tensor:
+    """scale * dL/dz in the logits' dtype; written over the logits when the caller owns them
+    (each element is read before the same lane writes it)."""
     z = state.logits
     n, vocab = z.shape
     c_tail = ((terms.W - sh.base_lam(vocab)) * scale).float().contiguous()
     c_top = ((terms.W - sh.lam_top) * scale).float().contiguous()
     g_x = (terms.g_x * scale).float().contiguous()
-    grad = torch.empty_like(z)
+    grad = z if overwrite_logits else torch.empty_like(z)
     _grad_kernel[(n,)](z, z.stride(0), grad, grad.stride(0), state.x, state.lse, state.thr,
                        c_tail, c_top, g_x, vocab, RANKED=sh.ranks_matter and not sh.all_top(vocab),
                        BLOCK=_block(vocab), num_warps=8)

@@ -34,10 +34,14 @@ class LossStats(TypedDict):
 
 
 class Engine(NamedTuple):
-    """One implementation: row sums, and the gradient built from them."""
+    """One implementation: row sums, and the gradient built from them.
+
+    gradient(state, terms, shaping, row_scale, overwrite_logits=False): with
+    overwrite_logits the caller owns the logits and the gradient may be written over them.
+    """
 
     row_sums: Callable[[Tensor, Tensor, Shaping, bool], tuple[Any, Any]]
-    gradient: Callable[[Any, RowTerms, Shaping, Tensor], Tensor]
+    gradient: Callable[..., Tensor]
     grad_in_forward: bool
 
 

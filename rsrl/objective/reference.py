@@ -90,8 +90,12 @@ def _top_set(z: Tensor, x: Tensor, lse: Tensor, k: int) -> tuple[TopSet, Tensor,
     return TopSet(idx, p_others, tie_rows, tie_extra, tie_p), thr, s_top, plogp_top
 
 
-def gradient(state: GradState, terms: RowTerms, sh: Shaping, scale: Tensor) -> Tensor:
-    """scale * dL/dz as float32 [N, V], written over state.p: pi_j (W - c_j), then column x."""
+def gradient(state: GradState, terms: RowTerms, sh: Shaping, scale: Tensor,
+             overwrite_logits: bool = False) -> Tensor:
+    """scale * dL/dz as float32 [N, V], written over state.p: pi_j (W - c_j), then column x.
+
+    It never touches the logits, so overwrite_logits (allowed, not required) is moot here.
+    """
     p, x, top = state
     g = p.mul_(((terms.W - sh.base_lam(p.shape[1])) * scale)[:, None])
     if top is not None:  # tokens of K have c_j = lam_top instead of lam_tail
