@@ -133,10 +133,15 @@ def _check_objective(o: ObjectiveSpec, path: str, p: Problems) -> None:
     p.one_of(o.positive_form, POSITIVE_FORMS, f"{path}.positive_form")
     p.one_of(o.impl, OBJECTIVE_IMPLS, f"{path}.impl")
     p.need(o.topk.k >= 1, f"{path}.topk.k", o.topk.k, "must be >= 1")
+    # The same bounds as rsrl.objective's make_shaping (not imported: it needs torch).
     if o.positive_form == "product":
         p.need(o.beta > -1, f"{path}.beta", o.beta,
                "must be > -1 with positive_form: product (the gradient scales like "
                "(1 - p)^(1 + beta), unbounded at beta <= -1)")
+    if o.positive_form == "exponent":
+        p.need(o.beta >= -1, f"{path}.beta", o.beta,
+               "must be >= -1 with positive_form: exponent (w_x grows like "
+               "exp((1 - p)^(1 + beta)) as p -> 1, unbounded at beta < -1)")
 
 
 def effective_objective(spec: Spec, stage: TrainStageSpec) -> ObjectiveSpec:

@@ -1,0 +1,120 @@
+"""Training throughput: the Ray Train + DeepSpeed stage against a plain PyTorch loop.
+
+Same tiny model, same packed rows, same micro-batches and gradient accumulation, same
+reward-shaped loss; one worker on CPU. Start-up (Ray Train workers, DeepSpeed init) is
+reported apart from the steady state, which is the median tokens/s of the logged steps
+after the first. Target: steady-state ratio >= 0.8.
+
+    python benchmarks/train.py [--steps 30] [--seq-len 256] [--batch-tokens 8192]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import ray
+import torch
+
+from rsrl.data.loader import PackedLoader
+from rsrl.data.packed import PackedDataset
+from rsrl.models.tokenizer import load_tokenizer
+from rsrl.pipeline.plan import compile_plan
+from rsrl.pipeline.registry import StageContext, resolve_stage_fn
+from rsrl.spec import load_spec
+from rsrl.train.loop import TrainJob, load_lm
+from rsrl.train.metrics import read_metrics
+from rsrl.train.shaped_lm import ShapedLossLM
+from rsrl.train.stage import fit, make_train_job
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def prepare(workdir: Path, args) -> tuple:
+    overrides = [f"workdir={workdir}", "stages.midtrain=null", "rl=null", "eval=null",
+                 f"stages.pretrain.tokens={args.steps * args.batch_tokens * 2}",
+                 f"stages.pretrain.seq_len={args.seq_len}",
+                 f"stages.pretrain.batch_tokens={args.batch_tokens}",
+                 "stages.pretrain.log_every=4", f"stages.pretrain.checkpoint_every={10**6}",
+                 f"resources.cpus_per_worker={args.cpus}",
+                 f"resources.deepspeed.zero_stage={args.zero}"]
+    spec = load_spec(REPO / "specs" / "quickstart.yaml", overrides)
+    plan = compile_plan(spec)
+    for name in ("tokenizer", "data-pretrain"):
+        stage = plan.stage(name)
+        out = stage.out_dir(plan.workdir)
+        out.mkdir(parents=True, exist_ok=True)
+        resolve_stage_fn(stage.kind)(StageContext(spec, stage, out, {
+            i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs}))
+    stage = plan.stage("pretrain")
+    ctx = StageContext(spec, stage, stage.out_dir(plan.workdir),
+                       {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs})
+    return spec, make_train_job(ctx, total_steps=args.steps)
+
+
+def ray_train_tokens_per_s(spec, job: TrainJob) -> tuple[float, float]:
+    start = time.perf_counter()
+    fit(job, spec.resources, run_name="bench")
+    records = read_metrics(job.stage_dir)
+    first_step_wall = records[0]["tokens_per_s"]  # step 1 includes warm-up; left out below
+    steady = statistics.median(r["tokens_per_s"] for r in records[2:])  # 4-step windows
+    total = time.perf_counter() - start
+    run_time = sum(job.layout.rows_per_step * job.seq_len / r["tokens_per_s"] for r in records)
+    del first_step_wall
+    return steady, total - run_time
+
+
+def plain_tokens_per_s(job: TrainJob) -> float:
+    torch.manual_seed(job.seed)
+    model = ShapedLossLM(load_lm(job, load_tokenizer(job.tokenizer_dir)), job.objective)
+    opt = torch.optim.AdamW(model.parameters(), lr=job.lr.peak, weight_decay=0.1)
+    loader = PackedLoader(PackedDataset(job.data_dir), job.layout.micro_batch_size)
+    rates = []
+    for _ in range(job.total_steps):
+        start = time.perf_counter()
+        for _ in range(job.layout.grad_accum):
+            batch = loader.next_batch()
+            out = model(batch["input_ids"], batch["labels"])
+            (out.loss / job.layout.grad_accum).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        rates.append(job.layout.rows_per_step * job.seq_len / (time.perf_counter() - start))
+    return statistics.median(rates[2:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--seq-len", type=int, default=256)
+    parser.add_argument("--batch-tokens", type=int, default=8192)
+    parser.add_argument("--cpus", type=int, default=2, help="threads of both paths")
+    parser.add_argument("--zero", type=int, default=2, help="DeepSpeed ZeRO stage")
+    args = parser.parse_args()
+    torch.set_num_threads(args.cpus)  # Ray gives its worker this many (OMP_NUM_THREADS)
+    ray.init(num_cpus=max(2, args.cpus), include_dashboard=False, log_to_driver=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        spec, job = prepare(Path(tmp), args)
+        plain = plain_tokens_per_s(replace(job, stage_dir=Path(tmp) / "plain"))
+        ray_steady, startup = ray_train_tokens_per_s(spec, job)
+    print(f"tiny-dense, seq_len {args.seq_len}, {job.layout.rows_per_step * job.seq_len} "
+          f"tokens/step ({job.layout.micro_batch_size} x {job.layout.grad_accum} micro-batches), "
+          f"{args.steps} steps, 1 worker, {args.cpus} threads in each path, ZeRO-{args.zero}")
+    print(f"{'path':<28}{'tokens/s':>12}")
+    print(f"{'plain PyTorch loop':<28}{plain:>12,.0f}")
+    print(f"{'Ray Train + DeepSpeed':<28}{ray_steady:>12,.0f}")
+    print(f"steady-state ratio (Ray Train + DeepSpeed / plain): {ray_steady / plain:.2f}  "
+          f"(target >= 0.8)")
+    print(f"start-up outside the steps (workers, DeepSpeed init, export): {startup:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
