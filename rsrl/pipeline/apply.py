@@ -20,7 +20,7 @@ from typing import Mapping
 import ray
 
 from rsrl.pipeline.cache import Status, read_manifest, stage_status, write_manifest
-from rsrl.pipeline.lock import workdir_lock
+from rsrl.pipeline.lock import stage_lock, workdir_lock
 from rsrl.pipeline.plan import Plan, Stage
 from rsrl.pipeline.progress import StageProgress
 from rsrl.pipeline.registry import StageContext, StageFn, resolve_stage_fn
@@ -46,20 +46,30 @@ class StageFailed(RuntimeError):
         super().__init__(f"stage '{stage}' failed: {cause}")
 
 
-def apply_plan(plan: Plan, *, wait_for_lock: bool = False,
+def apply_plan(plan: Plan, *, wait_for_lock: bool = False, shared_workdir: bool = False,
                stage_fns: Mapping[str, StageFn] | None = None) -> list[StageOutcome]:
-    """Run every stage of `plan` that is not cached; return one outcome per stage, in order."""
+    """Run every stage of `plan` that is not cached; return one outcome per stage, in order.
+
+    The workdir is locked for the whole apply, unless `shared_workdir` (sweep trials share
+    one workdir on purpose: they rely on the per-stage locks alone)."""
+    if shared_workdir:
+        return _apply(plan, stage_fns)
     with workdir_lock(plan.workdir, wait=wait_for_lock):
-        (plan.workdir / "spec.yaml").write_text(spec_to_yaml(plan.spec))
-        statuses = {s.name: stage_status(s, plan.workdir) for s in plan.stages}
-        refs: dict[str, ray.ObjectRef] = {}
-        for stage in plan.stages:
-            if statuses[stage.name] is Status.CACHED:
-                continue
-            upstream = [refs[name] for name in stage.inputs if name in refs]
-            refs[stage.name] = _run_stage.options(name=f"rsrl:{stage.name}").remote(
-                plan, stage.name, dict(stage_fns or {}), *upstream)
-        return _collect(plan, statuses, refs)
+        (plan.workdir / "spec.yaml").write_text(spec_to_yaml(plan.spec))  # the last apply's
+        return _apply(plan, stage_fns)
+
+
+def _apply(plan: Plan, stage_fns: Mapping[str, StageFn] | None) -> list[StageOutcome]:
+    plan.workdir.mkdir(parents=True, exist_ok=True)
+    statuses = {s.name: stage_status(s, plan.workdir) for s in plan.stages}
+    refs: dict[str, ray.ObjectRef] = {}
+    for stage in plan.stages:
+        if statuses[stage.name] is Status.CACHED:
+            continue
+        upstream = [refs[name] for name in stage.inputs if name in refs]
+        refs[stage.name] = _run_stage.options(name=f"rsrl:{stage.name}").remote(
+            plan, stage.name, dict(stage_fns or {}), *upstream)
+    return _collect(plan, statuses, refs)
 
 
 def _collect(plan: Plan, statuses: dict[str, Status],
@@ -100,10 +110,14 @@ def _run_stage(plan: Plan, name: str, stage_fns: dict, *upstream) -> tuple[dict,
     """Runs in a Ray worker. `upstream` only orders it after its inputs; paths come from the plan."""
     stage: Stage = plan.stage(name)
     out_dir = stage.out_dir(plan.workdir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    inputs = {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs}
-    fn = resolve_stage_fn(stage.kind, stage_fns)
-    start = time.time()
-    result = fn(StageContext(spec=plan.spec, stage=stage, out_dir=out_dir, inputs=inputs)) or {}
-    write_manifest(stage, out_dir, result)
-    return result, time.time() - start
+    with stage_lock(out_dir):
+        if stage_status(stage, plan.workdir) is Status.CACHED:  # another run finished it
+            return read_manifest(out_dir)["result"], 0.0
+        out_dir.mkdir(parents=True, exist_ok=True)
+        inputs = {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs}
+        fn = resolve_stage_fn(stage.kind, stage_fns)
+        start = time.time()
+        result = fn(StageContext(spec=plan.spec, stage=stage, out_dir=out_dir,
+                                 inputs=inputs)) or {}
+        write_manifest(stage, out_dir, result)
+        return result, time.time() - start

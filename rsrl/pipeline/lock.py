@@ -1,4 +1,11 @@
-"""One `rsrl apply` per workdir at a time: a second one waits or fails, it never interleaves."""
+"""File locks that keep two runs from writing the same place at once.
+
+- The workdir lock: one `rsrl apply` per workdir; a second one fails with a clear message
+  (or waits, with --wait).
+- The stage lock: held while a stage runs, so runs that share a workdir on purpose (the
+  trials of a sweep) never run the same stage twice at once; the later one waits, then
+  finds the stage cached.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +24,9 @@ class WorkdirBusy(RuntimeError):
 
 
 @contextmanager
-def workdir_lock(workdir: Path, wait: bool = False, poll_s: float = 1.0) -> Iterator[None]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / LOCK_FILE
+def file_lock(path: Path, wait: bool, poll_s: float = 1.0) -> Iterator[None]:
+    """Hold an exclusive lock on `path`; raise WorkdirBusy at once when held and not `wait`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
         while True:
             try:
@@ -28,10 +35,7 @@ def workdir_lock(workdir: Path, wait: bool = False, poll_s: float = 1.0) -> Iter
             except BlockingIOError:
                 if not wait:
                     f.seek(0)
-                    holder = f.read().strip() or "unknown"
-                    raise WorkdirBusy(
-                        f"another rsrl run holds {workdir} (pid {holder}); wait for it to "
-                        f"finish, pass --wait, or use another workdir") from None
+                    raise WorkdirBusy(f"pid {f.read().strip() or 'unknown'}") from None
                 time.sleep(poll_s)
         f.seek(0)
         f.truncate()
@@ -41,3 +45,17 @@ def workdir_lock(workdir: Path, wait: bool = False, poll_s: float = 1.0) -> Iter
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextmanager
+def workdir_lock(workdir: Path, wait: bool = False) -> Iterator[None]:
+    try:
+        with file_lock(workdir / LOCK_FILE, wait):
+            yield
+    except WorkdirBusy as busy:
+        raise WorkdirBusy(f"another rsrl run holds {workdir} ({busy}); wait for it to finish, "
+                          f"pass --wait, or use another workdir") from None
+
+
+def stage_lock(out_dir: Path) -> "contextmanager":
+    return file_lock(out_dir.with_name(f".{out_dir.name}.lock"), wait=True)

@@ -110,3 +110,22 @@ def test_cli_plan_shows_dag_and_status(tmp_path):
         "report"]
     assert all("will run" in line for line in lines[2:])
     assert not any(tmp_path.iterdir())  # plan runs nothing, writes nothing
+
+
+def test_shared_workdir_runs_each_stage_once_across_concurrent_applies(ray_session, tmp_path):
+    """Two applies that differ only in rl.* at once (as sweep trials do): the stages they
+    share run once, behind their stage locks; each apply runs its own rl, eval, report."""
+    plans = [plan_in(tmp_path, f"rl.group_size={g}") for g in (4, 6)]
+    results = []
+    threads = [threading.Thread(target=lambda p=p: results.append(
+        apply_plan(p, shared_workdir=True, stage_fns=stage_fns.ALL))) for p in plans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2
+    ran = runs(tmp_path)
+    for shared in ("tokenizer", "data-pretrain", "pretrain", "data-midtrain", "midtrain"):
+        assert ran.count(shared) == 1, ran
+    for own in ("rl", "eval", "report"):
+        assert ran.count(own) == 2, ran
