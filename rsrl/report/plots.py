@@ -15,10 +15,12 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from rsrl.report.runs import MODEL_STAGES, Run
 
 HELDOUT_METRICS = ("perplexity", "entropy", "local_entropy", "tail_mass")
+FEW_POINTS = 20
 LOG_SCALE_SPAN = 10  # a log y axis only for values that span more than this factor
 
 
@@ -65,8 +67,10 @@ def curves_figure(runs: Sequence[Run], stage: str, panels: Sequence[Panel],
 
 def _draw_series(ax: Axes, records: list[dict], key: str, style: str, color: tuple) -> bool:
     points = [(r["step"], r[key]) for r in records if _finite(r.get(key))]
-    if points:
-        ax.plot(*zip(*points), style, color=color, linewidth=1.4)
+    if points:  # dots too when there are few points, so single steps stay visible
+        ax.plot(*zip(*points), style, color=color, linewidth=1.4,
+                marker="o" if len(points) <= FEW_POINTS else None, markersize=3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return bool(points)
 
 

@@ -97,15 +97,21 @@ def _spec_dict(workdir: Path) -> dict[str, Any]:
 
 def run_labels(workdirs: Sequence[Path], specs: Sequence[dict]) -> list[str]:
     """A legend label per run: the spec values that differ between the runs (as
-    `objective.beta=-0.25`), else the directory name; made unique with the path."""
+    `objective.beta=-0.25`), else the spec's name (one run) or the directory name (several);
+    made unique with the path."""
     flats = [_flatten(spec) for spec in specs]
     keys = sorted({k for f in flats for k in f})
     differing = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1
                  and not k.startswith(UNLABELLED_KEYS)][:MAX_LABEL_KEYS]
-    labels = [", ".join(f"{k}={f.get(k)}" for k in differing) or w.name
+    labels = [", ".join(f"{k}={f.get(k)}" for k in differing) or _plain_label(w, f, len(flats))
               for w, f in zip(workdirs, flats)]
     return [label if labels.count(label) == 1 else f"{label} ({w})"
             for w, label in zip(workdirs, labels)]
+
+
+def _plain_label(workdir: Path, flat_spec: dict[str, Any], runs: int) -> str:
+    """A lone run goes by its spec's name (as in the report stage), several by directory."""
+    return str(flat_spec.get("name") or workdir.name) if runs == 1 else workdir.name
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

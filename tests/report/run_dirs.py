@@ -1,10 +1,11 @@
 """Run directories in the real layout, for report tests: the workdir's spec.yaml, stage
-directories named by the compiled plan, metrics.jsonl written by the training stages' own
-writer, manifests, and an eval metrics.json summarised by the eval code. Only the numbers
+directories named by the compiled plan, metrics.jsonl with the keys the stages log,
+manifests, and an eval metrics.json summarised by the eval code. Only the numbers
 are made up (smooth curves), so the tests need no training."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from rsrl.pipeline.cache import write_json_atomic, write_manifest
 from rsrl.pipeline.plan import compile_plan
 from rsrl.spec import load_spec
 from rsrl.spec.load import spec_to_yaml
-from rsrl.train.metrics import MetricsWriter
+from rsrl.train.metrics import METRICS_FILE as METRICS_FILE_JSONL
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "specs" / "quickstart.yaml"
@@ -45,10 +46,10 @@ def make_run(workdir: Path, beta: float, *, finished: tuple[str, ...] = (
 
 
 def _write_metrics(stage_dir: Path, records: list[dict]) -> None:
-    writer = MetricsWriter(stage_dir, resume_step=0)
-    for record in records:
-        writer.write(record)
-    writer.close()
+    """One JSON object a line, as the stages' MetricsWriter appends them."""
+    total = {"total_steps": records[-1]["step"] if records else 0}
+    lines = [json.dumps({**record, **total}) + "\n" for record in records]
+    (stage_dir / METRICS_FILE_JSONL).write_text("".join(lines))
 
 
 def training_record(step: int, beta: float, stage: str) -> dict:
