@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="plots and one HTML page over one or more runs")
     p.add_argument("workdirs", nargs="+", type=Path, metavar="WORKDIR",
-                   help="run workdirs, or a directory of runs (a sweep's trials)")
+                   help="run workdirs, or a directory of run workdirs")
     p.add_argument("--out", type=Path, help="output directory (default: WORKDIR/report for one "
                    "workdir, ./rsrl-report for several)")
     p.set_defaults(run=_report)

@@ -28,7 +28,7 @@ def is_run_dir(path: Path) -> bool:
 
 
 def expand_workdirs(paths: Sequence[Path]) -> list[Path]:
-    """Each path that is a run, or else the runs right inside it (a sweep's trials).
+    """Each path that is a run, or else the runs right inside it (say, runs/).
     A path that is neither is kept, so that the report can say what is wrong with it."""
     runs: list[Path] = []
     for path in paths:
