@@ -26,6 +26,8 @@ def read_prompts(spec: PromptSourceSpec) -> list[dict[str, Any]]:
                                            fix="set prompt_field and answer_field")
         prompts.append({**record, "prompt": str(record[spec.prompt_field]),
                         "answer": str(record[spec.answer_field])})
+        if spec.limit is not None and len(prompts) >= spec.limit:
+            break
     if not prompts:
         raise DataError(f"source '{spec.path}': holds no prompts")
     return prompts

@@ -33,9 +33,6 @@ DEFAULT_ENGINE = "vllm"
 def run_eval_stage(ctx: StageContext) -> dict:
     spec = ctx.spec
     checkpoints = model_checkpoints(ctx.inputs)
-    if any(s.name == HELDOUT for s in spec.eval.suites):
-        raise ValueError(f"eval.suites: a suite may not be named '{HELDOUT}' (it would clash "
-                         f"with eval.{HELDOUT}.* in metrics); rename it")
     bundle = ctx.stage.resources.bundles[0]
     metrics: dict = {"model": list(checkpoints)[-1], "suites": {}, HELDOUT: {}}
     if spec.eval.heldout_text is not None:

@@ -42,9 +42,12 @@ class Resources:
     bundles: tuple[dict, ...]
 
     def describe(self) -> str:
-        cpus = sum(b.get("CPU", 0) for b in self.bundles)
-        gpus = sum(b.get("GPU", 0) for b in self.bundles)
-        return f"{len(self.bundles)} x bundle, {cpus:g} CPU" + (f", {gpus:g} GPU" if gpus else "")
+        """e.g. '64 x (8 CPU, 1 GPU) + 16 x (8 CPU, 1 GPU)'."""
+        groups: dict[str, int] = {}
+        for b in self.bundles:
+            shape = ", ".join(f"{b[r]:g} {r}" for r in ("CPU", "GPU") if b.get(r))
+            groups[shape or "0 CPU"] = groups.get(shape or "0 CPU", 0) + 1
+        return " + ".join(f"{n} x ({shape})" for shape, n in groups.items())
 
 
 @dataclass(frozen=True)

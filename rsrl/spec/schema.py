@@ -98,6 +98,7 @@ class PromptSourceSpec:
     path: str = ""
     prompt_field: str = "prompt"
     answer_field: str = "answer"
+    limit: Optional[int] = None  # read only the first `limit` items (quick evals)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from rsrl.spec.schema import (
     DataSourceSpec,
     EvalSpec,
     ObjectiveSpec,
+    PromptSourceSpec,
     ResourcesSpec,
     RLSpec,
     Spec,
@@ -189,6 +190,14 @@ def _check_sources(sources: list[DataSourceSpec], path: str, p: Problems) -> Non
         p.need(src.weight > 0, f"{path}[{i}].weight", src.weight, "must be > 0")
 
 
+def _check_prompt_source(src: PromptSourceSpec, path: str, p: Problems) -> None:
+    problem = check_data_path(src.path)
+    if problem:
+        p.add(f"{path}.path", problem)
+    if src.limit is not None:
+        p.need(src.limit >= 1, f"{path}.limit", src.limit, "must be >= 1")
+
+
 def _check_verifier(v: VerifierSpec, plugins: list[str], path: str, p: Problems) -> None:
     from rsrl.verifiers.registry import available_verifiers
 
@@ -203,9 +212,7 @@ def _check_sampling(obj: Any, path: str, p: Problems) -> None:
 
 
 def _check_rl(rl: RLSpec, plugins: list[str], p: Problems) -> None:
-    problem = check_data_path(rl.prompts.path)
-    if problem:
-        p.add("rl.prompts.path", problem)
+    _check_prompt_source(rl.prompts, "rl.prompts", p)
     _check_verifier(rl.verifier, plugins, "rl.verifier", p)
     p.need(rl.steps >= 1, "rl.steps", rl.steps, "must be >= 1")
     p.need(rl.prompts_per_step >= 1, "rl.prompts_per_step", rl.prompts_per_step, "must be >= 1")
@@ -230,12 +237,11 @@ def _check_eval(ev: EvalSpec, plugins: list[str], p: Problems) -> None:
     seen: set[str] = set()
     for i, suite in enumerate(ev.suites):
         path = f"eval.suites[{i}]"
-        p.need(bool(suite.name) and suite.name not in seen, f"{path}.name", suite.name,
-               "must be a non-empty name, unique among the suites")
+        p.need(bool(suite.name) and suite.name not in seen and suite.name != "heldout",
+               f"{path}.name", suite.name, "must be a non-empty name, unique among the suites, "
+               "and not 'heldout' (metrics use eval.heldout.* for held-out text)")
         seen.add(suite.name)
-        problem = check_data_path(suite.data.path)
-        if problem:
-            p.add(f"{path}.data.path", problem)
+        _check_prompt_source(suite.data, f"{path}.data", p)
         _check_verifier(suite.verifier, plugins, f"{path}.verifier", p)
         p.need(suite.n_samples >= 1, f"{path}.n_samples", suite.n_samples, "must be >= 1")
         for j, k in enumerate(suite.k):

@@ -60,4 +60,5 @@ def test_absent_stages_are_skipped():
 def test_plan_shows_resources_per_stage():
     plan = compile_plan(load_spec(QUICKSTART, ["resources.num_workers=4",
                                                "resources.gpus_per_worker=1"]))
-    assert plan.stage("pretrain").resources.describe() == "4 x bundle, 4 CPU, 4 GPU"
+    assert plan.stage("pretrain").resources.describe() == "4 x (1 CPU, 1 GPU)"
+    assert plan.stage("rl").resources.describe() == "4 x (1 CPU, 1 GPU) + 1 x (1 CPU)"
