@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait if another run holds the workdir")
     p.set_defaults(run=_apply)
 
+    p = with_spec("sweep", "run Ray Tune over the spec's sweep.space (trials share the cache)")
+    p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else embedded)")
+    p.set_defaults(run=_sweep)
+
     p = sub.add_parser("models", help="list the model presets with their parameter counts")
     p.set_defaults(run=_models)
 
@@ -127,7 +131,22 @@ def _apply(args: argparse.Namespace) -> int:
                   "`rsrl apply` again to resume", file=sys.stderr)
         return EXIT_FAILED
     print(format_outcomes(outcomes))
+    report = next((o.result.get("report") for o in outcomes if o.stage == "report"), None)
+    if report:
+        print(f"report: {report}")
     return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from rsrl.pipeline.session import connect
+    from rsrl.spec.load import load_spec
+    from rsrl.sweep import format_results, require_sweep, run_sweep
+
+    sweep = require_sweep(load_spec(args.spec, args.overrides))  # before Ray starts
+    connect(args.address)
+    result = run_sweep(args.spec, args.overrides)
+    print(format_results(result, sweep))
+    return 0 if result.rows else EXIT_FAILED
 
 
 def _models(args: argparse.Namespace) -> int:

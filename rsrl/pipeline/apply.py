@@ -42,8 +42,11 @@ class StageFailed(RuntimeError):
     """A stage raised; the stages finished before it are kept in the cache."""
 
     def __init__(self, stage: str, cause: BaseException):
+        super().__init__(stage, cause)  # both in args: the error can be copied and pickled
         self.stage, self.cause = stage, cause
-        super().__init__(f"stage '{stage}' failed: {cause}")
+
+    def __str__(self) -> str:
+        return f"stage '{self.stage}' failed: {self.cause}"
 
 
 def apply_plan(plan: Plan, *, wait_for_lock: bool = False, shared_workdir: bool = False,
@@ -67,7 +70,10 @@ def _apply(plan: Plan, stage_fns: Mapping[str, StageFn] | None) -> list[StageOut
         if statuses[stage.name] is Status.CACHED:
             continue
         upstream = [refs[name] for name in stage.inputs if name in refs]
-        refs[stage.name] = _run_stage.options(name=f"rsrl:{stage.name}").remote(
+        # "DEFAULT": never inside a caller's placement group (a Tune trial captures its
+        # child tasks): a stage schedules its own workers wherever the cluster has room.
+        refs[stage.name] = _run_stage.options(name=f"rsrl:{stage.name}",
+                                              scheduling_strategy="DEFAULT").remote(
             plan, stage.name, dict(stage_fns or {}), *upstream)
     return _collect(plan, statuses, refs)
 
