@@ -96,8 +96,9 @@ def compile_plan(spec: Spec) -> Plan:
             ["tokenizer", last_model], builder.rl_resources())
     models = [s.name for s in builder.stages if s.kind in (*TRAINING_STAGES, "rl")]
     if spec.eval is not None and models:
+        # topk.k: the held-out local entropy and tail mass are measured against K_t.
         builder.add("eval", "eval", {"eval": spec.eval, "seed": spec.seed,
-                                     "plugins": spec.plugins},
+                                     "plugins": spec.plugins, "k": spec.objective.topk.k},
                     ["tokenizer", *models], builder.rollout_resources())
     if models:
         report_inputs = [s.name for s in builder.stages if s.kind != "tokenizer"

@@ -38,7 +38,8 @@ def test_apply_runs_everything_then_nothing(ray_session, tmp_path):
         assert manifest["key"] == stage.key and manifest["inputs"] == list(stage.inputs)
     # Real data flowed along the edges: midtrain saw pretrain's steps plus its own data rows.
     mid = json.loads((plan.stage("midtrain").out_dir(tmp_path) / "output.json").read_text())
-    assert mid["steps"] == 2000000 // 256 + 500000 // 512
+    pre, midtrain = plan.spec.stages.pretrain, plan.spec.stages.midtrain
+    assert mid["steps"] == pre.tokens // pre.seq_len + midtrain.tokens // midtrain.seq_len
 
     again = apply_plan(plan_in(tmp_path), stage_fns=stage_fns.ALL)
     assert all(o.status is Status.CACHED for o in again)

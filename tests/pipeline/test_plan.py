@@ -34,6 +34,7 @@ def test_keys_are_deterministic():
     ("rl.rollout.temperature=0.9", {"rl", "eval", "report"}),
     ("objective.beta=0.5", {"pretrain", "midtrain", "rl", "eval", "report"}),
     ("objective.topk.lam_tail=0.0", {"pretrain", "midtrain", "rl", "eval", "report"}),
+    ("objective.topk.k=50", {"pretrain", "midtrain", "rl", "eval", "report"}),
     ("stages.midtrain.lr.peak=1e-3", {"midtrain", "rl", "eval", "report"}),
     ("stages.midtrain.tokens=100000", {"data-midtrain", "midtrain", "rl", "eval", "report"}),
     ("eval.suites.0.n_samples=32", {"eval", "report"}),
