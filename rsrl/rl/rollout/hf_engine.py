@@ -19,9 +19,9 @@ import torch
 from rsrl.rl.rollout.engine import (
     Completion,
     check_complete,
-    required_names,
     finish_reason,
     load_rollout_tokenizer,
+    required_names,
 )
 
 

@@ -39,9 +39,9 @@ import torch
 from rsrl.rl.rollout.engine import (
     Completion,
     check_complete,
-    required_names_of,
     finish_reason,
     load_rollout_tokenizer,
+    required_names_of,
 )
 
 
