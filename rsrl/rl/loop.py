@@ -147,9 +147,10 @@ def _update(engine, samples: list[Sample], job: RLJob, rank: int, pad_id: int,
             # step's sum-normalised share, so undo that averaging.
             engine.backward(loss * layout.grad_accum * job.world_size)
             engine.step()
-            mismatch = ((out.logp.detach() - batch.rollout_logp).abs() * out.mask).sum()
-            _accumulate(totals, "logprob_mismatch", mismatch / out.mask.sum().clamp(min=1),
-                        len(chunk))
+            if rl.rollout.temperature == 1.0:  # engines return temperature-1 logprobs
+                mismatch = ((out.logp.detach() - batch.rollout_logp).abs() * out.mask).sum()
+                _accumulate(totals, "logprob_mismatch", mismatch / out.mask.sum().clamp(min=1),
+                            len(chunk))
             for name in ("clip_fraction", "approx_kl"):
                 _accumulate(totals, name, getattr(pl, name), len(chunk))
             _accumulate(totals, "entropy", out.entropy, len(chunk))

@@ -2,8 +2,10 @@
 
 Log-probabilities come from the project's own loss kernel (`reward_shaped_loss` with no
 shaping is cross-entropy, so -loss per token is log pi(token)); the same pass gives the
-policy's entropy over response tokens. Logits are divided by the sampling temperature so
-the ratio compares the trainer and the sampler on the same distribution.
+policy's entropy over response tokens. Logits are divided by the sampling temperature, so
+the gradient is that of the distribution the samples came from (top-p aside). The rollout
+engines report temperature-1 log-probabilities, so their mismatch with the trainer is logged
+only at temperature 1 (the paper's setting).
 """
 
 from __future__ import annotations
