@@ -96,7 +96,8 @@ def main() -> None:
 
     import ray
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+             logging_level="ERROR")
     with tempfile.TemporaryDirectory(prefix="rsrl-bench-data-") as tmp:
         work = Path(tmp)
         files = write_corpus(work / "corpus", args.mb)

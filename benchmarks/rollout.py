@@ -148,7 +148,7 @@ def main() -> None:
     import ray
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    ray.init(num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False,
+    ray.init(address="local", num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False,
              log_to_driver=False)
     with tempfile.TemporaryDirectory(prefix="rsrl-bench-rollout-") as tmp:
         root = Path(tmp)

@@ -100,7 +100,8 @@ def main() -> None:
     parser.add_argument("--zero", type=int, default=2, help="DeepSpeed ZeRO stage")
     args = parser.parse_args()
     torch.set_num_threads(args.cpus)  # Ray gives its worker this many (OMP_NUM_THREADS)
-    ray.init(num_cpus=max(2, args.cpus), include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=max(2, args.cpus), include_dashboard=False,
+             log_to_driver=False)
     with tempfile.TemporaryDirectory() as tmp:
         spec, job = prepare(Path(tmp), args)
         plain = plain_tokens_per_s(replace(job, stage_dir=Path(tmp) / "plain"))

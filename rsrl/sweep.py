@@ -9,6 +9,7 @@ interrupted sweep resumes where it stopped, and re-running a finished one does n
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -67,13 +68,14 @@ def trial_metrics(outcomes: Sequence[StageOutcome]) -> dict[str, float]:
     return metrics
 
 
-def run_trial(config: dict, spec_path: str, overrides: list[str]) -> None:
+def run_trial(config: dict, spec_path: str, overrides: list[str], cwd: str) -> None:
     """One Tune trial: apply the spec with this trial's values, report its metrics."""
     from ray import tune
 
     from rsrl.pipeline.apply import apply_plan
     from rsrl.pipeline.plan import compile_plan
 
+    os.chdir(cwd)  # Tune starts trials in their own directories; paths mean the user's cwd
     spec = load_spec(spec_path, [*overrides, *trial_overrides(config)])
     outcomes = apply_plan(compile_plan(spec), shared_workdir=True)
     metrics = trial_metrics(outcomes)
@@ -90,7 +92,7 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
     storage = Path(spec.workdir).resolve() / "sweeps"
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, spec_path=str(Path(spec_path).resolve()),
-                             overrides=list(overrides)),
+                             overrides=list(overrides), cwd=os.getcwd()),
         # A trial only drives: its stages reserve the workers they need. Tune refuses an
         # empty request, so it holds a token share of a CPU.
         {"cpu": 0.01})

@@ -62,7 +62,8 @@ def model_config(model: ModelSpec, *, rope_theta: float, max_seq_len: int,
         intermediate_size=shape.get("ffn_size") or shape["expert_ffn_size"],
         moe_intermediate_size=shape["expert_ffn_size"], num_experts=shape["num_experts"],
         num_experts_per_tok=shape["experts_per_token"], norm_topk_prob=True,
-        router_aux_loss_coef=ROUTER_AUX_LOSS_COEF, output_router_logits=False, **common)
+        router_aux_loss_coef=shape.get("router_aux_loss_coef", ROUTER_AUX_LOSS_COEF),
+        output_router_logits=False, **common)
 
 
 def build_model(model: ModelSpec, *, rope_theta: float, max_seq_len: int, seed: int,

@@ -14,5 +14,5 @@ def connect(address: str | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=True)
-    else:
-        ray.init(include_dashboard=False, log_to_driver=True)
+    else:  # "local": never attach to some other Ray that happens to run on this machine
+        ray.init(address="local", include_dashboard=False, log_to_driver=True)

@@ -43,7 +43,7 @@ class RolloutController:
         kept: list[list[Sample]] = []
         first_round_rewards: list[float] = []
         lengths: list[int] = []
-        rounds = 0
+        rounds = dropped = 0
         while len(kept) < self.rl.prompts_per_step and rounds <= self.rl.max_resample_rounds:
             need = self.rl.prompts_per_step - len(kept)
             groups, rewards = self._sample_groups(step, rounds, need)
@@ -53,13 +53,19 @@ class RolloutController:
             keep = informative_groups(rewards) if self.rl.dynamic_sampling else torch.ones(
                 len(groups), dtype=torch.bool)
             kept += [g for g, k in zip(groups, keep.tolist()) if k]
+            dropped += int((~keep).sum())
             rounds += 1
+        seconds = time.perf_counter() - start
         samples = [s for g in kept[: self.rl.prompts_per_step] for s in g]
+        # Reward and accuracy of the first round only: fresh prompts, before any filtering.
         stats = {"reward_mean": float(np.mean(first_round_rewards)),
+                 "accuracy": float(np.mean([r >= 1.0 for r in first_round_rewards])),
                  "kept_groups": float(len(kept[: self.rl.prompts_per_step])),
+                 "dropped_groups": float(dropped),
                  "sample_rounds": float(rounds),
                  "response_length": float(np.mean(lengths)),
-                 "rollout_seconds": time.perf_counter() - start}
+                 "rollout_tokens_per_s": sum(lengths) / seconds,
+                 "rollout_seconds": seconds}
         return RolloutBatch(samples=samples, stats=stats)
 
     def _sample_groups(self, step: int, round_: int, count: int):

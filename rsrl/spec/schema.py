@@ -30,6 +30,7 @@ class ModelSpec:
     experts_per_token: Optional[int] = None
     expert_ffn_size: Optional[int] = None
     tie_embeddings: Optional[bool] = None
+    router_aux_loss_coef: Optional[float] = None  # MoE load-balancing loss weight (0.001)
 
 
 @dataclass

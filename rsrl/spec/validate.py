@@ -100,6 +100,9 @@ def _check_model(spec: Spec, p: Problems) -> None:
     if m.num_heads and m.num_kv_heads:
         p.need(m.num_heads % m.num_kv_heads == 0, "model.num_kv_heads", m.num_kv_heads,
                f"must divide num_heads ({m.num_heads})")
+    if m.router_aux_loss_coef is not None:
+        p.need(m.router_aux_loss_coef >= 0, "model.router_aux_loss_coef", m.router_aux_loss_coef,
+               "must be >= 0")
     if m.num_experts and m.experts_per_token:
         p.need(m.experts_per_token <= m.num_experts, "model.experts_per_token",
                m.experts_per_token, f"must be <= num_experts ({m.num_experts})")

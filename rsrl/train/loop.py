@@ -45,7 +45,6 @@ class TrainJob:
     log_every: int
     checkpoint_every: int
     keep_checkpoints: int
-    router_aux_coef: float = 0.01
     persist_small_params: bool = True
 
 
@@ -64,7 +63,7 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
     loader = PackedLoader(PackedDataset(job.data_dir), job.layout.micro_batch_size, rank,
                           job.layout.world_size, job.reset_position_ids)
     tokenizer = load_tokenizer(job.tokenizer_dir)
-    module = ShapedLossLM(load_lm(job, tokenizer), job.objective, job.router_aux_coef)
+    module = ShapedLossLM(load_lm(job, tokenizer), job.objective)
     flops_per_token = 6 * sum(p.numel() for p in module.parameters())  # before ZeRO-3 shards
     optimizer = build_optimizer(module, job.deepspeed.weight_decay,
                                 offload=job.deepspeed.offload_optimizer)

@@ -27,11 +27,12 @@ class LossOutput:
 
 
 class ShapedLossLM(nn.Module):
-    def __init__(self, lm: nn.Module, objective: ObjectiveSpec, router_aux_coef: float = 0.0):
+    def __init__(self, lm: nn.Module, objective: ObjectiveSpec):
         super().__init__()
         self.lm = lm
         self.objective = objective
-        self.router_aux_coef = router_aux_coef
+        # MoE: the load-balancing weight comes from the model config (`model.router_aux_loss_coef`).
+        self.router_aux_coef = getattr(lm.config, "router_aux_loss_coef", 0.0)
         self.is_moe = getattr(lm.config, "num_experts", None) is not None
         self.fused_head = FusedHead(lm.lm_head.weight) if objective.impl == "fused_linear" else None
 

@@ -12,7 +12,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 QUICK = ["stages.pretrain.tokens=120000", "stages.midtrain.tokens=40000",
          "stages.midtrain.seq_len=256", "rl.steps=2", "rl.prompts_per_step=4",
-         "rl.group_size=4", "rl.rollout.max_new_tokens=32", "eval.suites.0.n_samples=4",
+         "rl.group_size=4", "rl.rollout.max_new_tokens=32", "rl.dynamic_sampling=false",
+         "eval.suites.0.n_samples=4",
          "eval.suites.0.k=[1,4]", "eval.suites.0.data.limit=16",
          "eval.suites.0.max_new_tokens=32", "eval.heldout_text.tokens=4096"]
 
@@ -49,6 +50,13 @@ def test_every_stage_leaves_its_outputs(finished):
         records = [json.loads(line) for line in
                    (stage_dir(workdir, model) / "metrics.jsonl").read_text().splitlines()]
         assert records and records[-1]["step"] == records[-1]["total_steps"]
+    rl = [json.loads(l) for l in (stage_dir(workdir, "rl") / "metrics.jsonl")
+          .read_text().splitlines()]
+    for name in ("reward_mean", "accuracy", "dropped_groups", "entropy", "clip_fraction",
+                 "rollout_tokens_per_s", "sync_seconds"):
+        assert name in rl[-1], name
+    # vLLM's sampled-token logprobs and the trainer's recompute agree (fp32, temperature 1).
+    assert all(r["logprob_mismatch"] < 1e-3 for r in rl if "logprob_mismatch" in r)
     pretrain = [json.loads(l) for l in (stage_dir(workdir, "pretrain") / "metrics.jsonl")
                 .read_text().splitlines()]
     assert pretrain[-1]["nll"] < pretrain[0]["nll"]

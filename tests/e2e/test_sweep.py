@@ -13,10 +13,13 @@ def manifests(workdir: Path, stage: str) -> dict[Path, str]:
             for p in workdir.glob(f"{stage}-*/manifest.json")}
 
 
-def test_two_trials_share_one_pretraining_and_a_rerun_does_nothing(ray_session, tmp_path):
+def test_two_trials_share_one_pretraining_and_a_rerun_does_nothing(ray_session, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative workdir, as in the specs: trials must share it
     spec = str(HERE / "tiny-sweep.yaml")
-    overrides = [f"workdir={tmp_path}"]
+    overrides = ["workdir=sweep-runs"]
     result = run_sweep(spec, overrides)
+    tmp_path = tmp_path / "sweep-runs"
 
     assert sorted(r["eval.heldout_text.tokens"] for r in result.rows) == [1024, 2048]
     pretrain = manifests(tmp_path, "pretrain")

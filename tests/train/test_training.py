@@ -148,3 +148,14 @@ def test_killed_worker_resumes_from_checkpoint_on_the_same_trajectory(prepared, 
         assert got[step] == pytest.approx(expected[step], abs=1e-5), step
     checkpoints = json.loads((job.stage_dir / "checkpoints" / "latest.json").read_text())
     assert checkpoints["step"] == steps
+
+
+def test_moe_trains_with_router_balance_and_logs_expert_load(prepared, tmp_path):
+    spec, plan = prepared
+    moe = replace(spec.model, preset="tiny-moe", router_aux_loss_coef=0.01)
+    job, resources = train((replace(spec, model=moe), plan), tmp_path, steps=3)
+    fit(job, resources, run_name="moe")
+    last = read_metrics(job.stage_dir)[-1]
+    assert last["router_aux_loss"] > 0
+    # expert_load_max: the busiest expert's share of tokens x num_experts (1.0 = balanced).
+    assert 1.0 <= last["expert_load_max"] <= 8.0
