@@ -94,8 +94,9 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
         tune.with_parameters(run_trial, spec_path=str(Path(spec_path).resolve()),
                              overrides=list(overrides), cwd=os.getcwd()),
         # A trial only drives: its stages reserve the workers they need. Tune refuses an
-        # empty request, so it holds a token share of a CPU.
-        {"cpu": 0.01})
+        # empty request, so it asks for a token of memory (a CPU share, however small,
+        # would keep a stage that needs every CPU from ever starting).
+        {"cpu": 0, "memory": 2**20})
     path = storage / spec.name
     if tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(str(path), trainable, resume_errored=True)
