@@ -93,8 +93,7 @@ def _collect(plan: Plan, statuses: dict[str, Status],
             try:
                 finished[name] = ray.get(done[0])
             except ray.exceptions.RayTaskError as err:
-                for ref in by_ref:  # downstream stages cannot run now
-                    ray.cancel(ref)
+                # Downstream tasks never start: Ray fails them with their input's error.
                 raise StageFailed(name, getattr(err, "cause", None) or err) from None
             progress.finish(name)
             log.info("stage %s finished in %.1fs", name, finished[name][1])
