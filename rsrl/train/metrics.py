@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 METRICS_FILE = "metrics.jsonl"
@@ -41,7 +42,9 @@ class MetricsWriter:
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         shown = " ".join(f"{k} {record[k]:.4g}" for k in self.headline if k in record)
-        print(f"{self.label} step {record['step']}/{self.total_steps} {shown}", flush=True)
+        # The process's own stdout: Ray Train's patched print would log it and echo it.
+        print(f"{self.label} step {record['step']}/{self.total_steps} {shown}",
+              file=sys.__stdout__, flush=True)
         for name, value in record.items():
             if name != "step" and isinstance(value, (int, float)) and math.isfinite(value):
                 self.tb.add_scalar(name, value, record["step"])
