@@ -54,5 +54,5 @@ def _save(out_dir: Path, name: str, fig: Figure | None) -> tuple[Path, ...]:
     if fig is None:
         return ()
     png = out_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.png"
-    fig.savefig(png, dpi=DPI)
+    fig.savefig(png, dpi=DPI, bbox_inches="tight")  # long legends (sweeps) stay whole
     return (png,)
