@@ -123,13 +123,13 @@ def _update(engine, samples: list[Sample], job: RLJob, rank: int, pad_id: int,
     """`mini_batches` optimizer updates over the step's samples; old log-probs are the
     policy's before the first update (so with one mini-batch the ratio is exactly 1)."""
     rl, layout = job.rl, job.layout
-    mine = np.array_split(np.arange(len(samples)), job.world_size)[rank]
-    minis = np.array_split(mine, rl.mini_batches)
-    all_minis = np.array_split(np.arange(len(samples)), rl.mini_batches)
+    split = mini_batch_indices(len(samples), job.world_size, rl.mini_batches)
+    minis = [per_rank[rank] for per_rank in split]
     old = _old_logprobs(engine, samples, minis, layout, pad_id, rl) if rl.mini_batches > 1 else None
     totals: dict[str, float] = {}
-    for m, (mini, global_mini) in enumerate(zip(minis, all_minis)):
-        counts = _response_counts([samples[i] for i in global_mini])
+    for m, mini in enumerate(minis):
+        # The loss is normalised by the whole mini-batch, across every worker's share.
+        counts = _response_counts([samples[i] for i in np.concatenate(split[m])])
         for c, chunk in enumerate(np.array_split(mini, layout.grad_accum)):
             batch = _micro_batch(samples, chunk, pad_id, engine.device)
             out = engine(batch.input_ids, batch.attention_mask, batch.labels, rl.rollout.temperature)
@@ -148,13 +148,21 @@ def _update(engine, samples: list[Sample], job: RLJob, rank: int, pad_id: int,
             engine.backward(loss * layout.grad_accum * job.world_size)
             engine.step()
             if rl.rollout.temperature == 1.0:  # engines return temperature-1 logprobs
-                mismatch = ((out.logp.detach() - batch.rollout_logp).abs() * out.mask).sum()
+                # Against the policy that sampled (before this step's first update).
+                mismatch = ((old_logp - batch.rollout_logp).abs() * out.mask).sum()
                 _accumulate(totals, "logprob_mismatch", mismatch / out.mask.sum().clamp(min=1),
                             len(chunk))
             for name in ("clip_fraction", "approx_kl"):
                 _accumulate(totals, name, getattr(pl, name), len(chunk))
             _accumulate(totals, "entropy", out.entropy, len(chunk))
     return _mean_over_samples(totals, len(samples), engine)
+
+
+def mini_batch_indices(n: int, world_size: int, mini_batches: int) -> list[list[np.ndarray]]:
+    """[mini-batch][rank] -> sample indices: each rank's share, cut into mini-batches."""
+    shares = np.array_split(np.arange(n), world_size)
+    per_rank = [np.array_split(share, mini_batches) for share in shares]
+    return [[per_rank[r][m] for r in range(world_size)] for m in range(mini_batches)]
 
 
 def _response_counts(samples: list[Sample]) -> dict[str, float]:
