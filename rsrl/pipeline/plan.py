@@ -166,11 +166,14 @@ class _PlanBuilder:
 
 
 def _plain(obj: Any) -> Any:
-    """Dataclasses and containers as plain JSON-able values, for hashing and manifests."""
+    """Dataclasses and containers as plain JSON-able values, for hashing and manifests.
+
+    Unset (None) fields are left out, so adding an optional key to the schema does not
+    change the keys of stages that don't use it (and cached work stays cached)."""
     if dataclasses.is_dataclass(obj):
         return spec_to_dict(obj) if isinstance(obj, Spec) else _plain(dataclasses.asdict(obj))
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): _plain(v) for k, v in obj.items() if v is not None}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
     return obj

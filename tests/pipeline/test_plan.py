@@ -63,3 +63,9 @@ def test_plan_shows_resources_per_stage():
                                                "resources.gpus_per_worker=1"]))
     assert plan.stage("pretrain").resources.describe() == "4 x (1 CPU, 1 GPU)"
     assert plan.stage("rl").resources.describe() == "4 x (1 CPU, 1 GPU) + 1 x (1 CPU)"
+
+
+def test_unset_optional_fields_do_not_enter_the_keys():
+    base = keys()
+    assert keys("model.router_aux_loss_coef=null") == base  # unset, as by default
+    assert keys("model.router_aux_loss_coef=0.01")["pretrain"] != base["pretrain"]
