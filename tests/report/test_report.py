@@ -7,7 +7,6 @@ import base64
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
 
 from rsrl.cli import main
 from rsrl.pipeline.plan import compile_plan
