@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rsrl.pipeline.apply import StageOutcome
+from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.spec import SpecError, load_spec
 from rsrl.spec.schema import SearchDimSpec, Spec, SweepSpec
-
-MODEL_STAGES = ("pretrain", "midtrain", "rl")
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ import ray
 
 from rsrl.eval.results import HELDOUT, METRICS_FILE, flat_metrics
 from rsrl.pipeline.cache import write_json_atomic
+from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.pipeline.registry import StageContext
 from rsrl.spec.schema import HeldoutSpec, RolloutSpec, Spec
 
 log = logging.getLogger("rsrl")
 
-MODEL_STAGES = ("pretrain", "midtrain", "rl")  # in pipeline order
 DEFAULT_ENGINE = "vllm"
 
 

@@ -30,6 +30,7 @@ STAGE_VERSIONS = {
     "report": 1,
 }
 TRAINING_STAGES = ("pretrain", "midtrain")
+MODEL_STAGES = (*TRAINING_STAGES, "rl")  # the stages that produce a model, in order
 # Knobs that change how a stage runs, not what it produces: not part of its key.
 _NON_SEMANTIC_STAGE_KEYS = ("data", "log_every", "checkpoint_every", "keep_checkpoints",
                             "micro_batch_size")
@@ -94,7 +95,7 @@ def compile_plan(spec: Spec) -> Plan:
             "rl", "rl", {"rl": spec.rl, "seed": spec.seed, "plugins": spec.plugins,
                          "precision": spec.resources.deepspeed.precision},
             ["tokenizer", last_model], builder.rl_resources())
-    models = [s.name for s in builder.stages if s.kind in (*TRAINING_STAGES, "rl")]
+    models = [s.name for s in builder.stages if s.kind in MODEL_STAGES]
     if spec.eval is not None and models:
         # topk.k: the held-out local entropy and tail mass are measured against K_t.
         builder.add("eval", "eval", {"eval": spec.eval, "seed": spec.seed,

@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from rsrl.report.runs import MODEL_STAGES, Run
+from rsrl.pipeline.plan import MODEL_STAGES
+from rsrl.report.runs import Run
 
 HELDOUT_METRICS = ("perplexity", "entropy", "local_entropy", "tail_mass")
 FEW_POINTS = 20

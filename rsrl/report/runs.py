@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Mapping
 
 from rsrl.eval.results import read_eval_metrics
+from rsrl.pipeline.cache import MANIFEST
+from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.train.metrics import read_metrics
 
-TRAINING_STAGES = ("pretrain", "midtrain")
-MODEL_STAGES = (*TRAINING_STAGES, "rl")
 SHOWN_STAGES = (*MODEL_STAGES, "eval")  # the stages whose outputs a report draws
-MANIFEST = "manifest.json"  # what a finished stage leaves (rsrl.pipeline.cache)
 
 
 @dataclass

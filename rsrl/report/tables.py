@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from rsrl.report.plots import Panel
-from rsrl.report.runs import MODEL_STAGES, Run
+from rsrl.pipeline.plan import MODEL_STAGES
+from rsrl.report.runs import Run
 
 Row = dict[str, Any]
 SKIPPED_SUITE_FIELDS = ("curve", "k", "problems_file")  # drawn or linked, not tabulated

@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from rsrl.report.html import Section, render_page
 from rsrl.report.plots import (RL_PANELS, TRAINING_PANELS, curves_figure, heldout_figure,
                                pass_at_k_figure)
-from rsrl.report.runs import TRAINING_STAGES, Run
+from rsrl.pipeline.plan import TRAINING_STAGES
+from rsrl.report.runs import Run
 from rsrl.report.tables import heldout_table, last_step_table, suite_table
 
 REPORT_FILE = "report.html"

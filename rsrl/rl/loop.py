@@ -26,7 +26,7 @@ from rsrl.rl.grpo import clipped_policy_loss, kl_to_reference
 from rsrl.spec.schema import DeepSpeedSpec, RLSpec
 from rsrl.train.batches import BatchLayout
 from rsrl.train.checkpoint import export_hf, full_state_dict, load_checkpoint, save_checkpoint
-from rsrl.train.metrics import MetricsWriter
+from rsrl.train.metrics import MetricsWriter, grad_norm, sum_across_workers
 
 HEADLINE = ("reward_mean", "kept_groups", "entropy", "response_length", "sync_seconds")
 
@@ -207,10 +207,6 @@ def _accumulate(totals: dict[str, float], name: str, value, weight: int) -> None
 
 
 def _mean_over_samples(totals: dict[str, float], num_samples: int, engine) -> dict[str, float]:
-    names = sorted(totals)
-    values = torch.tensor([totals[n] for n in names], dtype=torch.float64)
-    dist.all_reduce(values)
-    means = dict(zip(names, (values / max(num_samples, 1)).tolist()))
-    norm = engine.get_global_grad_norm()
-    means["grad_norm"] = float(norm) if norm is not None else float("nan")
-    return means
+    sums = sum_across_workers(totals)
+    return {**{name: total / max(num_samples, 1) for name, total in sums.items()},
+            "grad_norm": grad_norm(engine)}

@@ -7,6 +7,7 @@ in every checkpoint, so a resume continues with the next unread rows.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch.distributed as dist
 from rsrl.spec.schema import DeepSpeedSpec, LRSpec, ModelSpec, ObjectiveSpec
 from rsrl.train.batches import BatchLayout
 from rsrl.train.checkpoint import export_hf, load_checkpoint, save_checkpoint
-from rsrl.train.metrics import MetricsWriter, peak_flops
+from rsrl.train.metrics import MetricsWriter, grad_norm, peak_flops, sum_across_workers
 from rsrl.train.schedule import wsd_lr
 
 HEADLINE = ("shaped_loss", "nll", "entropy", "tail_mass", "tokens_per_s")
@@ -85,7 +86,7 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
         stats = _one_step(engine, loader, job)
         step += 1
         if step % job.log_every == 0 or step == job.total_steps or step == 1:
-            record = {"step": step, "lr": lr, "grad_norm": _grad_norm(engine),
+            record = {"step": step, "lr": lr, "grad_norm": grad_norm(engine),
                       **_mean_across_workers(stats), **timer.tick(step)}
             if metrics:
                 metrics.write(record)
@@ -136,19 +137,10 @@ def _one_step(engine, loader, job: TrainJob) -> dict[str, float]:
     return totals
 
 
-def _grad_norm(engine) -> float:
-    norm = engine.get_global_grad_norm()
-    return float(norm) if norm is not None else float("nan")
-
-
 def _mean_across_workers(stats: dict[str, float]) -> dict[str, float]:
-    names = sorted(stats)
-    values = torch.tensor([stats[n] for n in names], dtype=torch.float64)
-    if dist.is_initialized():
-        dist.all_reduce(values)
-        values /= dist.get_world_size()
-    mean = dict(zip(names, values.tolist()))
-    mean["perplexity"] = float(torch.tensor(mean["nll"]).exp())
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    mean = {name: total / world for name, total in sum_across_workers(stats).items()}
+    mean["perplexity"] = math.exp(mean["nll"])
     return mean
 
 

@@ -54,6 +54,24 @@ class MetricsWriter:
         self.tb.close()
 
 
+def sum_across_workers(values: dict[str, float]) -> dict[str, float]:
+    """Each number summed over the data-parallel workers (identity outside a process group)."""
+    import torch
+    import torch.distributed as dist
+
+    names = sorted(values)
+    tensor = torch.tensor([values[n] for n in names], dtype=torch.float64)
+    if dist.is_initialized():
+        dist.all_reduce(tensor)
+    return dict(zip(names, tensor.tolist()))
+
+
+def grad_norm(engine) -> float:
+    """The last step's global gradient norm from DeepSpeed (nan before the first step)."""
+    norm = engine.get_global_grad_norm()
+    return float(norm) if norm is not None else float("nan")
+
+
 def read_metrics(stage_dir: Path) -> list[dict]:
     path = stage_dir / METRICS_FILE
     if not path.exists():
