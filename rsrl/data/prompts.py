@@ -24,13 +24,27 @@ def read_prompts(spec: PromptSourceSpec) -> list[dict[str, Any]]:
             if field not in record:
                 raise source.missing_field(field, record, where,
                                            fix="set prompt_field and answer_field")
+        if not _matches(record, spec.where or {}, source, where):
+            continue
         prompts.append({**record, "prompt": str(record[spec.prompt_field]),
                         "answer": str(record[spec.answer_field])})
         if spec.limit is not None and len(prompts) >= spec.limit:
             break
     if not prompts:
-        raise DataError(f"source '{spec.path}': holds no prompts")
+        matching = f" matching where={spec.where}" if spec.where else ""
+        raise DataError(f"source '{spec.path}': holds no prompts{matching}")
     return prompts
+
+
+def _matches(record: dict[str, Any], conditions: dict[str, Any], source: Source,
+             location: str) -> bool:
+    """`where`: every named field equals the value, or one of the listed values."""
+    for name, wanted in conditions.items():
+        if name not in record:
+            raise source.missing_field(name, record, location, fix="point `where`")
+        if record[name] not in (wanted if isinstance(wanted, list) else [wanted]):
+            return False
+    return True
 
 
 def read_heldout_texts(spec: HeldoutSpec) -> list[str]:

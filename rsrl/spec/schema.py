@@ -99,7 +99,9 @@ class PromptSourceSpec:
     path: str = ""
     prompt_field: str = "prompt"
     answer_field: str = "answer"
-    limit: Optional[int] = None  # read only the first `limit` items (quick evals)
+    # keep only items whose field matches: {difficulty: [1, 2]} or {task: count}
+    where: Optional[Dict[str, Any]] = None
+    limit: Optional[int] = None  # read only the first `limit` (matching) items (quick evals)
 
 
 @dataclass

@@ -199,6 +199,10 @@ def _check_prompt_source(src: PromptSourceSpec, path: str, p: Problems) -> None:
         p.add(f"{path}.path", problem)
     if src.limit is not None:
         p.need(src.limit >= 1, f"{path}.limit", src.limit, "must be >= 1")
+    for name, wanted in (src.where or {}).items():
+        values = wanted if isinstance(wanted, list) else [wanted]
+        p.need(len(values) > 0 and all(isinstance(v, (str, int, float, bool)) for v in values),
+               f"{path}.where.{name}", wanted, "must be a value or a non-empty list of values")
 
 
 def _check_verifier(v: VerifierSpec, plugins: list[str], path: str, p: Problems) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from rsrl.cli import main
 from rsrl.data import synth
+from rsrl.data.errors import DataError
 from rsrl.data.paths import check_data_path
 from rsrl.data.prompt_format import format_prompt
 from rsrl.data.prompts import read_heldout_texts, read_prompts
@@ -96,3 +97,17 @@ def test_prompt_and_heldout_readers(tmp_path):
         {"q": "What is 1 + 1?", "a": 2, "prompt": "What is 1 + 1?", "answer": "2"}]
     texts = read_heldout_texts(HeldoutSpec(path="synth://heldout"))
     assert texts == [r["text"] for r in synth.generate("heldout")]
+
+
+def test_prompt_reader_keeps_the_items_where_asks_for():
+    counting = read_prompts(PromptSourceSpec(path="synth://rl-arith", where={"task": "count"}))
+    easy = read_prompts(PromptSourceSpec(path="synth://rl-arith", where={"difficulty": [1, 2]}))
+    assert len(counting) == 400 and {p["task"] for p in counting} == {"count"}
+    assert len(easy) == 800 and {p["difficulty"] for p in easy} == {1, 2}
+    first = read_prompts(PromptSourceSpec(path="synth://rl-arith", where={"task": "count"},
+                                          limit=3))
+    assert first == counting[:3]  # limit counts matching items
+    with pytest.raises(DataError, match="no field 'level'"):
+        read_prompts(PromptSourceSpec(path="synth://rl-arith", where={"level": 1}))
+    with pytest.raises(DataError, match="no prompts matching"):
+        read_prompts(PromptSourceSpec(path="synth://rl-arith", where={"task": "poetry"}))
