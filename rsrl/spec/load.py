@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -70,14 +70,31 @@ def _merge_onto_schema(raw: dict, source: str) -> DictConfig:
         raise SpecError(_explain(err, source)) from None
 
 
+_ABSENT = object()
+
+
 def _apply_override(cfg: DictConfig, override: str) -> None:
     key, sep, value = override.partition("=")
     if not sep or not key:
         raise SpecError(f"override '{override}': write overrides as dotted.path=value")
     try:
-        OmegaConf.update(cfg, key.strip(), yaml.safe_load(value), merge=True)
+        OmegaConf.update(cfg, *_through_unset(cfg, key.strip(), yaml.safe_load(value)),
+                         merge=True)
     except (OmegaConfBaseException, yaml.YAMLError) as err:
         raise SpecError(_explain(err, f"override '{override}'")) from None
+
+
+def _through_unset(cfg: DictConfig, key: str, value: Any) -> tuple[str, Any]:
+    """`a.b.c=v` where `a.b` is unset (null) becomes `a.b={c: v}`, so an optional mapping
+    such as `rl.prompts.where` can be given one key at a time on the command line."""
+    parts = key.split(".")
+    for i in range(1, len(parts)):
+        prefix = ".".join(parts[:i])
+        if OmegaConf.select(cfg, prefix, default=_ABSENT) is None:
+            for name in reversed(parts[i:]):
+                value = {name: value}
+            return prefix, value
+    return key, value
 
 
 def _to_object(cfg: DictConfig) -> Spec:

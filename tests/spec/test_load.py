@@ -28,6 +28,14 @@ def test_dotted_overrides_and_list_items():
     assert spec.tokenizer.vocab_size == 1024  # interpolation sees the override
 
 
+def test_an_unset_mapping_takes_dotted_keys_one_at_a_time():
+    spec = load_spec(QUICKSTART, ["rl.prompts.where.task=count",
+                                  "rl.prompts.where.difficulty=[1, 2]"])
+    assert spec.rl.prompts.where == {"task": "count", "difficulty": [1, 2]}
+    with pytest.raises(SpecError, match="did you mean 'where'"):
+        load_spec(QUICKSTART, ["rl.prompts.wher.task=count"])
+
+
 def test_all_problems_are_reported_at_once():
     with pytest.raises(SpecError) as err:
         load_spec(QUICKSTART, ["rl.group_size=1", "objective.topk.k=0"])
