@@ -21,7 +21,6 @@ stage result; a source with no documents at all is a DataError.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import shutil
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ from rsrl.data.errors import DataError
 from rsrl.data.mixture import blend_order, rows_for_budget, split_rows
 from rsrl.data.packed import META, default_rows_per_shard, write_rows
 from rsrl.data.sources import ReadTask, Source, plan_read_tasks, read_texts
+from rsrl.files import write_json_atomic
 
 if TYPE_CHECKING:  # annotation only: data and models never import the pipeline
     from rsrl.pipeline.registry import StageContext
@@ -139,7 +139,7 @@ def prepare_data(sources: Sequence[Source], tokenizer_stage_dir: str | Path, out
             "shards": shards, "eos_id": encoder.eos_id, "pad_id": encoder.pad_id,
             "vocab_size": encoder.vocab_size,
             "reset_position_ids": reset_position_ids, "seed": seed}
-    (out_dir / META).write_text(json.dumps(meta, indent=2))
+    write_json_atomic(out_dir / META, meta)
     return summary
 
 

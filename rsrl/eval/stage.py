@@ -20,7 +20,7 @@ from typing import Mapping
 import ray
 
 from rsrl.eval.results import HELDOUT, METRICS_FILE, flat_metrics
-from rsrl.pipeline.cache import write_json_atomic
+from rsrl.files import write_json_atomic
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.pipeline.registry import StageContext
 from rsrl.spec.schema import HeldoutSpec, RolloutSpec, Spec

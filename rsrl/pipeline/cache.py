@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from enum import Enum
 from pathlib import Path
 
+from rsrl.files import write_json_atomic
 from rsrl.pipeline.plan import Stage
 
 MANIFEST = "manifest.json"
@@ -38,14 +37,3 @@ def write_manifest(stage: Stage, out_dir: Path, result: dict) -> None:
                 "inputs": list(stage.inputs), "config": stage.config,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "result": result}
     write_json_atomic(out_dir / MANIFEST, manifest)
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write to a temp file in the same directory, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Sequence
 
 from matplotlib.figure import Figure
 
+from rsrl.files import write_text_atomic
+from rsrl.pipeline.plan import TRAINING_STAGES
 from rsrl.report.html import Section, render_page
 from rsrl.report.plots import (RL_PANELS, TRAINING_PANELS, curves_figure, heldout_figure,
                                pass_at_k_figure)
-from rsrl.pipeline.plan import TRAINING_STAGES
 from rsrl.report.runs import Run
 from rsrl.report.tables import heldout_table, last_step_table, suite_table
 
@@ -45,9 +45,7 @@ def write_report(runs: Sequence[Run], out_dir: Path, title: str = "rsrl report")
                 missing="no eval suite results yet"),
     ]
     path = out_dir / REPORT_FILE
-    tmp = path.with_name(f".{REPORT_FILE}.tmp")
-    tmp.write_text(render_page(title, runs, sections), encoding="utf-8")
-    os.replace(tmp, path)  # a reader never sees half a page
+    write_text_atomic(path, render_page(title, runs, sections))
     return path
 
 

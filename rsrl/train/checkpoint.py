@@ -19,7 +19,7 @@ from typing import Iterator
 
 import torch.distributed as dist
 
-from rsrl.pipeline.cache import write_json_atomic
+from rsrl.files import write_json_atomic
 
 LATEST = "latest.json"
 
