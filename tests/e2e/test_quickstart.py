@@ -2,46 +2,15 @@
 then a second apply that finds every stage cached."""
 
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-QUICK = ["stages.pretrain.tokens=120000", "stages.midtrain.tokens=40000",
-         "stages.midtrain.seq_len=256", "rl.steps=2", "rl.prompts_per_step=4",
-         "rl.group_size=4", "rl.rollout.max_new_tokens=32", "rl.dynamic_sampling=false",
-         "rl.mini_batches=2",  # two updates per step: old log-probs, the clip at work
-         "eval.suites.0.n_samples=4",
-         "eval.suites.0.k=[1,4]", "eval.suites.0.data.limit=16",
-         "eval.suites.0.max_new_tokens=32", "eval.heldout_text.tokens=4096"]
+from tests.e2e.quickstart import apply_quickstart, stage_dir, stage_statuses
 
 
-def apply(workdir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rsrl.cli", "apply",
-                           str(REPO / "specs" / "quickstart.yaml"), f"workdir={workdir}", *QUICK],
-                          capture_output=True, text=True, timeout=1200)
-
-
-def stage_dir(workdir: Path, name: str) -> Path:
-    (found,) = workdir.glob(f"{name}-*/")
-    return found
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("quickstart")
-    result = apply(workdir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workdir, result
-
-
-def test_every_stage_leaves_its_outputs(finished):
+def test_every_stage_leaves_its_outputs(quickstart_run):
     from transformers import AutoModelForCausalLM
 
-    workdir, result = finished
+    workdir, result = quickstart_run
     assert (stage_dir(workdir, "tokenizer") / "tokenizer" / "tokenizer.json").exists()
     for data in ("data-pretrain", "data-midtrain"):
         assert (stage_dir(workdir, data) / "meta.json").exists()
@@ -71,12 +40,11 @@ def test_every_stage_leaves_its_outputs(finished):
     assert report.exists() and list(report.parent.glob("*.png"))
 
 
-def test_second_apply_is_all_cached_and_quick(finished):
-    workdir, _ = finished
+def test_second_apply_is_all_cached_and_quick(quickstart_run):
+    workdir, _ = quickstart_run
     start = time.time()
-    again = apply(workdir)
+    again = apply_quickstart(workdir)
     assert again.returncode == 0, again.stderr[-3000:]
-    rows = [line for line in again.stdout.split("done\n", 1)[1].splitlines()[1:]
-            if line.strip() and not line.startswith("report:")]
-    assert len(rows) == 8 and all("cached" in line for line in rows), again.stdout
+    statuses = stage_statuses(again.stdout)
+    assert len(statuses) == 8 and set(statuses.values()) == {"cached"}, again.stdout
     assert time.time() - start < 60
