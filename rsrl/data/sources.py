@@ -33,6 +33,20 @@ SYNTH_CHUNK = 4096  # records of a built-in corpus per read task
 TEXT_BATCH = 1024  # documents per batch handed to the tokenizer
 
 
+def template_problem(template: str) -> str | None:
+    """What is wrong with a record template before any record is read, or None."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template)
+                  if field is not None]
+    except ValueError as err:
+        return f"is not a template ({err}); write a literal brace as {{{{ or }}}}"
+    if not fields:
+        return "names no field; write fields as {name}, e.g. 'Q: {question}\\nA: {answer}'"
+    if any(not field or field.isdigit() for field in fields):
+        return "has a positional placeholder ({} or {0}); name the record's field: {question}"
+    return None
+
+
 @dataclass(frozen=True)
 class Source:
     """One entry of a stage's `data:` list (see DataSourceSpec)."""

@@ -184,6 +184,8 @@ def _check_train_stage(spec: Spec, s: TrainStageSpec, path: str, p: Problems) ->
 
 
 def _check_sources(sources: list[DataSourceSpec], path: str, p: Problems) -> None:
+    from rsrl.data.sources import template_problem  # rsrl.data imports rsrl.spec's errors
+
     if not sources:
         p.add(path, "needs at least one source, e.g. [{path: synth://pretrain, weight: 1.0}]")
     for i, src in enumerate(sources):
@@ -191,6 +193,9 @@ def _check_sources(sources: list[DataSourceSpec], path: str, p: Problems) -> Non
         if problem:
             p.add(f"{path}[{i}].path", problem)
         p.need(src.weight > 0, f"{path}[{i}].weight", src.weight, "must be > 0")
+        problem = template_problem(src.template) if src.template is not None else None
+        if problem:
+            p.add(f"{path}[{i}].template", f"{problem}, got {src.template!r}")
 
 
 def _check_prompt_source(src: PromptSourceSpec, path: str, p: Problems) -> None:
