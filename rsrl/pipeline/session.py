@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import ray
+
+from rsrl.logs import drop_below
+
+# Runs in every Ray worker process of the session, before any task or actor.
+WORKER_SETUP_HOOK = "rsrl.pipeline.session.quiet_ray_internals"
 
 
 def connect(address: str | None = None) -> None:
@@ -12,7 +18,21 @@ def connect(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    runtime_env = {"worker_process_setup_hook": WORKER_SETUP_HOOK}
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
     else:  # "local": never attach to some other Ray that happens to run on this machine
-        ray.init(address="local", include_dashboard=False, log_to_driver=True)
+        ray.init(address="local", include_dashboard=False, log_to_driver=True,
+                 runtime_env=runtime_env)
+
+
+def quiet_ray_internals() -> None:
+    """Two Ray Train loggers would bury rsrl's own lines in the driver's output: the INFO
+    line with the whole metrics dict on every `report`, and the placement-group cleaner's
+    warning, every few seconds, that the State API is down (the embedded session runs
+    without the dashboard that serves it). Their warnings and errors still show."""
+    train = os.path.join(os.path.dirname(ray.__file__), "train", "v2", "_internal")
+    # That module names its logger by its file path, not its module name.
+    drop_below(os.path.join(train, "execution", "context.py"), logging.WARNING)
+    drop_below("ray.train.v2._internal.execution.controller.placement_group_cleaner",
+               logging.ERROR)

@@ -6,8 +6,6 @@ trainer's workers. Re-running it after a crash resumes from the stage's last che
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from pathlib import Path
 
 from rsrl.pipeline.registry import StageContext
@@ -77,15 +75,5 @@ def fit(job, resources, run_name: str, worker=train_worker) -> None:
 def _worker_entry(config: dict) -> None:
     import ray.train
 
-    _quiet_report_log()
     rank = ray.train.get_context().get_world_rank()
     config["worker"](config["job"], rank, report=ray.train.report)
-
-
-def _quiet_report_log() -> None:
-    """Ray Train logs every `report` at INFO with the whole metrics dict, which buries the
-    headline line rsrl prints per log step; keep its warnings."""
-    with contextlib.suppress(ImportError):  # a private module: gone in another Ray, no harm
-        from ray.train.v2._internal.execution import context
-
-        logging.getLogger(context.__file__).setLevel(logging.WARNING)

