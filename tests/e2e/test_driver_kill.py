@@ -19,9 +19,9 @@ STEPS = 60  # checkpoints every 10
 KILL_AFTER_STEP = 20
 
 
-def rsrl(*args: str, **kwargs):
+def rsrl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rsrl.cli", *args], capture_output=True,
-                          text=True, timeout=900, **kwargs)
+                          text=True, timeout=900)
 
 
 def checkpointed_step(workdir: Path) -> int:
