@@ -1,4 +1,4 @@
-"""The README's main job with fewer tokens and steps, through the CLI."""
+"""Running rsrl's CLI from the e2e tests, and the README's main job with fewer tokens and steps."""
 
 import subprocess
 import sys
@@ -14,12 +14,16 @@ QUICK = ["stages.pretrain.tokens=120000", "stages.midtrain.tokens=40000",
          "eval.suites.0.max_new_tokens=32", "eval.heldout_text.tokens=4096"]
 
 
+def rsrl_cli(*args: str) -> subprocess.CompletedProcess:
+    """`rsrl ARGS...` in a fresh process, output captured."""
+    return subprocess.run([sys.executable, "-m", "rsrl.cli", *args], capture_output=True,
+                          text=True, timeout=1200)
+
+
 def apply_quickstart(workdir: Path, *overrides: str) -> subprocess.CompletedProcess:
     """`rsrl apply specs/quickstart.yaml` with QUICK, then `overrides`, into `workdir`."""
-    return subprocess.run([sys.executable, "-m", "rsrl.cli", "apply",
-                           str(REPO / "specs" / "quickstart.yaml"), f"workdir={workdir}",
-                           *QUICK, *overrides],
-                          capture_output=True, text=True, timeout=1200)
+    return rsrl_cli("apply", str(REPO / "specs" / "quickstart.yaml"), f"workdir={workdir}",
+                    *QUICK, *overrides)
 
 
 def stage_dir(workdir: Path, name: str) -> Path:

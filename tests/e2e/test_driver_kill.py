@@ -12,16 +12,11 @@ import time
 from pathlib import Path
 
 from rsrl.pipeline.lock import WorkdirBusy, file_lock
-from tests.e2e.quickstart import stage_dir, stage_statuses
+from tests.e2e.quickstart import rsrl_cli, stage_dir, stage_statuses
 
 SPEC = Path(__file__).parent / "tiny-pretrain.yaml"
 STEPS = 60  # checkpoints every 10
 KILL_AFTER_STEP = 20
-
-
-def rsrl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rsrl.cli", *args], capture_output=True,
-                          text=True, timeout=900)
 
 
 def checkpointed_step(workdir: Path) -> int:
@@ -58,10 +53,10 @@ def test_a_killed_apply_resumes_from_its_last_checkpoint(tmp_path):
     pretrain = stage_dir(workdir, "pretrain")
     wait_until_free(pretrain.with_name(f".{pretrain.name}.lock"), seconds=60)
     assert not (pretrain / "manifest.json").exists()
-    assert re.search(r"pretrain\s+\w+\s+resumable", rsrl("plan", str(SPEC),
+    assert re.search(r"pretrain\s+\w+\s+resumable", rsrl_cli("plan", str(SPEC),
                                                          f"workdir={workdir}").stdout)
 
-    again = rsrl("apply", str(SPEC), f"workdir={workdir}")
+    again = rsrl_cli("apply", str(SPEC), f"workdir={workdir}")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     statuses = stage_statuses(again.stdout)
     assert statuses["tokenizer"] == statuses["data-pretrain"] == "cached"
