@@ -16,6 +16,7 @@ import shutil
 import numpy as np
 import pytest
 
+from rsrl.spec.schema import PromptSourceSpec, SuiteSpec, VerifierSpec
 from tests.e2e.quickstart import apply_quickstart, stage_dir, stage_statuses
 
 COUNTING = "rl.prompts.where.task=count"
@@ -24,33 +25,38 @@ LEARN = [COUNTING, "rl.steps=20", "rl.lr=1e-4", "rl.prompts_per_step=8", "rl.gro
 MIN_RISE = 0.04  # the rise seen is ~0.09; this leaves ~3 standard errors of the difference
 
 
+# The reward is the eval suite's mean score: its sampling and scoring, on the fixed prompts.
+MEASURE = SuiteSpec(name="counting", data=PromptSourceSpec(path="synth://rl-arith",
+                                                           where={"task": "count"}),
+                    verifier=VerifierSpec(name="math"), n_samples=8, k=[1], temperature=1.0,
+                    top_p=1.0, max_new_tokens=64)
+
+
 def mean_reward(model_dir, prompts: list[dict]) -> float:
     """Mean `math` reward of 8 samples per prompt at temperature 1, through a vLLM actor."""
     from transformers import AutoTokenizer
 
-    from rsrl.models.tokenizer import render_prompt
+    from rsrl.eval.suite import sample_suite, score_problem
     from rsrl.rl.rollout.actors import RolloutGroup
-    from rsrl.verifiers import load_verifier, score
+    from rsrl.verifiers import load_verifier
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     group = RolloutGroup("vllm", model_dir, model_dir, actors=1, cpus_per_actor=1,
                          gpus_per_actor=0)
     try:
-        outputs = group.generate([render_prompt(tokenizer, p["prompt"]) for p in prompts], n=8,
-                                 temperature=1.0, top_p=1.0, max_new_tokens=64, seed=1)
+        outputs = sample_suite(group, tokenizer, MEASURE, prompts, seed=1)
     finally:
         group.shutdown()
-    verify = load_verifier("math", [])
-    return float(np.mean([score(verify, p["prompt"], c.text, p["answer"], timeout_s=10).score
-                          for p, completions in zip(prompts, outputs) for c in completions]))
+    verify = load_verifier(MEASURE.verifier.name, [])
+    return float(np.mean([score_problem(MEASURE, verify, item, completions, i)["mean_score"]
+                          for i, (item, completions) in enumerate(zip(prompts, outputs))]))
 
 
 @pytest.fixture(scope="module")
 def counting_prompts() -> list[dict]:
     from rsrl.data.prompts import read_prompts
-    from rsrl.spec.schema import PromptSourceSpec
 
-    prompts = read_prompts(PromptSourceSpec(path="synth://rl-arith", where={"task": "count"}))
+    prompts = read_prompts(MEASURE.data)
     rng = np.random.default_rng(0)
     return [prompts[i] for i in rng.choice(len(prompts), size=200, replace=False)]
 
