@@ -3,15 +3,28 @@
 Layout (every number a float unless said otherwise):
 
     {
-      "model": "rl",                  # the checkpoint the suites sampled (the last one)
+      "model": "rl",                  # the last checkpoint: what "suites" sampled
       "suites": {
         "arith": {
           "problems": 250, "n_samples": 16, "k": [1, 4, 16],      # ints
           "avg@16": ..., "cons@16": ..., "mean_score": ...,
           "pass@1": ..., "pass@4": ..., "pass@16": ...,           # each k of the suite
+          "avg@16_se": ..., "pass@4_se": ..., ...                 # standard error over problems
+          "pass@4_ci": [low, high],                               # 95% bootstrap interval
           "curve": [pass@1, pass@2, ..., pass@16],                # k = 1..n_samples
-          "problems_file": "suites/arith.parquet"                 # per-problem results
+          "curve_se": [...],                                      # its standard errors
+          "problems_file": "suites/rl/arith.parquet"              # per-problem results
         }
+      },
+      "pre_rl": {                     # only with an RL stage: the model RL started from,
+        "model": "midtrain",          # on the same problems with the same seeds
+        "suites": {"arith": {...as above...}}
+      },
+      "rl_gain": {                    # post - pre, paired by problem
+        "arith": {"avg@16": {"mean": ..., "se": ..., "z": ...}, "pass@4": {...}, ...}
+      },
+      "rl_curve": {                   # the rl stage's eval every rl.eval_every steps
+        "arith": [{"step": 0, "problems": 32, "avg@16": ..., "avg@16_se": ..., ...}, ...]
       },
       "heldout": {                    # one entry per checkpoint, in pipeline order
         "pretrain": {"nll", "perplexity", "entropy", "local_entropy", "topk_mass",
@@ -20,8 +33,10 @@ Layout (every number a float unless said otherwise):
       }
     }
 
-`flat_metrics` turns it into {"eval.arith.pass@4": ..., "eval.heldout.pretrain.entropy": ...}:
-every number, lists and strings left out. A suite may therefore not be named "heldout".
+`flat_metrics` turns it into {"eval.arith.pass@4": ..., "eval.pre_rl.arith.pass@4": ...,
+"eval.rl_gain.arith.pass@4": ..., "eval.rl_gain.arith.pass@4_se": ...,
+"eval.heldout.pretrain.entropy": ...}: every number, lists and strings left out. A suite
+may therefore not take a name of RESERVED_NAMES.
 """
 
 from __future__ import annotations
@@ -32,6 +47,11 @@ from typing import Any
 
 METRICS_FILE = "metrics.json"
 HELDOUT = "heldout"
+PRE_RL = "pre_rl"
+RL_GAIN = "rl_gain"
+RL_CURVE = "rl_curve"
+RESERVED_NAMES = (HELDOUT, PRE_RL, RL_GAIN, RL_CURVE)
+RL_CURVE_FILE = "eval_curve.jsonl"  # in the rl stage's directory: one row per suite and step
 
 
 def read_eval_metrics(stage_dir: Path) -> dict | None:
@@ -46,9 +66,23 @@ def flat_metrics(metrics_json: dict) -> dict[str, float]:
     flat: dict[str, float] = {}
     for suite, values in metrics_json.get("suites", {}).items():
         flat.update(_numbers(f"eval.{suite}", values))
+    for suite, values in metrics_json.get(PRE_RL, {}).get("suites", {}).items():
+        flat.update(_numbers(f"eval.{PRE_RL}.{suite}", values))
+    for suite, gains in metrics_json.get(RL_GAIN, {}).items():
+        for name, gain in gains.items():
+            flat[f"eval.{RL_GAIN}.{suite}.{name}"] = float(gain["mean"])
+            flat[f"eval.{RL_GAIN}.{suite}.{name}_se"] = float(gain["se"])
     for checkpoint, values in metrics_json.get(HELDOUT, {}).items():
         flat.update(_numbers(f"eval.{HELDOUT}.{checkpoint}", values))
     return flat
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines file; [] when it does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
 def _numbers(prefix: str, values: dict[str, Any]) -> dict[str, float]:

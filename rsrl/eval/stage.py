@@ -1,10 +1,13 @@
-"""The eval stage: held-out diagnostics for every checkpoint, then the suites on the last one.
+"""The eval stage: held-out diagnostics for every checkpoint, the suites before and after RL.
 
 1. Held-out text (if `eval.heldout_text`): perplexity, entropies, top-k and tail mass of
    every checkpoint the pipeline produced (pretrain, midtrain, rl), on the same token rows.
-2. Each suite: `n_samples` completions per prompt from the last checkpoint through the
-   rollout actors (engine of `rl.rollout`, vLLM without RL), scored by the suite's verifier;
-   per-problem results in `suites/<name>.parquet`.
+2. Each suite: `n_samples` completions per prompt through the rollout actors (engine of
+   `rl.rollout`, vLLM without RL), scored by the suite's verifier, on the last checkpoint
+   and, when the run has RL, on the model RL started from: same problems, same seeds, so
+   the RL gain is a paired difference per problem. Per-problem results in
+   `suites/<checkpoint>/<name>.parquet`.
+3. The RL curve: the suites' subset that the rl stage scored every `rl.eval_every` steps.
 
 Everything lands in `metrics.json` (layout in `rsrl.eval.results`); the stage returns its
 flat view, so `rsrl apply` and sweeps see `eval.arith.pass@4` in the manifest too.
@@ -12,14 +15,17 @@ flat view, so `rsrl apply` and sweeps see `eval.arith.pass@4` in the manifest to
 
 from __future__ import annotations
 
+import json
 import logging
-import re
 from pathlib import Path
 from typing import Mapping
 
 import ray
 
-from rsrl.eval.results import HELDOUT, METRICS_FILE, flat_metrics
+from rsrl.eval.results import (HELDOUT, METRICS_FILE, PRE_RL, RL_CURVE, RL_CURVE_FILE, RL_GAIN,
+                               flat_metrics, read_jsonl)
+from rsrl.eval.suite import SuiteRun, run_suite
+from rsrl.eval.uncertainty import paired_difference
 from rsrl.files import write_json_atomic
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.pipeline.registry import StageContext
@@ -40,8 +46,18 @@ def run_eval_stage(ctx: StageContext) -> dict:
             num_cpus=bundle.get("CPU", 1), num_gpus=bundle.get("GPU", 0)).remote(
             spec.eval.heldout_text, ctx.inputs["tokenizer"], checkpoints, spec.objective.topk.k))
     if spec.eval.suites:
-        metrics["suites"] = run_suites(spec, checkpoints[metrics["model"]],
-                                       ctx.inputs["tokenizer"], ctx.out_dir)
+        sampled = suite_checkpoints(checkpoints)
+        by_checkpoint = run_suites(spec, sampled, ctx.inputs["tokenizer"], ctx.out_dir)
+        metrics["suites"] = {name: r.summary for name, r in by_checkpoint[metrics["model"]].items()}
+        if len(sampled) > 1:  # before and after RL, on the same problems and seeds
+            pre_rl = next(iter(sampled))
+            before = by_checkpoint[pre_rl]
+            metrics[PRE_RL] = {"model": pre_rl,
+                               "suites": {name: r.summary for name, r in before.items()}}
+            metrics[RL_GAIN] = {name: rl_gain(before[name], after)
+                                for name, after in by_checkpoint[metrics["model"]].items()}
+    if "rl" in ctx.inputs:
+        metrics[RL_CURVE] = read_rl_curve(ctx.inputs["rl"])
     write_json_atomic(ctx.out_dir / METRICS_FILE, metrics)
     return {"metrics": METRICS_FILE, **flat_metrics(metrics)}
 
@@ -71,31 +87,71 @@ def score_heldout(heldout: HeldoutSpec, tokenizer_stage: Path, checkpoints: dict
     return scores
 
 
-def run_suites(spec: Spec, model_dir: Path, tokenizer_stage: Path, out_dir: Path) -> dict:
-    """Every suite of `spec.eval` on `model_dir`, sharing one group of rollout actors."""
+def suite_checkpoints(checkpoints: dict[str, Path]) -> dict[str, Path]:
+    """The checkpoints the suites sample: the last one, and before it the model RL started
+    from (the last training stage's export) when the run has an RL stage."""
+    names = list(checkpoints)
+    chosen = names[-2:] if names[-1] == "rl" and len(names) > 1 else names[-1:]
+    return {name: checkpoints[name] for name in chosen}
+
+
+def run_suites(spec: Spec, checkpoints: dict[str, Path], tokenizer_stage: Path,
+               out_dir: Path) -> dict[str, dict[str, SuiteRun]]:
+    """{checkpoint: {suite: results}}: every suite of `spec.eval` on each checkpoint, with the
+    same problems and sampling seeds. One group of rollout actors serves them all; between
+    checkpoints of one architecture only the weights are swapped."""
     from rsrl.data.prompts import read_prompts
-    from rsrl.eval.suite import sample_suite, score_problem, summarise_suite, write_problems
     from rsrl.models.tokenizer import load_tokenizer, tokenizer_dir
     from rsrl.rl.rollout.actors import RolloutGroup
     from rsrl.verifiers import load_verifier
 
     ro = spec.rl.rollout if spec.rl is not None else RolloutSpec(engine=DEFAULT_ENGINE)
     tokenizer = load_tokenizer(tokenizer_stage)
-    group = RolloutGroup(ro.engine, model_dir, tokenizer_dir(tokenizer_stage), ro.actors,
-                         ro.cpus_per_actor, ro.gpus_per_actor)
-    results = {}
+    suites = [(suite, read_prompts(suite.data), load_verifier(suite.verifier.name, spec.plugins))
+              for suite in spec.eval.suites]
+    group, loaded = None, None
+    results: dict[str, dict[str, SuiteRun]] = {}
     try:
-        for suite in spec.eval.suites:
-            prompts = read_prompts(suite.data)
-            verify = load_verifier(suite.verifier.name, spec.plugins)
-            outputs = sample_suite(group, tokenizer, suite, prompts, spec.seed)
-            problems = [score_problem(suite, verify, item, completions, i)
-                        for i, (item, completions) in enumerate(zip(prompts, outputs))]
-            problems_file = f"suites/{re.sub(r'[^A-Za-z0-9_.-]', '_', suite.name)}.parquet"
-            write_problems(problems, out_dir / problems_file)
-            results[suite.name] = summarise_suite(suite, problems, problems_file)
-            log.info("eval: suite %s: %s", suite.name, {k: v for k, v in
-                     results[suite.name].items() if k.startswith(("pass@", "avg@", "cons@"))})
+        for checkpoint, model_dir in checkpoints.items():
+            if group is not None and same_architecture(loaded, model_dir):
+                group.load_checkpoint(model_dir)
+            else:
+                if group is not None:
+                    group.shutdown()
+                group = RolloutGroup(ro.engine, model_dir, tokenizer_dir(tokenizer_stage),
+                                     ro.actors, ro.cpus_per_actor, ro.gpus_per_actor)
+            loaded = model_dir
+            results[checkpoint] = {
+                suite.name: run_suite(group, tokenizer, suite, prompts, verify, spec.seed,
+                                      out_dir / "suites" / checkpoint, out_dir)
+                for suite, prompts, verify in suites}
+            for name, run in results[checkpoint].items():
+                log.info("eval: %s on %s: %s", name, checkpoint, _headline(run.summary))
     finally:
-        group.shutdown()
+        if group is not None:
+            group.shutdown()
     return results
+
+
+def rl_gain(before: SuiteRun, after: SuiteRun) -> dict[str, dict[str, float]]:
+    """{metric: {"mean", "se", "z"}}: after - before, paired by problem."""
+    return {name: paired_difference(before.values[name], values)
+            for name, values in after.values.items()}
+
+
+def same_architecture(a: Path, b: Path) -> bool:
+    """True when two HF exports differ at most in their weights (one engine serves both)."""
+    return json.loads((a / "config.json").read_text()) == json.loads((b / "config.json").read_text())
+
+
+def read_rl_curve(rl_stage_dir: Path) -> dict[str, list[dict]]:
+    """{suite: rows by RL step} from the rl stage's eval during training (empty when off)."""
+    curve: dict[str, list[dict]] = {}
+    for row in read_jsonl(Path(rl_stage_dir) / RL_CURVE_FILE):
+        curve.setdefault(row["suite"], []).append({k: v for k, v in row.items() if k != "suite"})
+    return curve
+
+
+def _headline(summary: dict) -> str:
+    return ", ".join(f"{k} {summary[k]:.3f} ± {summary[k + '_se']:.3f}" for k in summary
+                     if k.startswith(("pass@", "avg@", "cons@")) and k + "_se" in summary)

@@ -9,11 +9,14 @@ stripped completion itself, compared as text.
 from __future__ import annotations
 
 import operator
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rsrl.eval.metrics import (avg_at_k, cons_at_k, majority_answer, mean_over_problems,
-                               mean_pass_at_k, mean_pass_at_k_curve, pass_at_k)
+                               mean_pass_at_k_curve, pass_at_k)
+from rsrl.eval.uncertainty import bootstrap_interval, standard_error
 from rsrl.spec.schema import SuiteSpec
 
 CORRECT_SCORE = 1.0
@@ -27,6 +30,29 @@ def answer_rule(verifier: str) -> tuple[Callable[[str], str | None], Callable[[s
 
         return extract_answer, answers_equal
     return (lambda completion: completion.strip() or None), operator.eq
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    summary: dict  # the suite's entry of metrics.json
+    values: dict[str, list[float]]  # metric -> its value on each problem, in problem order
+
+
+def run_suite(group, tokenizer, suite: SuiteSpec, prompts: list[dict], verify, seed: int,
+              problems_dir: Path | None = None, relative_to: Path | None = None) -> SuiteRun:
+    """Sample and score one suite on the group's current weights. The per-problem table
+    goes to `problems_dir/<suite>.parquet` (named relative to `relative_to` in the summary)
+    unless `problems_dir` is None."""
+    outputs = sample_suite(group, tokenizer, suite, prompts, seed)
+    problems = [score_problem(suite, verify, item, completions, i)
+                for i, (item, completions) in enumerate(zip(prompts, outputs))]
+    problems_file = ""
+    if problems_dir is not None:
+        path = problems_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', suite.name)}.parquet"
+        write_problems(problems, path)
+        problems_file = str(path.relative_to(relative_to or problems_dir))
+    return SuiteRun(summarise_suite(suite, problems, problems_file),
+                    per_problem_values(suite, problems))
 
 
 def sample_suite(group, tokenizer, suite: SuiteSpec, prompts: list[dict],
@@ -66,16 +92,32 @@ def score_problem(suite: SuiteSpec, verify, item: dict, completions: Sequence,
 
 
 def summarise_suite(suite: SuiteSpec, problems: Sequence[Problem], problems_file: str) -> dict:
-    """The suite's entry of metrics.json (layout in `rsrl.eval.results`)."""
+    """The suite's entry of metrics.json (layout in `rsrl.eval.results`): each metric with
+    its standard error over problems (`<metric>_se`), Pass@k with a bootstrap interval too."""
     n = suite.n_samples
     counts = [(p["n"], p["correct"]) for p in problems]
-    return {"problems": len(problems), "n_samples": n, "k": list(suite.k),
-            f"avg@{n}": mean_over_problems([p["avg"] for p in problems]),
-            f"cons@{n}": mean_over_problems([p["cons"] for p in problems]),
-            "mean_score": mean_over_problems([p["mean_score"] for p in problems]),
-            **{f"pass@{k}": mean_pass_at_k(counts, k) for k in suite.k},
-            "curve": mean_pass_at_k_curve(counts, range(1, n + 1)),
-            "problems_file": problems_file}
+    summary: dict[str, Any] = {"problems": len(problems), "n_samples": n, "k": list(suite.k)}
+    for name, values in per_problem_values(suite, problems).items():
+        summary[name] = mean_over_problems(values)
+        summary[f"{name}_se"] = standard_error(values)
+        if name.startswith("pass@"):
+            summary[f"{name}_ci"] = bootstrap_interval(values)
+    curve = [[pass_at_k(n_, c, k) for n_, c in counts] for k in range(1, n + 1)]
+    summary["curve"] = mean_pass_at_k_curve(counts, range(1, n + 1))
+    summary["curve_se"] = [standard_error(values) for values in curve]
+    summary["problems_file"] = problems_file
+    return summary
+
+
+def per_problem_values(suite: SuiteSpec, problems: Sequence[Problem]) -> dict[str, list[float]]:
+    """{metric: its value on each problem, in problem order}: what the suite's means, errors
+    and paired differences are taken over."""
+    n = suite.n_samples
+    return {f"avg@{n}": [p["avg"] for p in problems],
+            f"cons@{n}": [p["cons"] for p in problems],
+            "mean_score": [p["mean_score"] for p in problems],
+            **{f"pass@{k}": [pass_at_k(p["n"], p["correct"], k) for p in problems]
+               for k in suite.k}}
 
 
 def write_problems(problems: Sequence[Problem], path: Path) -> None:

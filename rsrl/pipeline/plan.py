@@ -25,8 +25,8 @@ STAGE_VERSIONS = {
     "data": 1,
     "pretrain": 1,
     "midtrain": 1,
-    "rl": 1,
-    "eval": 1,
+    "rl": 2,  # 2: the RL curve (eval during RL)
+    "eval": 2,  # 2: suites before and after RL, standard errors
     "report": 1,
 }
 TRAINING_STAGES = ("pretrain", "midtrain")
@@ -91,10 +91,12 @@ def compile_plan(spec: Spec) -> Plan:
             data = builder.add_data(name, stage_spec)
             last_model = builder.add_training(name, stage_spec, data, last_model)
     if spec.rl is not None and last_model is not None:
-        last_model = builder.add(
-            "rl", "rl", {"rl": spec.rl, "seed": spec.seed, "plugins": spec.plugins,
-                         "precision": spec.resources.deepspeed.precision},
-            ["tokenizer", last_model], builder.rl_resources())
+        rl_config = {"rl": spec.rl, "seed": spec.seed, "plugins": spec.plugins,
+                     "precision": spec.resources.deepspeed.precision}
+        if spec.rl.eval_every > 0:  # the RL curve samples the eval suites
+            rl_config["eval_suites"] = spec.eval.suites
+        last_model = builder.add("rl", "rl", rl_config, ["tokenizer", last_model],
+                                 builder.rl_resources())
     models = [s.name for s in builder.stages if s.kind in MODEL_STAGES]
     if spec.eval is not None and models:
         # topk.k: the held-out local entropy and tail mass are measured against K_t.

@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from rsrl.eval.results import PRE_RL, RL_CURVE
+from rsrl.eval.uncertainty import Z_95
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.report.runs import Run
 
@@ -76,26 +78,70 @@ def _draw_series(ax: Axes, records: list[dict], key: str, style: str, color: tup
 
 
 def pass_at_k_figure(runs: Sequence[Run], suite: str) -> Figure | None:
-    """Pass@k against k = 1..n for one suite; dots at the suite's reported k."""
-    results = [(i, run.eval["suites"][suite]) for i, run in enumerate(runs)
-               if run.eval and suite in run.eval.get("suites", {})]
+    """Pass@k against k = 1..n for one suite, before RL (dashed) and after (solid) on one
+    axis, each with a band of +- 1.96 standard errors; dots at the suite's reported k."""
+    results = [(i, style, result) for i, run in enumerate(runs) if run.eval
+               for style, result in _before_after(run.eval, suite)]
     if not results:
         return None
     fig = Figure(figsize=(7.5, 5), layout="constrained")
     ax = fig.subplots()
-    for i, result in results:
-        curve = result["curve"]
-        ax.plot(range(1, len(curve) + 1), curve, "-", color=run_color(i), linewidth=1.6)
+    for i, style, result in results:
+        curve, ks = result["curve"], range(1, len(result["curve"]) + 1)
+        ax.plot(ks, curve, style, color=run_color(i), linewidth=1.6)
+        if "curve_se" in result:
+            _band(ax, ks, curve, result["curve_se"], run_color(i))
         marks = [k for k in result.get("k", []) if 1 <= k <= len(curve)]
         ax.plot(marks, [curve[k - 1] for k in marks], "o", color=run_color(i))
-    n = max(len(result["curve"]) for _, result in results)
+    n = max(len(result["curve"]) for *_, result in results)
     ax.set_xscale("log", base=2)
     ax.set_xticks([2**e for e in range(n.bit_length())], [str(2**e) for e in range(n.bit_length())])
     ax.set_ylim(0, 1.02)
-    _finish(ax, f"suite '{suite}': unbiased Pass@k", "k (samples per problem)", True, False)
-    ax.set_ylabel("pass@k")
-    _legend(fig, runs, [i for i, _ in results])
+    before = any(style == "--" for _, style, _ in results)
+    _finish(ax, f"suite '{suite}': unbiased Pass@k" + (", before RL (dashed) and after (solid)"
+                                                      if before else ""),
+            "k (samples per problem)", True, False)
+    ax.set_ylabel("pass@k (band: 95% over problems)")
+    _legend(fig, runs, sorted({i for i, *_ in results}))
     return fig
+
+
+def _before_after(metrics: dict, suite: str) -> list[tuple[str, dict]]:
+    pre = metrics.get(PRE_RL, {}).get("suites", {})
+    pairs = [("--", pre[suite])] if suite in pre else []
+    final = metrics.get("suites", {})
+    return pairs + ([("-", final[suite])] if suite in final else [])
+
+
+def rl_curve_figure(runs: Sequence[Run], suite: str) -> Figure | None:
+    """The paper's RL figure: Avg@n and Pass@k of one suite's subset against the RL step,
+    with +- 1.96 standard-error bars, one panel per metric."""
+    curves = [(i, run.eval[RL_CURVE][suite]) for i, run in enumerate(runs)
+              if run.eval and run.eval.get(RL_CURVE, {}).get(suite)]
+    if not curves:
+        return None
+    metrics = list(dict.fromkeys(k for _, rows in curves for k in rows[0]
+                                 if k.startswith(("avg@", "pass@")) and not k.endswith(("_se", "_ci"))))
+    fig = Figure(figsize=(4 * len(metrics), 4), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics):
+        for i, rows in curves:
+            points = [r for r in rows if _finite(r.get(metric))]
+            ax.errorbar([r["step"] for r in points], [r[metric] for r in points],
+                        yerr=[Z_95 * r.get(f"{metric}_se", 0.0) for r in points], fmt="o-",
+                        color=run_color(i), capsize=3, linewidth=1.4, markersize=4)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _finish(ax, metric, "RL step", True, False)
+    problems = curves[0][1][0].get("problems")
+    fig.suptitle(f"suite '{suite}' during RL ({problems} problems; bars: 95% over problems)")
+    _legend(fig, runs, [i for i, _ in curves])
+    return fig
+
+
+def _band(ax: Axes, xs, mean: Sequence[float], se: Sequence[float], color: tuple) -> None:
+    ax.fill_between(xs, [m - Z_95 * e for m, e in zip(mean, se)],
+                    [m + Z_95 * e for m, e in zip(mean, se)], color=color, alpha=0.15,
+                    linewidth=0)
 
 
 def heldout_figure(runs: Sequence[Run]) -> Figure | None:

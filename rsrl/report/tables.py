@@ -1,26 +1,72 @@
-"""The report's results tables, as rows of {column: value}: one row per run and suite,
-per run and checkpoint, per run and stage."""
+"""The report's results tables, as rows of {column: value}: per run, checkpoint and suite;
+per run, suite and metric for the RL gain; per run and checkpoint; per run and stage."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from rsrl.report.plots import Panel
+from rsrl.eval.results import PRE_RL, RL_GAIN
+from rsrl.eval.uncertainty import covers_zero
 from rsrl.pipeline.plan import MODEL_STAGES
+from rsrl.report.plots import Panel
 from rsrl.report.runs import Run
 
 Row = dict[str, Any]
-SKIPPED_SUITE_FIELDS = ("curve", "k", "problems_file")  # drawn or linked, not tabulated
+SKIPPED_SUITE_FIELDS = ("curve", "curve_se", "k", "problems_file")  # drawn or linked
 HELDOUT_COLUMNS = ("perplexity", "nll", "entropy", "local_entropy", "topk_mass", "tail_mass",
                    "p_target", "tokens")
 
 
 def suite_table(runs: Sequence[Run]) -> list[Row]:
-    return [{"run": run.label, "suite": suite,
-             **{k: result[k] for k in sorted(result, key=_suite_column_rank)
-                if k not in SKIPPED_SUITE_FIELDS}}
+    """A row per run, checkpoint the suites sampled (before RL, then last) and suite; each
+    metric as 'mean ± standard error'."""
+    return [{"run": run.label, "checkpoint": model, "suite": suite, **_with_errors(result)}
             for run in runs if run.eval
-            for suite, result in run.eval.get("suites", {}).items()]
+            for model, suites in _sampled(run.eval)
+            for suite, result in suites.items()]
+
+
+def rl_gain_table(runs: Sequence[Run]) -> list[Row]:
+    """A row per run, suite and metric: before and after RL, the paired gain ± its standard
+    error, z, and whether the 95% interval of the gain covers 0."""
+    rows = []
+    for run in runs:
+        if not run.eval or PRE_RL not in run.eval:
+            continue
+        before = run.eval[PRE_RL]["suites"]
+        for suite, gains in run.eval.get(RL_GAIN, {}).items():
+            for metric, gain in gains.items():
+                rows.append({"run": run.label, "suite": suite, "metric": metric,
+                             "before RL": before[suite][metric],
+                             "after RL": run.eval["suites"][suite][metric],
+                             "gain": plus_minus(gain["mean"], gain["se"]), "z": gain["z"],
+                             "reading": ("no detectable difference"
+                                         if covers_zero(gain["mean"], gain["se"])
+                                         else "gain" if gain["mean"] > 0 else "loss")})
+    return rows
+
+
+def plus_minus(mean: float, se: float) -> str:
+    return f"{mean:.3f} ± {se:.3f}"
+
+
+def _sampled(metrics: dict) -> list[tuple[str, dict]]:
+    pre = [(metrics[PRE_RL]["model"], metrics[PRE_RL]["suites"])] if PRE_RL in metrics else []
+    return [*pre, (metrics.get("model", ""), metrics.get("suites", {}))]
+
+
+def _with_errors(result: dict) -> Row:
+    """The suite's numbers in column order; `x` with `x_se` becomes 'x ± se' (and its
+    bootstrap interval, `x_ci`, a '[low, high]' column)."""
+    row: Row = {}
+    for k in sorted(result, key=_suite_column_rank):
+        if k in SKIPPED_SUITE_FIELDS or k.endswith(("_se", "_ci")):
+            continue
+        row[k] = plus_minus(result[k], result[f"{k}_se"]) if f"{k}_se" in result else result[k]
+        if f"{k}_ci" in result:
+            low, high = result[f"{k}_ci"]
+            row[f"{k} 95% CI"] = f"[{low:.3f}, {high:.3f}]"
+    return row
 
 
 def _suite_column_rank(name: str) -> tuple[int, int, str]:

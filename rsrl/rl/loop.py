@@ -9,6 +9,7 @@ DeepSpeed, and rank 0 pushes the new weights to the rollout actors.
         batch   = broadcast(batch)                # to every trainer worker
         update(engine, batch)                     # PPO-clip, clip-higher, token-mean
         rollouts.sync(full_state_dict(engine))    # new weights to the actors
+        every rl.eval_every steps: the eval suites' subset on the new weights (rl/curve.py)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 import torch.distributed as dist
 
 from rsrl.rl.batch import PaddedBatch, Sample, dummy_batch, pad_samples
+from rsrl.rl.curve import CurveSuite, RLCurve
 from rsrl.rl.grpo import clipped_policy_loss, kl_to_reference
 from rsrl.spec.schema import DeepSpeedSpec, RLSpec
 from rsrl.train.batches import BatchLayout
@@ -43,6 +45,7 @@ class RLJob:
     impl: str
     seed: int
     world_size: int
+    curve_suites: tuple[CurveSuite, ...] = ()  # one per eval suite when rl.eval_every > 0
 
     @property
     def layout(self) -> BatchLayout:
@@ -82,6 +85,10 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
         _sync(engine, rollouts, rank)
     metrics = (MetricsWriter(job.stage_dir, step, "rl", job.rl.steps, HEADLINE)
                if rank == 0 else None)
+    curve = (RLCurve(job.stage_dir, list(job.curve_suites), job.rl.eval_every, job.rl.steps,
+                     job.plugins, job.seed, step) if rollouts and job.curve_suites else None)
+    if curve and curve.due(step):  # the starting point of the curve
+        curve.measure(rollouts.group, rollouts.tokenizer, step)
 
     while step < job.rl.steps:
         batch = rollouts.collect(step) if rollouts else None
@@ -92,6 +99,8 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
             record["update_seconds"] = time.perf_counter() - start
             record["sync_seconds"] = _sync(engine, rollouts, rank)
         step += 1
+        if curve and curve.due(step):
+            record.update(curve.measure(rollouts.group, rollouts.tokenizer, step))
         record.update(step=step, lr=job.rl.lr)
         if metrics:
             metrics.write(record)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from rsrl.pipeline.registry import StageContext
+from rsrl.rl.curve import CurveSuite
 from rsrl.rl.loop import RLJob, rl_worker
+from rsrl.spec.schema import Spec
 from rsrl.train.metrics import read_metrics
 from rsrl.train.stage import fit
 
@@ -17,7 +19,17 @@ def make_rl_job(ctx: StageContext) -> RLJob:
                  tokenizer_dir=ctx.inputs["tokenizer"], rl=spec.rl,
                  prompts=read_prompts(spec.rl.prompts), plugins=list(spec.plugins),
                  deepspeed=spec.resources.deepspeed, impl=spec.objective.impl, seed=spec.seed,
-                 world_size=spec.resources.num_workers)
+                 world_size=spec.resources.num_workers, curve_suites=curve_suites(spec))
+
+
+def curve_suites(spec: Spec) -> tuple[CurveSuite, ...]:
+    """The eval suites' first `rl.eval_problems` problems, for the RL curve (none when off)."""
+    from rsrl.data.prompts import read_prompts
+
+    if spec.rl.eval_every == 0:
+        return ()
+    return tuple(CurveSuite(suite, read_prompts(suite.data)[: spec.rl.eval_problems])
+                 for suite in spec.eval.suites)
 
 
 def run_rl_stage(ctx: StageContext) -> dict:

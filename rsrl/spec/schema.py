@@ -145,6 +145,10 @@ class RLSpec:
     mini_batches: int = 1  # optimizer updates per step; 1 is strictly on-policy (the paper)
     micro_batch_size: int = 8  # sequences per worker per forward pass
     checkpoint_every: int = 10  # RL steps
+    # The RL curve: every `eval_every` steps (and before the first), the first
+    # `eval_problems` problems of each eval suite, sampled as the suite says; 0 turns it off.
+    eval_every: int = 0
+    eval_problems: int = 32
     rollout: RolloutSpec = field(default_factory=RolloutSpec)
 
 

@@ -7,6 +7,7 @@ import typing
 from typing import Any, Iterable
 
 from rsrl.data.paths import check_data_path
+from rsrl.eval.results import RESERVED_NAMES
 from rsrl.models.presets import DENSE_FIELDS, MOE_FIELDS, PRESETS
 from rsrl.spec.errors import SpecError, did_you_mean
 from rsrl.spec.schema import (
@@ -71,6 +72,9 @@ def validate(spec: Spec) -> None:
         p.add("stages", "rl and eval need a trained model: add stages.pretrain")
     if spec.rl is not None:
         _check_rl(spec.rl, spec.plugins, p)
+        if spec.rl.eval_every > 0 and not (spec.eval and spec.eval.suites):
+            p.add("rl.eval_every", f"evaluates the eval suites during RL, but eval.suites is "
+                  f"empty, got {spec.rl.eval_every}; add a suite or set rl.eval_every: 0")
     if spec.eval is not None:
         _check_eval(spec.eval, spec.plugins, p)
     _check_resources(spec.resources, p)
@@ -236,8 +240,9 @@ def _check_rl(rl: RLSpec, plugins: list[str], p: Problems) -> None:
     p.need(rl.kl_coef >= 0, "rl.kl_coef", rl.kl_coef, "must be >= 0")
     p.need(rl.max_resample_rounds >= 0, "rl.max_resample_rounds", rl.max_resample_rounds,
            "must be >= 0")
-    for name in ("mini_batches", "micro_batch_size", "checkpoint_every"):
+    for name in ("mini_batches", "micro_batch_size", "checkpoint_every", "eval_problems"):
         p.need(getattr(rl, name) >= 1, f"rl.{name}", getattr(rl, name), "must be >= 1")
+    p.need(rl.eval_every >= 0, "rl.eval_every", rl.eval_every, "must be >= 0 (0 turns it off)")
     p.one_of(rl.loss_agg, LOSS_AGGS, "rl.loss_agg")
     p.one_of(rl.adv_norm, ADV_NORMS, "rl.adv_norm")
     p.one_of(rl.rollout.engine, ROLLOUT_ENGINES, "rl.rollout.engine")
@@ -249,9 +254,10 @@ def _check_eval(ev: EvalSpec, plugins: list[str], p: Problems) -> None:
     seen: set[str] = set()
     for i, suite in enumerate(ev.suites):
         path = f"eval.suites[{i}]"
-        p.need(bool(suite.name) and suite.name not in seen and suite.name != "heldout",
+        p.need(bool(suite.name) and suite.name not in seen and suite.name not in RESERVED_NAMES,
                f"{path}.name", suite.name, "must be a non-empty name, unique among the suites, "
-               "and not 'heldout' (metrics use eval.heldout.* for held-out text)")
+               f"and none of {', '.join(RESERVED_NAMES)} (metrics use eval.<that>.* for "
+               "held-out text and the RL comparison)")
         seen.add(suite.name)
         _check_prompt_source(suite.data, f"{path}.data", p)
         _check_verifier(suite.verifier, plugins, f"{path}.verifier", p)

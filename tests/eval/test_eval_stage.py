@@ -10,6 +10,7 @@ import pytest
 
 from rsrl.eval.metrics import pass_at_k
 from rsrl.eval.results import read_eval_metrics
+from rsrl.eval.uncertainty import standard_error
 from rsrl.pipeline.plan import compile_plan
 from rsrl.pipeline.registry import StageContext, resolve_stage_fn
 from rsrl.spec import load_spec
@@ -86,3 +87,22 @@ def test_eval_stage_writes_consistent_metrics(ray_session, eval_context):
     assert result["metrics"] == "metrics.json"
     assert result["eval.letters.pass@2"] == suite["pass@2"]
     assert result["eval.heldout.rl.entropy"] == metrics["heldout"]["rl"]["entropy"]
+
+    # Before RL: the model RL started from, on the same problems with the same seeds; the
+    # gain is the paired difference of the two per-problem tables.
+    assert metrics["pre_rl"]["model"] == "pretrain"
+    before = metrics["pre_rl"]["suites"]["letters"]
+    assert before["problems_file"] == "suites/pretrain/letters.parquet"
+    assert suite["problems_file"] == "suites/rl/letters.parquet"
+    pre_problems = pq.read_table(eval_context.out_dir / before["problems_file"]).to_pylist()
+    assert [p["prompt"] for p in pre_problems] == [p["prompt"] for p in problems]
+    # Different weights (seed 0 vs 1) sample different text: the weight swap took effect.
+    assert [p["completions"] for p in pre_problems] != [p["completions"] for p in problems]
+    gain = metrics["rl_gain"]["letters"][f"avg@{N}"]
+    diffs = [p["avg"] - q["avg"] for p, q in zip(problems, pre_problems)]
+    assert gain["mean"] == pytest.approx(mean(diffs))
+    assert gain["se"] == pytest.approx(standard_error(diffs))
+    assert result[f"eval.rl_gain.letters.avg@{N}"] == gain["mean"]
+    assert result[f"eval.rl_gain.letters.avg@{N}_se"] == gain["se"]
+    assert result[f"eval.pre_rl.letters.avg@{N}"] == before[f"avg@{N}"]
+    assert metrics["rl_curve"] == {}  # rl.eval_every is 0 in this spec

@@ -119,6 +119,13 @@ class RolloutGroup:
         log.info("rollout: weight sync to %d actor(s) took %.3fs", len(self.actors), seconds)
         return seconds
 
+    def load_checkpoint(self, model_dir: Path) -> float:
+        """Serve the weights of another HF export of the same architecture; the wall seconds
+        (cheaper than a new group: no engine start)."""
+        from rsrl.rl.rollout.engine import checkpoint_state_dict
+
+        return self.sync_weights(checkpoint_state_dict(model_dir))
+
     def shutdown(self) -> None:
         """Stop every engine (so vLLM leaves nothing in /dev/shm), then the actors."""
         import ray

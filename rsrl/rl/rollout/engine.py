@@ -97,6 +97,17 @@ def required_names_of(model_dir: str | Path) -> set[str]:
         return required_names(AutoModelForCausalLM.from_config(config))
 
 
+def checkpoint_state_dict(model_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The weights of the HF export in `model_dir`, named as `required_names` expects (loaded
+    through transformers, so MoE experts come fused as in memory, not per expert as on disk)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True,
+                                                 dtype=torch.float32)
+    names = required_names(model)
+    return {name: t for name, t in model.state_dict().items() if name in names}
+
+
 def check_complete(state_dict: dict[str, torch.Tensor], expected: set[str]) -> None:
     """Refuse a partial state dict before it reaches an engine (a partial vLLM reload leaves
     layers on the meta device and the engine dead)."""
