@@ -9,21 +9,27 @@ interrupted sweep resumes where it stopped, and re-running a finished one does n
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from rsrl.eval.uncertainty import t_interval
 from rsrl.pipeline.apply import StageOutcome
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.spec import SpecError, load_spec
 from rsrl.spec.schema import SearchDimSpec, Spec, SweepSpec
 
 
+SEED = "seed"  # the spec path that sweep.seeds adds to the search space
+
+
 @dataclass(frozen=True)
 class SweepResult:
-    rows: list[dict]  # one per trial: the swept values, then every metric
-    best: dict | None  # the best row by sweep.metric / sweep.mode
+    rows: list[dict]  # one per trial: the swept values (and seed), then every metric
+    arms: list[dict]  # one per point of the space: metrics as mean / se over its seeds
+    best: dict | None  # the best arm by sweep.metric / sweep.mode
     report: Path | None  # all trials on the same axes
 
 
@@ -34,19 +40,26 @@ def require_sweep(spec: Spec) -> SweepSpec:
     return spec.sweep
 
 
-def search_space(sweep: SweepSpec) -> dict[str, Any]:
+def search_space(sweep: SweepSpec, seed: int = 0) -> dict[str, Any]:
+    """Tune's param space: each swept path, and the seeds when `sweep.seeds` > 1."""
+    space = {path: _dim(d) for path, d in sweep.space.items()}
+    if sweep.seeds > 1:
+        from ray import tune
+
+        space[SEED] = tune.grid_search(list(range(seed, seed + sweep.seeds)))
+    return space
+
+
+def _dim(d: SearchDimSpec):
     from ray import tune
 
-    def dim(d: SearchDimSpec):
-        if d.grid is not None:
-            return tune.grid_search(list(d.grid))
-        if d.choice is not None:
-            return tune.choice(list(d.choice))
-        if d.uniform is not None:
-            return tune.uniform(*d.uniform)
-        return tune.loguniform(*d.loguniform)
-
-    return {path: dim(d) for path, d in sweep.space.items()}
+    if d.grid is not None:
+        return tune.grid_search(list(d.grid))
+    if d.choice is not None:
+        return tune.choice(list(d.choice))
+    if d.uniform is not None:
+        return tune.uniform(*d.uniform)
+    return tune.loguniform(*d.loguniform)
 
 
 def trial_overrides(config: dict[str, Any]) -> list[str]:
@@ -101,15 +114,66 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
         tuner = tune.Tuner.restore(str(path), trainable, resume_errored=True)
     else:
         tuner = tune.Tuner(
-            trainable, param_space=search_space(sweep),
+            trainable, param_space=search_space(sweep, spec.seed),
             tune_config=tune.TuneConfig(
                 metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
                 max_concurrent_trials=concurrent_trials(spec, ray.cluster_resources())),
             run_config=tune.RunConfig(name=spec.name, storage_path=str(storage)))
     grid = tuner.fit()
     rows = [_row(r, sweep) for r in grid if "stage_dirs" in (r.metrics or {})]
-    best = max(rows, key=lambda r: _score(r, sweep), default=None)
-    return SweepResult(rows=rows, best=best, report=_combined_report(spec, grid, storage))
+    arms = compare_to_baseline(aggregate_seeds(rows, sweep), rows, sweep)
+    best = max(arms, key=lambda r: _score(r, sweep), default=None)
+    return SweepResult(rows=rows, arms=arms, best=best,
+                       report=_combined_report(spec, grid, storage))
+
+
+def aggregate_seeds(rows: Sequence[dict], sweep: SweepSpec) -> list[dict]:
+    """One arm per point of the space: its swept values, `seeds` (how many trials), and each
+    metric's mean over seeds with `<metric>_se` (standard error over seeds; nan for one)."""
+    arms: dict[tuple, list[dict]] = {}
+    for row in rows:
+        arms.setdefault(_arm_key(row, sweep), []).append(row)
+    out = []
+    for key, trials in arms.items():
+        arm: dict[str, Any] = {**dict(zip(sweep.space, key)), "seeds": len(trials)}
+        names = dict.fromkeys(k for t in trials for k, v in t.items()
+                              if k not in sweep.space and k not in (SEED, "stage_dirs")
+                              and isinstance(v, (int, float)))
+        for name in names:
+            summary = t_interval([t[name] for t in trials if name in t])
+            arm[name], arm[f"{name}_se"] = summary["mean"], summary["se"]
+        out.append(arm)
+    return out
+
+
+def compare_to_baseline(arms: list[dict], rows: Sequence[dict], sweep: SweepSpec) -> list[dict]:
+    """Each arm with `vs_baseline`: its `sweep.metric` minus the baseline arm's, paired by
+    seed, as {"mean", "se", "low", "high", "reading"} over the seeds both ran."""
+    if not sweep.baseline:
+        return arms
+    base_key = tuple(sweep.baseline.get(path) for path in sweep.space)
+    by_seed = {(_arm_key(r, sweep), r.get(SEED)): r.get(sweep.metric) for r in rows}
+    for arm in arms:
+        key = _arm_key(arm, sweep)
+        diffs = [value - by_seed[(base_key, seed)] for (k, seed), value in by_seed.items()
+                 if k == key and (base_key, seed) in by_seed and value is not None
+                 and by_seed[(base_key, seed)] is not None]
+        if key == base_key or not diffs:
+            arm["vs_baseline"] = {"reading": "baseline" if key == base_key else "no paired seeds"}
+            continue
+        diff = t_interval(diffs)
+        if math.isnan(diff["low"]):
+            reading = "one seed: no interval"
+        elif diff["low"] <= 0 <= diff["high"]:
+            reading = "no detectable difference"
+        else:
+            reading = "higher" if diff["mean"] > 0 else "lower"
+        arm["vs_baseline"] = {**diff, "reading": reading}
+    return arms
+
+
+def _arm_key(row: dict, sweep: SweepSpec) -> tuple:
+    return tuple(row.get(path) for path in sweep.space)
 
 
 def concurrent_trials(spec: Spec, cluster: dict[str, float]) -> int:
@@ -123,7 +187,8 @@ def concurrent_trials(spec: Spec, cluster: dict[str, float]) -> int:
 
 
 def _row(result, sweep: SweepSpec) -> dict:
-    values = {path: result.config.get(path) for path in sweep.space}
+    values = {path: result.config.get(path) for path in [*sweep.space, SEED]
+              if path in result.config}
     metrics = {k: v for k, v in result.metrics.items() if k.startswith(("eval.", *MODEL_STAGES))}
     return {**values, **metrics, "stage_dirs": json.loads(result.metrics["stage_dirs"])}
 
@@ -152,17 +217,34 @@ def _combined_report(spec: Spec, grid, storage: Path) -> Path | None:
 
 
 def format_results(result: SweepResult, sweep: SweepSpec) -> str:
-    """The results table: one row per trial, the swept values, the metric; then the best."""
-    columns = [*sweep.space, sweep.metric]
-    lines = ["  ".join(columns)]
-    for row in sorted(result.rows, key=lambda r: -_score(r, sweep)):
-        lines.append("  ".join(_fmt(row.get(c)) for c in columns))
+    """The results table: one row per arm (mean ± se over its seeds), the comparison with
+    the baseline arm when there is one; then the best arm."""
+    metrics = [sweep.metric, *(m for m in sweep.show if m != sweep.metric)]
+    header = [*sweep.space, "seeds", *metrics]
+    if sweep.baseline:
+        header += [f"{sweep.metric} - baseline [95% CI]", "reading"]
+    lines = ["  ".join(header)]
+    for arm in sorted(result.arms, key=lambda r: -_score(r, sweep)):
+        cells = [_fmt(arm.get(c)) for c in [*sweep.space, "seeds"]]
+        cells += [_mean_se(arm, m) for m in metrics]
+        if sweep.baseline:
+            vs = arm.get("vs_baseline", {})
+            cells += [f"{vs['mean']:+.4f} [{vs['low']:+.4f}, {vs['high']:+.4f}]"
+                      if "mean" in vs else "", vs.get("reading", "")]
+        lines.append("  ".join(cells))
     if result.best:
         best = ", ".join(f"{p}={result.best[p]}" for p in sweep.space)
         lines.append(f"best ({sweep.mode} {sweep.metric}): {best}")
     if result.report:
         lines.append(f"report: {result.report}")
     return "\n".join(lines)
+
+
+def _mean_se(arm: dict, metric: str) -> str:
+    mean, se = arm.get(metric), arm.get(f"{metric}_se")
+    if not isinstance(mean, float):
+        return "-"
+    return f"{mean:.4g}" if se is None or math.isnan(se) else f"{mean:.4g} ± {se:.2g}"
 
 
 def _fmt(value: Any) -> str:

@@ -56,6 +56,24 @@ def bootstrap_interval(values: Sequence[float], level: float = INTERVAL_LEVEL,
     return [float(low), float(high)]
 
 
+# Two-sided 95% points of Student's t by degrees of freedom (beyond the table: the normal's).
+T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def t_interval(values: Sequence[float]) -> dict[str, float]:
+    """{"mean", "se", "low", "high"}: the 95% Student-t interval of the mean of a few
+    replicates (seeds); with one value the interval is unknown (nan)."""
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return {"mean": mean, "se": math.nan, "low": math.nan, "high": math.nan}
+    se = standard_error(values)
+    df = len(values) - 1
+    # Between table entries, the next smaller df: a slightly wider (conservative) interval.
+    t = T_95[max(d for d in T_95 if d <= df)] if df <= max(T_95) else Z_95
+    return {"mean": mean, "se": se, "low": mean - t * se, "high": mean + t * se}
+
+
 def covers_zero(mean: float, se: float) -> bool:
     """True when the 95% normal interval mean +- 1.96 se contains 0: no detectable difference."""
     return abs(mean) <= Z_95 * se

@@ -120,8 +120,10 @@ def rl_curve_figure(runs: Sequence[Run], suite: str) -> Figure | None:
               if run.eval and run.eval.get(RL_CURVE, {}).get(suite)]
     if not curves:
         return None
+    # pass@1 is avg@n again (the mean correctness of the samples): drawn once.
     metrics = list(dict.fromkeys(k for _, rows in curves for k in rows[0]
-                                 if k.startswith(("avg@", "pass@")) and not k.endswith(("_se", "_ci"))))
+                                 if k.startswith(("avg@", "pass@")) and k != "pass@1"
+                                 and not k.endswith(("_se", "_ci"))))
     fig = Figure(figsize=(4 * len(metrics), 4), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics):

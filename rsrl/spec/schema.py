@@ -212,6 +212,12 @@ class SweepSpec:
     mode: str = "max"  # max | min
     num_samples: int = 1
     max_concurrent: int = 1
+    # Every point of the grid with seeds seed, seed+1, ... (initialisation, data order,
+    # sampling); results are aggregated over seeds.
+    seeds: int = 1
+    # The arm every other arm is compared with, paired by seed: e.g. {objective.beta: 0.0}
+    baseline: Optional[Dict[str, Any]] = None
+    show: List[str] = field(default_factory=list)  # more metrics for the results table
 
 
 @dataclass

@@ -289,6 +289,16 @@ def _check_resources(r: ResourcesSpec, p: Problems) -> None:
 
 
 def _check_sweep(sw: SweepSpec, p: Problems) -> None:
+    p.need(sw.seeds >= 1, "sweep.seeds", sw.seeds, "must be >= 1")
+    p.need("seed" not in sw.space, "sweep.space.seed", "seed",
+           "is not searched directly: set sweep.seeds to run every point with several seeds")
+    for key, value in (sw.baseline or {}).items():
+        dim = sw.space.get(key)
+        values = (dim.grid or dim.choice or []) if dim is not None else []
+        p.need(value in values, f"sweep.baseline.{key}", value,
+               f"must be one of the grid values of sweep.space.{key} ({values})"
+               if dim is not None else f"must name a path of sweep.space "
+               f"({', '.join(sw.space) or 'none'})")
     for key, dim in sw.space.items():
         path = f"sweep.space.{key}"
         problem = spec_path_problem(key)

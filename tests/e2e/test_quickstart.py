@@ -4,6 +4,8 @@ then a second apply that finds every stage cached."""
 import json
 import time
 
+import pytest
+
 from tests.e2e.quickstart import apply_quickstart, stage_dir, stage_statuses
 
 
@@ -31,9 +33,19 @@ def test_every_stage_leaves_its_outputs(quickstart_run):
                 .read_text().splitlines()]
     assert pretrain[-1]["nll"] < pretrain[0]["nll"]
     metrics = json.loads((stage_dir(workdir, "eval") / "metrics.json").read_text())
-    arith = metrics["suites"]["arith"]
-    assert {"avg@4", "cons@4", "pass@1", "pass@4"} <= set(arith)
-    assert 0.0 <= arith["pass@1"] <= arith["pass@4"] <= 1.0
+    count = metrics["suites"]["count"]
+    assert {"avg@4", "cons@4", "pass@1", "pass@4", "avg@4_se", "pass@4_ci"} <= set(count)
+    assert 0.0 <= count["pass@1"] <= count["pass@4"] <= 1.0
+    # Before and after RL on the same problems; the RL curve at step 0 and the last step.
+    assert metrics["pre_rl"]["model"] == "midtrain" and metrics["model"] == "rl"
+    assert metrics["pre_rl"]["suites"]["count"]["problems"] == count["problems"]
+    gain = metrics["rl_gain"]["count"]["avg@4"]
+    assert gain["mean"] == pytest.approx(count["avg@4"]
+                                         - metrics["pre_rl"]["suites"]["count"]["avg@4"])
+    assert gain["se"] >= 0
+    curve = metrics["rl_curve"]["count"]
+    assert [row["step"] for row in curve] == [0, 2]  # rl.steps=2, eval_every 5: first, last
+    assert all(row["problems"] == 16 and "avg@4_se" in row for row in curve)
     assert set(metrics["heldout"]) == {"pretrain", "midtrain", "rl"}
     report = stage_dir(workdir, "report") / "report.html"
     assert f"report: {report}" in result.stdout
