@@ -4,6 +4,9 @@ All trials share the spec's workdir, so the stage cache is shared: trials that d
 in `rl.*` reuse one pre-training (the per-stage locks make a second trial wait for the first
 rather than run it again). Tune's own state lives in `<workdir>/sweeps/<name>`, so an
 interrupted sweep resumes where it stopped, and re-running a finished one does nothing.
+With `sweep.seeds`, every point runs with several seeds; the results table and
+`<workdir>/sweeps/<name>/results.json` give each arm's mean ± se over seeds and its
+difference from the baseline arm, paired by seed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rsrl.eval.uncertainty import t_interval
+from rsrl.files import write_json_atomic
 from rsrl.pipeline.apply import StageOutcome
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.spec import SpecError, load_spec
@@ -23,6 +27,7 @@ from rsrl.spec.schema import SearchDimSpec, Spec, SweepSpec
 
 
 SEED = "seed"  # the spec path that sweep.seeds adds to the search space
+RESULTS_FILE = "results.json"  # trials and arms, beside Tune's state
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,7 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
     grid = tuner.fit()
     rows = [_row(r, sweep) for r in grid if "stage_dirs" in (r.metrics or {})]
     arms = compare_to_baseline(aggregate_seeds(rows, sweep), rows, sweep)
+    write_json_atomic(path / RESULTS_FILE, {"trials": rows, "arms": arms})
     best = max(arms, key=lambda r: _score(r, sweep), default=None)
     return SweepResult(rows=rows, arms=arms, best=best,
                        report=_combined_report(spec, grid, storage))
@@ -134,8 +140,8 @@ def aggregate_seeds(rows: Sequence[dict], sweep: SweepSpec) -> list[dict]:
     for row in rows:
         arms.setdefault(_arm_key(row, sweep), []).append(row)
     out = []
-    for key, trials in arms.items():
-        arm: dict[str, Any] = {**dict(zip(sweep.space, key)), "seeds": len(trials)}
+    for trials in arms.values():
+        arm: dict[str, Any] = {**{p: trials[0].get(p) for p in sweep.space}, "seeds": len(trials)}
         names = dict.fromkeys(k for t in trials for k, v in t.items()
                               if k not in sweep.space and k not in (SEED, "stage_dirs")
                               and isinstance(v, (int, float)))
@@ -151,7 +157,7 @@ def compare_to_baseline(arms: list[dict], rows: Sequence[dict], sweep: SweepSpec
     seed, as {"mean", "se", "low", "high", "reading"} over the seeds both ran."""
     if not sweep.baseline:
         return arms
-    base_key = tuple(sweep.baseline.get(path) for path in sweep.space)
+    base_key = _arm_key(sweep.baseline, sweep)
     by_seed = {(_arm_key(r, sweep), r.get(SEED)): r.get(sweep.metric) for r in rows}
     for arm in arms:
         key = _arm_key(arm, sweep)
@@ -172,8 +178,9 @@ def compare_to_baseline(arms: list[dict], rows: Sequence[dict], sweep: SweepSpec
     return arms
 
 
-def _arm_key(row: dict, sweep: SweepSpec) -> tuple:
-    return tuple(row.get(path) for path in sweep.space)
+def _arm_key(row: dict, sweep: SweepSpec) -> tuple[str, ...]:
+    """The arm a row belongs to, hashable even when a swept value is a mapping."""
+    return tuple(json.dumps(row.get(path), sort_keys=True) for path in sweep.space)
 
 
 def concurrent_trials(spec: Spec, cluster: dict[str, float]) -> int:
@@ -208,7 +215,8 @@ def _combined_report(spec: Spec, grid, storage: Path) -> Path | None:
     for result in grid:
         if "stage_dirs" not in (result.metrics or {}):  # a trial that failed
             continue
-        label = ", ".join(f"{p}={result.config.get(p)}" for p in spec.sweep.space)
+        label = ", ".join(f"{p}={result.config.get(p)}" for p in [*spec.sweep.space, SEED]
+                          if p in result.config)
         dirs = {k: Path(v) for k, v in json.loads(result.metrics["stage_dirs"]).items()}
         runs.append(load_run(label, Path(spec.workdir), dirs))
     if not runs:

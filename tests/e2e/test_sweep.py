@@ -1,4 +1,5 @@
-"""A real sweep on Ray Tune: two trials share the stage cache and pre-train once."""
+"""A real sweep on Ray Tune with two seeds: trials of one seed share the stage cache and
+pre-train once; arms aggregate over seeds and are compared with the baseline arm."""
 
 import json
 from pathlib import Path
@@ -17,21 +18,33 @@ def test_two_trials_share_one_pretraining_and_a_rerun_does_nothing(ray_session, 
                                                                     monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative workdir, as in the specs: trials must share it
     spec = str(HERE / "tiny-sweep.yaml")
-    overrides = ["workdir=sweep-runs"]
+    overrides = ["workdir=sweep-runs", "sweep.seeds=2",
+                  "sweep.baseline={eval.heldout_text.tokens: 1024}"]
     result = run_sweep(spec, overrides)
     tmp_path = tmp_path / "sweep-runs"
 
-    assert sorted(r["eval.heldout_text.tokens"] for r in result.rows) == [1024, 2048]
+    assert sorted((r["eval.heldout_text.tokens"], r["seed"]) for r in result.rows) == [
+        (1024, 0), (1024, 1), (2048, 0), (2048, 1)]
     pretrain = manifests(tmp_path, "pretrain")
-    assert len(pretrain) == 1  # both trials used the one pre-training
-    assert len(manifests(tmp_path, "eval")) == 2
-    dirs = {r["stage_dirs"]["pretrain"] for r in result.rows}
-    assert len(dirs) == 1
-    perplexities = [r["eval.heldout.pretrain.perplexity"] for r in result.rows]
-    assert result.best["eval.heldout.pretrain.perplexity"] == min(perplexities)
+    assert len(pretrain) == 2  # one pre-training per seed, shared by that seed's trials
+    assert len(manifests(tmp_path, "eval")) == 4
+    for seed in (0, 1):
+        dirs = {r["stage_dirs"]["pretrain"] for r in result.rows if r["seed"] == seed}
+        assert len(dirs) == 1
+    metric = "eval.heldout.pretrain.perplexity"
+    by_seed = {(r["eval.heldout_text.tokens"], r["seed"]): r[metric] for r in result.rows}
+    assert by_seed[(1024, 0)] != by_seed[(1024, 1)]  # the seed changed the pre-training
+    arms = {a["eval.heldout_text.tokens"]: a for a in result.arms}
+    assert arms[1024]["seeds"] == 2
+    assert arms[2048][metric] == (by_seed[(2048, 0)] + by_seed[(2048, 1)]) / 2
+    assert arms[1024]["vs_baseline"]["reading"] == "baseline"
+    diff = arms[2048]["vs_baseline"]
+    diffs = [by_seed[(2048, s)] - by_seed[(1024, s)] for s in (0, 1)]
+    assert diff["mean"] == (diffs[0] + diffs[1]) / 2 and diff["low"] <= diff["mean"] <= diff["high"]
+    assert result.best[metric] == min(a[metric] for a in result.arms)
     assert result.report is not None and result.report.exists()
 
     again = run_sweep(spec, overrides)  # restored from Tune's state: nothing runs
-    assert len(again.rows) == 2
+    assert len(again.rows) == 4
     assert manifests(tmp_path, "pretrain") == pretrain
-    assert len(manifests(tmp_path, "eval")) == 2
+    assert len(manifests(tmp_path, "eval")) == 4

@@ -79,3 +79,15 @@ def test_seeds_join_the_search_space():
     assert "seed" in search_space(SWEEP, seed=5)
     assert search_space(SWEEP, seed=5)["seed"] == {"grid_search": [5, 6, 7]}
     assert "seed" not in search_space(SweepSpec(space=SWEEP.space, metric=METRIC))
+
+
+def test_arms_may_be_mappings_merged_onto_a_section():
+    # specs/sweep-beta.yaml: each arm is a partial `objective`, not a point of a product grid.
+    sweep = SweepSpec(space={"objective": SearchDimSpec(grid=[{"beta": 0.0},
+                                                              {"topk": {"lam_tail": -0.1}}])},
+                      metric=METRIC, seeds=2, baseline={"objective": {"beta": 0.0}})
+    trials = [{"objective": arm, "seed": seed, METRIC: 0.5 + 0.1 * i + 0.01 * seed}
+              for i, arm in enumerate(sweep.space["objective"].grid) for seed in (0, 1)]
+    arms = compare_to_baseline(aggregate_seeds(trials, sweep), trials, sweep)
+    tail = next(a for a in arms if a["objective"] == {"topk": {"lam_tail": -0.1}})
+    assert tail["seeds"] == 2 and tail["vs_baseline"]["mean"] == pytest.approx(0.1)
