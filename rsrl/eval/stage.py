@@ -41,10 +41,11 @@ def run_eval_stage(ctx: StageContext) -> dict:
     checkpoints = model_checkpoints(ctx.inputs)
     bundle = ctx.stage.resources.bundles[0]
     metrics: dict = {"model": list(checkpoints)[-1], "suites": {}, HELDOUT: {}}
+    heldout = None  # scored in its own task, beside the suites' rollout actors
     if spec.eval.heldout_text is not None:
-        metrics[HELDOUT] = ray.get(score_heldout.options(
+        heldout = score_heldout.options(
             num_cpus=bundle.get("CPU", 1), num_gpus=bundle.get("GPU", 0)).remote(
-            spec.eval.heldout_text, ctx.inputs["tokenizer"], checkpoints, spec.objective.topk.k))
+            spec.eval.heldout_text, ctx.inputs["tokenizer"], checkpoints, spec.objective.topk.k)
     if spec.eval.suites:
         sampled = suite_checkpoints(checkpoints)
         by_checkpoint = run_suites(spec, sampled, ctx.inputs["tokenizer"], ctx.out_dir)
@@ -56,6 +57,8 @@ def run_eval_stage(ctx: StageContext) -> dict:
                                "suites": {name: r.summary for name, r in before.items()}}
             metrics[RL_GAIN] = {name: rl_gain(before[name], after)
                                 for name, after in by_checkpoint[metrics["model"]].items()}
+    if heldout is not None:
+        metrics[HELDOUT] = ray.get(heldout)
     if "rl" in ctx.inputs:
         metrics[RL_CURVE] = read_rl_curve(ctx.inputs["rl"])
     write_json_atomic(ctx.out_dir / METRICS_FILE, metrics)

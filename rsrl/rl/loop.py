@@ -68,6 +68,10 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
     from rsrl.train.optimizer import build_optimizer
 
     torch.manual_seed(job.seed)
+    # Rank 0's rollout actors start first: their engines load while this worker builds
+    # the DeepSpeed engine.
+    rollouts = (RolloutController(job.rl, job.prompts, job.init_dir, job.tokenizer_dir,
+                                  job.plugins, job.seed) if rank == 0 else None)
     tokenizer = load_tokenizer(job.tokenizer_dir)
     lm = AutoModelForCausalLM.from_pretrained(job.init_dir, dtype=torch.float32)
     reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
@@ -79,8 +83,6 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
     for group in engine.optimizer.param_groups:
         group["lr"] = job.rl.lr
     step = load_checkpoint(engine, job.stage_dir)["step"]
-    rollouts = (RolloutController(job.rl, job.prompts, job.init_dir, job.tokenizer_dir,
-                                  job.plugins, job.seed) if rank == 0 else None)
     if step > 0:  # resumed: the actors start from the initial weights, give them ours
         _sync(engine, rollouts, rank)
     metrics = (MetricsWriter(job.stage_dir, step, "rl", job.rl.steps, HEADLINE)

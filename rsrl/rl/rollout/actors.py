@@ -79,10 +79,19 @@ class RolloutGroup:
             num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, scheduling_strategy="SPREAD")
         self.actors = [actor_cls.remote(engine, str(model_dir), str(tokenizer_dir),
                                         engine_options or {}) for _ in range(actors)]
-        start = time.perf_counter()
-        ray.get([a.ready.remote() for a in self.actors])  # engine errors surface here
-        log.info("rollout: %d %s actor(s) ready in %.1fs", actors, engine,
-                 time.perf_counter() - start)
+        # The engines start in the background (a vLLM actor takes seconds to import and
+        # build); the first call waits for them, so a caller can do other work meanwhile.
+        self._starting = [a.ready.remote() for a in self.actors]
+        self._started_at, self._engine = time.perf_counter(), engine
+
+    def _wait_until_ready(self) -> None:
+        import ray
+
+        if self._starting:
+            ray.get(self._starting)  # engine errors surface here
+            self._starting = []
+            log.info("rollout: %d %s actor(s) ready %.1fs after their start", len(self.actors),
+                     self._engine, time.perf_counter() - self._started_at)
 
     def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float,
                  max_new_tokens: int, seed: int) -> list[list[Completion]]:
@@ -95,6 +104,7 @@ class RolloutGroup:
 
         if not prompts:
             return []
+        self._wait_until_ready()
         sampling = dict(n=n, temperature=temperature, top_p=top_p,
                         max_new_tokens=max_new_tokens)
         chunks = _contiguous_chunks(len(prompts), len(self.actors))
@@ -112,11 +122,12 @@ class RolloutGroup:
         """Load `state_dict` (full HF names) into every actor's engine; the wall seconds."""
         import ray
 
+        self._wait_until_ready()
         start = time.perf_counter()
         ref = ray.put({name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()})
         ray.get([actor.load_weights.remote(ref) for actor in self.actors])
         seconds = time.perf_counter() - start
-        log.info("rollout: weight sync to %d actor(s) took %.3fs", len(self.actors), seconds)
+        log.debug("rollout: weight sync to %d actor(s) took %.3fs", len(self.actors), seconds)
         return seconds
 
     def load_checkpoint(self, model_dir: Path) -> float:
