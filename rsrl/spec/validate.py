@@ -169,6 +169,8 @@ def _check_train_stage(spec: Spec, s: TrainStageSpec, path: str, p: Problems) ->
     p.need(s.batch_tokens >= s.seq_len, f"{path}.batch_tokens", s.batch_tokens,
            f"must be >= seq_len ({s.seq_len})")
     p.need(s.micro_batch_size >= 1, f"{path}.micro_batch_size", s.micro_batch_size, "must be >= 1")
+    p.need(s.cpus_per_worker is None or s.cpus_per_worker > 0, f"{path}.cpus_per_worker",
+           s.cpus_per_worker, "must be > 0 (or unset: resources.cpus_per_worker)")
     p.need(s.lr.peak > 0, f"{path}.lr.peak", s.lr.peak, "must be > 0")
     p.need(0 <= s.lr.final <= s.lr.peak, f"{path}.lr.final", s.lr.final,
            f"must be in [0, peak={s.lr.peak}]")

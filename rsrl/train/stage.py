@@ -6,6 +6,7 @@ trainer's workers. Re-running it after a crash resumes from the stage's last che
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from rsrl.pipeline.registry import StageContext
@@ -45,7 +46,11 @@ def _steps_in(data_dir: Path, layout: BatchLayout) -> int:
 
 def run_training_stage(ctx: StageContext) -> dict:
     job = make_train_job(ctx)
-    fit(job, ctx.spec.resources, run_name=f"{ctx.stage.name}-{ctx.stage.key}")
+    s = getattr(ctx.spec.stages, ctx.stage.kind)
+    resources = ctx.spec.resources
+    if s.cpus_per_worker:  # Ray gives each worker as many torch threads as CPUs
+        resources = dataclasses.replace(resources, cpus_per_worker=s.cpus_per_worker)
+    fit(job, resources, run_name=f"{ctx.stage.name}-{ctx.stage.key}")
     final = read_metrics(job.stage_dir)[-1]
     return {"hf_dir": "hf", "steps": job.total_steps, **final}
 

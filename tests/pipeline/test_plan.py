@@ -37,7 +37,10 @@ def test_keys_are_deterministic():
     ("objective.topk.k=50", {"pretrain", "midtrain", "rl", "eval", "report"}),
     ("stages.midtrain.lr.peak=1e-3", {"midtrain", "rl", "eval", "report"}),
     ("stages.midtrain.tokens=100000", {"data-midtrain", "midtrain", "rl", "eval", "report"}),
-    ("eval.suites.0.n_samples=32", {"eval", "report"}),
+    # The quickstart's RL curve samples the eval suites: they are part of the rl stage's key.
+    ("eval.suites.0.n_samples=32", {"rl", "eval", "report"}),
+    ("rl.eval_problems=8", {"rl", "eval", "report"}),
+    ("stages.pretrain.cpus_per_worker=1", set()),
     ("tokenizer.vocab_size=1024", set(ORDER)),
     ("seed=1", set(ORDER)),
     ("stages.pretrain.log_every=1", set()),
@@ -45,6 +48,11 @@ def test_keys_are_deterministic():
 ])
 def test_an_edit_changes_exactly_its_downstream_keys(override, expected):
     assert changed(override) == expected
+
+
+def test_without_the_rl_curve_an_eval_edit_reruns_only_eval():
+    base, new = keys("rl.eval_every=0"), keys("rl.eval_every=0", "eval.suites.0.n_samples=32")
+    assert {name for name in base if base[name] != new[name]} == {"eval", "report"}
 
 
 def test_stage_objective_override_changes_only_that_stage_onward():
@@ -61,7 +69,8 @@ def test_absent_stages_are_skipped():
 def test_plan_shows_resources_per_stage():
     plan = compile_plan(load_spec(QUICKSTART, ["resources.num_workers=4",
                                                "resources.gpus_per_worker=1"]))
-    assert plan.stage("pretrain").resources.describe() == "4 x (1 CPU, 1 GPU)"
+    # The quickstart's training stages take both cores; RL's trainer keeps one.
+    assert plan.stage("pretrain").resources.describe() == "4 x (2 CPU, 1 GPU)"
     assert plan.stage("rl").resources.describe() == "4 x (1 CPU, 1 GPU) + 1 x (1 CPU)"
 
 
