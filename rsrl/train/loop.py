@@ -18,7 +18,8 @@ import torch.distributed as dist
 from rsrl.spec.schema import DeepSpeedSpec, LRSpec, ModelSpec, ObjectiveSpec
 from rsrl.train.batches import BatchLayout
 from rsrl.train.checkpoint import export_hf, load_checkpoint, save_checkpoint
-from rsrl.train.metrics import MetricsWriter, grad_norm, peak_flops, sum_across_workers
+from rsrl.train.metrics import (MetricsWriter, grad_norm, peak_flops, record_timings,
+                                sum_across_workers)
 from rsrl.train.schedule import wsd_lr
 
 HEADLINE = ("shaped_loss", "nll", "entropy", "tail_mass", "tokens_per_s")
@@ -60,6 +61,7 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
     from rsrl.train.optimizer import build_optimizer
     from rsrl.train.shaped_lm import ShapedLossLM
 
+    setup_started = time.time()
     torch.manual_seed(job.seed)
     loader = PackedLoader(PackedDataset(job.data_dir), job.layout.micro_batch_size, rank,
                           job.layout.world_size, job.reset_position_ids)
@@ -70,11 +72,16 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
                                 offload=job.deepspeed.offload_optimizer)
     config = deepspeed_config(job.deepspeed, job.layout,
                               persist_small_params=job.persist_small_params)
+    ds_started = time.time()
     engine, *_ = deepspeed.initialize(model=module, optimizer=optimizer, config=config)
+    ds_seconds = time.time() - ds_started
     state = load_checkpoint(engine, job.stage_dir)
     step = state["step"]
     if "data" in state:
         loader.load_state_dict(state["data"])
+    if rank == 0:  # model, optimizer, DeepSpeed engine and resume, before the first step
+        record_timings(job.stage_dir, setup_seconds=time.time() - setup_started,
+                       deepspeed_init_seconds=ds_seconds, resumed_at_step=step)
     metrics = (MetricsWriter(job.stage_dir, step, job.stage, job.total_steps, HEADLINE)
                if rank == 0 else None)
     timer = _Throughput(job.layout.rows_per_step * job.seq_len, flops_per_token)
@@ -95,11 +102,15 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
         if step % job.checkpoint_every == 0 and step < job.total_steps:
             save_checkpoint(engine, job.stage_dir, step, job.keep_checkpoints, rank,
                             {"data": loader.state_dict()})
+    steps_finished = time.time()
     save_checkpoint(engine, job.stage_dir, step, job.keep_checkpoints, rank,
                     {"data": loader.state_dict()})
     export_hf(engine, tokenizer, job.stage_dir / "hf", rank)
     if metrics:
         metrics.close()
+    if rank == 0:
+        record_timings(job.stage_dir, steps_finished=steps_finished,
+                       checkpoint_export_seconds=time.time() - steps_finished)
 
 
 def load_lm(job: TrainJob, tokenizer):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 METRICS_FILE = "metrics.jsonl"
+TIMINGS_FILE = "timings.json"  # where a stage's time outside its steps went (train/stage.py)
 
 # bf16 dense peak FLOP/s per GPU, for MFU; unknown devices report no MFU.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
@@ -19,7 +21,8 @@ def peak_flops(device_name: str) -> float | None:
 
 class MetricsWriter:
     """Appends one JSON line per logged step (with `total_steps`, so the driver can draw
-    progress from the file) and prints a headline; a resume drops lines past its step."""
+    progress from the file, and `time`, the wall clock in seconds since the epoch) and
+    prints a headline; a resume drops lines past its step."""
 
     def __init__(self, stage_dir: Path, resume_step: int, label: str, total_steps: int,
                  headline: tuple[str, ...]):
@@ -38,7 +41,7 @@ class MetricsWriter:
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, record: dict) -> None:
-        record = {**record, "total_steps": self.total_steps}
+        record = {**record, "total_steps": self.total_steps, "time": time.time()}
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         shown = " ".join(f"{k} {record[k]:.4g}" for k in self.headline if k in record)
@@ -46,7 +49,8 @@ class MetricsWriter:
         print(f"{self.label} step {record['step']}/{self.total_steps} {shown}",
               file=sys.__stdout__, flush=True)
         for name, value in record.items():
-            if name != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+            if (name not in ("step", "time") and isinstance(value, (int, float))
+                    and math.isfinite(value)):
                 self.tb.add_scalar(name, value, record["step"])
         self.tb.flush()
 
@@ -70,6 +74,20 @@ def grad_norm(engine) -> float:
     """The last step's global gradient norm from DeepSpeed (nan before the first step)."""
     norm = engine.get_global_grad_norm()
     return float(norm) if norm is not None else float("nan")
+
+
+def record_timings(stage_dir: Path, **timings) -> None:
+    """Merge `timings` into the stage's timings.json (rank 0 only; the last run's values)."""
+    from rsrl.files import write_json_atomic
+
+    path = Path(stage_dir) / TIMINGS_FILE
+    old = json.loads(path.read_text()) if path.exists() else {}
+    write_json_atomic(path, {**old, **timings})
+
+
+def read_timings(stage_dir: Path) -> dict:
+    path = Path(stage_dir) / TIMINGS_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def read_metrics(stage_dir: Path) -> list[dict]:

@@ -138,7 +138,7 @@ def test_killed_worker_resumes_from_checkpoint_on_the_same_trajectory(prepared, 
     killed: list = []
     killer = threading.Thread(target=_kill_a_worker_at, args=(job.stage_dir, 9, killed))
     killer.start()
-    fit(job, resources, run_name="killed")  # FailureConfig restarts the worker group
+    fit(job, resources, run_name="killed")  # restarts the worker (max_failures=1)
     killer.join()
     assert killed, "the worker was never killed"
     got = {r["step"]: r["shaped_loss"] for r in read_metrics(job.stage_dir)}
