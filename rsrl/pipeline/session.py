@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import ray
 
@@ -17,6 +18,11 @@ def connect(address: str | None = None) -> None:
     """Join `address` (or $RAY_ADDRESS); with neither, start Ray inside this process."""
     if ray.is_initialized():
         return
+    if sys.prefix != sys.base_prefix:  # in a venv: DeepSpeed's JIT-built ops are cached in
+        # it, where `make install` built the CPU shared-memory one (the embedded session's
+        # workers inherit this environment; without it they would rebuild in ~/.cache)
+        os.environ.setdefault("TORCH_EXTENSIONS_DIR",
+                              os.path.join(sys.prefix, "torch_extensions"))
     address = address or os.environ.get("RAY_ADDRESS")
     runtime_env = {"worker_process_setup_hook": WORKER_SETUP_HOOK}
     if address:
