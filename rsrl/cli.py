@@ -108,7 +108,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from rsrl.pipeline.apply import StageFailed, apply_plan
+    from rsrl.pipeline.apply import ClusterTooSmall, StageFailed, apply_plan
     from rsrl.pipeline.lock import WorkdirBusy
     from rsrl.pipeline.plan import compile_plan
     from rsrl.pipeline.registry import StageNotImplemented
@@ -124,6 +124,9 @@ def _apply(args: argparse.Namespace) -> int:
     except WorkdirBusy as err:
         print(f"rsrl: {err}", file=sys.stderr)
         return EXIT_FAILED
+    except ClusterTooSmall as err:
+        print(f"rsrl: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except StageFailed as err:
         print(f"rsrl: {err}", file=sys.stderr)
         if not isinstance(err.cause, StageNotImplemented):

@@ -49,6 +49,28 @@ class StageFailed(RuntimeError):
         return f"stage '{self.stage}' failed: {self.cause}"
 
 
+class ClusterTooSmall(RuntimeError):
+    """A stage asks for a worker larger than any node of the cluster: it would wait forever."""
+
+
+def check_fits(stages: list[Stage], nodes: list[dict]) -> None:
+    """Raise ClusterTooSmall when a bundle of `stages` fits on none of the alive `nodes`
+    (`ray.nodes()`); checked against the nodes there are now, not an autoscaler's."""
+    alive = [n.get("Resources", {}) for n in nodes if n.get("Alive", True)]
+    for stage in stages:
+        for bundle in stage.resources.bundles:
+            need = {r: v for r, v in bundle.items() if v}
+            if not any(all(node.get(r, 0) >= v for r, v in need.items()) for node in alive):
+                largest = ", ".join(f"{max((n.get(r, 0) for n in alive), default=0):g} {r}"
+                                    for r in need)
+                raise ClusterTooSmall(
+                    f"stage '{stage.name}' asks for workers of "
+                    f"{', '.join(f'{v:g} {r}' for r, v in need.items())}, but the largest node "
+                    f"of this Ray cluster has {largest}; lower what the spec asks for "
+                    f"(stages.{stage.name}.cpus_per_worker, resources.cpus_per_worker, "
+                    f"rl.rollout.cpus_per_actor, ...) or add larger nodes")
+
+
 def apply_plan(plan: Plan, *, wait_for_lock: bool = False, shared_workdir: bool = False,
                stage_fns: Mapping[str, StageFn] | None = None) -> list[StageOutcome]:
     """Run every stage of `plan` that is not cached; return one outcome per stage, in order.
@@ -65,6 +87,7 @@ def apply_plan(plan: Plan, *, wait_for_lock: bool = False, shared_workdir: bool 
 def _apply(plan: Plan, stage_fns: Mapping[str, StageFn] | None) -> list[StageOutcome]:
     plan.workdir.mkdir(parents=True, exist_ok=True)
     statuses = {s.name: stage_status(s, plan.workdir) for s in plan.stages}
+    check_fits([s for s in plan.stages if statuses[s.name] is not Status.CACHED], ray.nodes())
     refs: dict[str, ray.ObjectRef] = {}
     for stage in plan.stages:
         if statuses[stage.name] is Status.CACHED:

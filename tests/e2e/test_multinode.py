@@ -11,7 +11,9 @@ REPO = HERE.parents[1]
 TINY = ["tokenizer.vocab_size=512", "model.vocab_size=512", "stages.midtrain=null",
         "eval=null", "stages.pretrain.tokens=8192", "stages.pretrain.seq_len=64",
         "stages.pretrain.batch_tokens=1024", "rl.steps=1", "rl.prompts_per_step=2",
-        "rl.group_size=2", "rl.rollout.max_new_tokens=16", "rl.dynamic_sampling=false"]
+        "rl.group_size=2", "rl.rollout.max_new_tokens=16", "rl.dynamic_sampling=false",
+        "rl.eval_every=0",  # no eval suites here, so no RL curve
+        "stages.pretrain.cpus_per_worker=1"]  # a node has one CPU
 
 
 def test_apply_on_a_two_node_cluster_places_work_on_both(tmp_path):

@@ -78,3 +78,17 @@ def test_unset_optional_fields_do_not_enter_the_keys():
     base = keys()
     assert keys("model.router_aux_loss_coef=null") == base  # unset, as by default
     assert keys("model.router_aux_loss_coef=0.01")["pretrain"] != base["pretrain"]
+
+
+def test_a_worker_larger_than_every_node_is_refused_before_anything_runs():
+    from rsrl.pipeline.apply import ClusterTooSmall, check_fits
+
+    stages = list(compile_plan(load_spec(QUICKSTART)).stages)  # pretrain: 1 x (2 CPU)
+    two_one_cpu_nodes = [{"Alive": True, "Resources": {"CPU": 1.0}}] * 2
+    with pytest.raises(ClusterTooSmall, match=r"'pretrain' asks for workers of 2 CPU.*has 1 CPU"
+                       r".*stages.pretrain.cpus_per_worker"):
+        check_fits(stages, two_one_cpu_nodes)
+    check_fits(stages, [{"Alive": True, "Resources": {"CPU": 2.0}}])  # fits: no error
+    dead = [{"Alive": False, "Resources": {"CPU": 8.0}}, {"Alive": True, "Resources": {"CPU": 1.0}}]
+    with pytest.raises(ClusterTooSmall):
+        check_fits(stages, dead)
