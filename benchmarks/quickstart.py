@@ -3,9 +3,11 @@ then again (every stage cached), with where the time went.
 
     .venv/bin/python benchmarks/quickstart.py [k=v ...]     (after `make install`)
 
-Per stage: wall seconds (from the apply's log), and for the model stages the part spent in
-steps (training: tokens over logged tokens/s; RL: rollout + update + sync + the RL curve's
-eval) against the rest (worker start-up, DeepSpeed / engine init, checkpoints, export).
+Per stage: wall seconds (from the apply's log), and for the model stages (from their
+metrics.jsonl and timings.json) the worker's start, its set-up before the first step
+(model, DeepSpeed engine, vLLM actors, the RL curve's first point), the steps (training:
+tokens over logged tokens/s; RL: rollout + update + sync + RL-curve eval), the final
+checkpoint and HF export, and the rest (the stage's driver, shutdown).
 Then RL seconds per step split into rollout, update and sync, and the pre-training
 throughput against a plain PyTorch loop on the same model, rows and threads, measured right
 after in this process (benchmarks/train.py's loop).
@@ -26,8 +28,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
-from rsrl.train.metrics import read_metrics  # noqa: E402
+from rsrl.train.metrics import read_metrics, read_timings  # noqa: E402
 
+MODEL_STAGES = ("pretrain", "midtrain", "rl")
 STAGE_LINE = re.compile(r"rsrl: stage (\S+) finished in ([0-9.]+)s")
 
 
@@ -41,13 +44,25 @@ def apply(workdir: Path, overrides: list[str]) -> tuple[float, str]:
     return time.perf_counter() - start, out.stdout + out.stderr
 
 
-def in_steps(stage: str, records: list[dict], spec) -> float:
-    """Seconds a model stage spent in its steps, from its metrics.jsonl."""
+def step_seconds(stage: str, records: list[dict], tokens_per_step: int) -> list[float]:
+    """Seconds of the steps each metrics record covers."""
     if stage == "rl":
-        return sum(r.get(k, 0.0) for r in records
-                   for k in ("rollout_seconds", "update_seconds", "sync_seconds", "eval_seconds"))
-    tokens = records[-1]["step"] * getattr(spec.stages, stage).batch_tokens
-    return tokens / statistics.median(r["tokens_per_s"] for r in records)
+        return [sum(r.get(k, 0.0) for k in
+                    ("rollout_seconds", "update_seconds", "sync_seconds", "eval_seconds"))
+                for r in records]
+    steps = [r["step"] - p["step"] for p, r in zip([{"step": 0}, *records], records)]
+    return [n * tokens_per_step / r["tokens_per_s"] for n, r in zip(steps, records)]
+
+
+def split(stage: str, stage_dir: Path, wall: float, spec) -> list[float]:
+    """[worker start, set-up, steps, checkpoint + export, rest] seconds of a model stage."""
+    records, t = read_metrics(stage_dir), read_timings(stage_dir)
+    tokens = getattr(spec.stages, stage).batch_tokens if stage != "rl" else 0
+    steps = step_seconds(stage, records, tokens)
+    start = t["worker_started"] - t["fit_started"]
+    setup = records[0]["time"] - steps[0] - t["worker_started"]
+    io = t.get("checkpoint_export_seconds", 0.0)  # RL's loop does not record it: in "rest"
+    return [start, setup, sum(steps), io, wall - start - setup - sum(steps) - io]
 
 
 def main() -> None:
@@ -55,30 +70,38 @@ def main() -> None:
 
     overrides = sys.argv[1:]
     spec = load_spec(REPO / "specs" / "quickstart.yaml", overrides)
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp) / "run"
         cold, log = apply(workdir, overrides)
         cached, _ = apply(workdir, overrides)
         walls = {m.group(1): float(m.group(2)) for m in STAGE_LINE.finditer(log)}
         print(f"quickstart from an empty workdir: {cold:6.1f} s   cached re-apply: {cached:5.1f} s")
-        print(f"{'stage':<15}{'wall s':>8}{'in steps':>10}{'start-up, I/O':>15}")
+        cols = ("worker", "set-up", "steps", "ckpt+HF", "rest")
+        print(f"{'stage':<15}{'wall s':>8}" + "".join(f"{c:>9}" for c in cols))
         dirs = {p.name.rsplit("-", 1)[0]: p for p in workdir.iterdir() if p.is_dir()}
         for stage, wall in walls.items():
-            records = read_metrics(dirs[stage]) if stage in ("pretrain", "midtrain", "rl") else []
-            steps = in_steps(stage, records, spec) if records else float("nan")
-            rest = wall - steps if records else float("nan")
-            print(f"{stage:<15}{wall:>8.1f}{steps:>10.1f}{rest:>15.1f}")
+            parts = split(stage, dirs[stage], wall, spec) if stage in MODEL_STAGES else []
+            print(f"{stage:<15}{wall:>8.1f}" + "".join(f"{x:>9.1f}" for x in parts))
         rl = read_metrics(dirs["rl"])
         per_step = {k: statistics.mean(r[k] for r in rl)
                     for k in ("rollout_seconds", "update_seconds", "sync_seconds")}
-        print("RL per step: " + ", ".join(f"{k.split('_')[0]} {v:.2f} s" for k, v in per_step.items())
+        print("RL per step: "
+              + ", ".join(f"{k.split('_')[0]} {v:.2f} s" for k, v in per_step.items())
               + f"; RL curve {sum(r.get('eval_seconds', 0) for r in rl):.1f} s in all")
         pretrain = read_metrics(dirs["pretrain"])
         staged = statistics.median(r["tokens_per_s"] for r in pretrain[1:])
-        print(f"pre-training: {staged:,.0f} tokens/s in the stage; "
-              f"plain loop: {plain_loop(workdir, overrides):,.0f} tokens/s")
-    print(f"machine: {os.cpu_count()} cores, load average "
-          f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
+        plain = plain_loop(workdir, overrides)
+        threads = {s: read_timings(dirs[s])["threads"] for s in MODEL_STAGES}
+        print(f"pre-training: {staged:,.0f} tokens/s in the stage, plain PyTorch loop "
+              f"{plain:,.0f} (ratio {staged / plain:.2f}); torch threads: "
+              + ", ".join(f"{s} {n}" for s, n in threads.items()))
+    print(f"machine: {os.cpu_count()} cores; load average (1, 5, 15 min) before "
+          f"{load_before}, after {load_average()}")
+
+
+def load_average() -> str:
+    return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
 def plain_loop(workdir: Path, overrides: list[str]) -> float:

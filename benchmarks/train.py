@@ -1,11 +1,13 @@
-"""Training throughput: the Ray Train + DeepSpeed stage against a plain PyTorch loop.
+"""Training throughput: the training stage's own path (its Ray worker + DeepSpeed) against
+a plain PyTorch loop.
 
 Same tiny model, same packed rows, same micro-batches and gradient accumulation, same
 reward-shaped loss; one worker on CPU. Start-up (Ray Train workers, DeepSpeed init) is
 reported apart from the steady state, which is the median tokens/s of the logged steps
-after the first. Target: steady-state ratio >= 0.8.
+after the first. Target: steady-state ratio >= 0.8. `--cpus 1,2` runs both paths at each
+thread count (the Ray worker reserves that many CPUs and runs that many torch threads).
 
-    python benchmarks/train.py [--steps 30] [--seq-len 256] [--batch-tokens 8192]
+    python benchmarks/train.py [--steps 30] [--seq-len 256] [--batch-tokens 8192] [--cpus 1,2]
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from rsrl.pipeline.plan import compile_plan
 from rsrl.pipeline.registry import StageContext, resolve_stage_fn
 from rsrl.spec import load_spec
 from rsrl.train.loop import TrainJob, load_lm
-from rsrl.train.metrics import read_metrics
+from rsrl.train.metrics import read_metrics, read_timings
 from rsrl.train.shaped_lm import ShapedLossLM
 from rsrl.train.stage import fit, make_train_job
 
@@ -44,7 +46,6 @@ def prepare(workdir: Path, args) -> tuple:
                  f"stages.pretrain.seq_len={args.seq_len}",
                  f"stages.pretrain.batch_tokens={args.batch_tokens}",
                  "stages.pretrain.log_every=4", f"stages.pretrain.checkpoint_every={10**6}",
-                 f"resources.cpus_per_worker={args.cpus}",
                  f"resources.deepspeed.zero_stage={args.zero}"]
     spec = load_spec(REPO / "specs" / "quickstart.yaml", overrides)
     plan = compile_plan(spec)
@@ -60,16 +61,21 @@ def prepare(workdir: Path, args) -> tuple:
     return spec, make_train_job(ctx, total_steps=args.steps)
 
 
-def ray_train_tokens_per_s(spec, job: TrainJob) -> tuple[float, float]:
-    start = time.perf_counter()
-    fit(job, spec.resources, run_name="bench")
-    records = read_metrics(job.stage_dir)
-    first_step_wall = records[0]["tokens_per_s"]  # step 1 includes warm-up; left out below
+def ray_train_tokens_per_s(resources, job: TrainJob) -> tuple[float, dict]:
+    """Steady tokens/s of the stage's own path (`fit`), and where its time outside the steps
+    went (the worker's timings.json)."""
+    start = time.time()
+    fit(job, resources, run_name="bench")
+    end = time.time()
+    records, t = read_metrics(job.stage_dir), read_timings(job.stage_dir)
     steady = statistics.median(r["tokens_per_s"] for r in records[2:])  # 4-step windows
-    total = time.perf_counter() - start
-    run_time = sum(job.layout.rows_per_step * job.seq_len / r["tokens_per_s"] for r in records)
-    del first_step_wall
-    return steady, total - run_time
+    parts = {"worker start": t["worker_started"] - t["fit_started"],
+             "model + DeepSpeed engine": t["setup_seconds"],
+             "  of which deepspeed.initialize": t["deepspeed_init_seconds"],
+             "steps": t["steps_finished"] - t["worker_started"] - t["setup_seconds"],
+             "checkpoint + HF export": t["checkpoint_export_seconds"],
+             "worker shutdown": end - t["worker_finished"]}
+    return steady, {**parts, "fit() in all": end - start}
 
 
 def plain_tokens_per_s(job: TrainJob) -> float:
@@ -96,25 +102,32 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--batch-tokens", type=int, default=8192)
-    parser.add_argument("--cpus", type=int, default=2, help="threads of both paths")
+    parser.add_argument("--cpus", default="2", help="threads of both paths; a list: 1,2")
     parser.add_argument("--zero", type=int, default=2, help="DeepSpeed ZeRO stage")
     args = parser.parse_args()
-    torch.set_num_threads(args.cpus)  # Ray gives its worker this many (OMP_NUM_THREADS)
-    ray.init(address="local", num_cpus=max(2, args.cpus), include_dashboard=False,
+    threads = [int(c) for c in args.cpus.split(",")]
+    ray.init(address="local", num_cpus=max(2, *threads), include_dashboard=False,
              log_to_driver=False)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         spec, job = prepare(Path(tmp), args)
-        plain = plain_tokens_per_s(replace(job, stage_dir=Path(tmp) / "plain"))
-        ray_steady, startup = ray_train_tokens_per_s(spec, job)
+        for n in threads:
+            torch.set_num_threads(n)
+            plain = plain_tokens_per_s(replace(job, stage_dir=Path(tmp) / f"plain-{n}"))
+            resources = replace(spec.resources, cpus_per_worker=n)
+            steady, startup = ray_train_tokens_per_s(
+                resources, replace(job, stage_dir=Path(tmp) / f"ray-{n}"))
+            rows.append((n, plain, steady, startup))
     print(f"tiny-dense, seq_len {args.seq_len}, {job.layout.rows_per_step * job.seq_len} "
           f"tokens/step ({job.layout.micro_batch_size} x {job.layout.grad_accum} micro-batches), "
-          f"{args.steps} steps, 1 worker, {args.cpus} threads in each path, ZeRO-{args.zero}")
-    print(f"{'path':<28}{'tokens/s':>12}")
-    print(f"{'plain PyTorch loop':<28}{plain:>12,.0f}")
-    print(f"{'Ray Train + DeepSpeed':<28}{ray_steady:>12,.0f}")
-    print(f"steady-state ratio (Ray Train + DeepSpeed / plain): {ray_steady / plain:.2f}  "
-          f"(target >= 0.8)")
-    print(f"start-up outside the steps (workers, DeepSpeed init, export): {startup:.1f} s")
+          f"{args.steps} steps, 1 worker, ZeRO-{args.zero}, {os.cpu_count()} cores")
+    print(f"{'threads':>7}{'plain loop tok/s':>18}{'stage tok/s':>14}{'ratio':>7}")
+    for n, plain, steady, _ in rows:
+        print(f"{n:>7}{plain:>18,.0f}{steady:>14,.0f}{steady / plain:>7.2f}")
+    print("seconds of each fit() (one worker: a Ray actor; more: Ray Train):")
+    for name in rows[0][3]:
+        print(f"  {name:<34}" + "".join(f"{r[3][name]:>8.1f}" for r in rows))
+    print("load average " + " ".join(open("/proc/loadavg").read().split()[:3]))
 
 
 if __name__ == "__main__":
