@@ -34,6 +34,8 @@ def test_apply_on_a_two_node_cluster_places_work_on_both(tmp_path):
     finally:
         cluster.stdin.close()
         cluster.wait(timeout=120)
-    trainer_nodes = set(placed["RayTrainWorker"])
+    # One CPU worker: a SoloTrainWorker actor; several: Ray Train's RayTrainWorker.
+    trainer_nodes = {n for name, nodes in placed.items() if name.endswith("TrainWorker")
+                     for n in nodes}
     rollout_nodes = set(placed["RolloutWorker"])
     assert len(trainer_nodes | rollout_nodes) == 2, placed
