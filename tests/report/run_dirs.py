@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rsrl.eval.results import METRICS_FILE
 from rsrl.eval.suite import summarise_suite
+from rsrl.eval.uncertainty import paired_difference
 from rsrl.pipeline.cache import write_json_atomic, write_manifest
 from rsrl.pipeline.plan import compile_plan
 from rsrl.spec import load_spec
@@ -82,5 +83,14 @@ def eval_metrics(beta: float) -> dict:
                        "topk_mass": 0.95, "tail_mass": 0.05 - i * 0.01, "p_target": 0.3,
                        "tokens": 32768, "k": 100, "seq_len": 256}
                for i, stage in enumerate(("pretrain", "midtrain", "rl"))}
+    before = [{**p, "correct": p["correct"] // 2, "avg": p["correct"] // 2 / n} for p in problems]
+    curve = [{"step": step, "problems": 20, **{k: v for k, v in summarise_suite(
+        suite, before if step == 0 else problems, "").items() if isinstance(v, float)}}
+        for step in (0, 5, 10)]
     return {"model": "rl", "suites": {suite.name: summarise_suite(
-        suite, problems, f"suites/{suite.name}.parquet")}, "heldout": heldout}
+        suite, problems, f"suites/rl/{suite.name}.parquet")},
+        "pre_rl": {"model": "midtrain", "suites": {suite.name: summarise_suite(
+            suite, before, f"suites/midtrain/{suite.name}.parquet")}},
+        "rl_gain": {suite.name: {"avg@16": paired_difference([p["avg"] for p in before],
+                                                            [p["avg"] for p in problems])}},
+        "rl_curve": {suite.name: curve}, "heldout": heldout}

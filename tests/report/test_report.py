@@ -72,12 +72,13 @@ def test_two_finished_runs_on_the_same_axes(tmp_path):
     report = write_report(runs, tmp_path / "report")
     page = parse(report)
     expected = {"train-pretrain.png", "train-midtrain.png", "rl.png", "heldout.png",
-                "passk-arith.png"}
+                "passk-count.png", "rl-curve-count.png"}
     assert_pngs(tmp_path / "report", expected)
     assert len(page.images) == len(expected)
     assert all(img.startswith(PNG_MAGIC) for img in page.images)
     text = " ".join(page.text)
-    assert page.tables == 4
+    assert page.tables == 5  # suites, RL gain, held-out, training, RL
+    assert "RL gain: after - before RL, paired by problem" in text and "±" in text
     assert "objective.beta=-0.25" in text and "objective.beta=0.5" in text
     assert "pass@4" in text and "avg@16" in text and "perplexity" in text
 
@@ -110,7 +111,7 @@ def test_cli_report_expands_a_sweep_directory(tmp_path, capsys):
     assert "trial-1" in printed.err and "rl: not run yet" in printed.err
     text = " ".join(parse(out / "report.html").text)
     assert "objective.beta=-0.25" in text and "objective.beta=0.0" in text
-    assert_pngs(out, {"train-pretrain.png", "rl.png", "passk-arith.png"})
+    assert_pngs(out, {"train-pretrain.png", "rl.png", "passk-count.png", "rl-curve-count.png"})
 
 
 def test_cli_report_fails_when_nothing_exists(tmp_path, capsys):
@@ -127,5 +128,5 @@ def test_report_stage_writes_into_its_directory(tmp_path):
     result = resolve_stage_fn("report")(ctx)
     assert result == {"report": str(dirs["report"] / "report.html")}
     page = parse(Path(result["report"]))
-    assert len(page.images) == 5
+    assert len(page.images) == 6  # training x2, RL, RL curve, held-out, Pass@k
     assert "Notes" not in page.text
