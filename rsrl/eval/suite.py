@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rsrl.eval.metrics import (avg_at_k, cons_at_k, majority_answer, mean_over_problems,
-                               mean_pass_at_k_curve, pass_at_k)
+from rsrl.eval.metrics import avg_at_k, cons_at_k, majority_answer, mean_over_problems, pass_at_k
 from rsrl.eval.uncertainty import bootstrap_interval, standard_error
 from rsrl.spec.schema import SuiteSpec
 
@@ -103,7 +102,7 @@ def summarise_suite(suite: SuiteSpec, problems: Sequence[Problem], problems_file
         if name.startswith("pass@"):
             summary[f"{name}_ci"] = bootstrap_interval(values)
     curve = [[pass_at_k(n_, c, k) for n_, c in counts] for k in range(1, n + 1)]
-    summary["curve"] = mean_pass_at_k_curve(counts, range(1, n + 1))
+    summary["curve"] = [mean_over_problems(values) for values in curve]
     summary["curve_se"] = [standard_error(values) for values in curve]
     summary["problems_file"] = problems_file
     return summary
