@@ -72,8 +72,9 @@ def reward_shaped_loss(logits: Tensor, targets: Tensor, *, beta: float = 0.0,
 
     K_t is every token whose logit is >= the k-th largest of its row (k >= V: all). The loss
     is float32 whatever the logits' dtype; reduction "none" gives one value per token (0 at
-    ignored ones), "mean" averages over non-ignored tokens (nan if there are none, like
-    `F.cross_entropy`). With return_stats, also returns `LossStats`.
+    ignored ones), "mean" averages over non-ignored tokens (0, with zero gradients, if there
+    are none: `F.cross_entropy` gives a nan loss there). With return_stats, also returns
+    `LossStats`.
     """
     sh = make_shaping(beta, lam_top, lam_tail, k, positive_form)
     check_call(ignore_index, reduction, impl, return_stats)

@@ -115,21 +115,26 @@ def _row_stats(s: RowSums, nll: Tensor, p_x: Tensor, s_tail: Tensor) -> Tensor:
     return torch.stack([nll, entropy, local_entropy, mass_top, tail_mass, p_x])
 
 
+def _count(valid: Tensor) -> Tensor:
+    """Non-ignored rows, at least 1: with none, means are 0 and gradients zeros, not 0/0."""
+    return valid.sum().clamp(min=1)
+
+
 def row_scale(valid: Tensor, reduction: str) -> Tensor:
     """d(reduced loss)/d(row loss): 1/n_valid for mean, 1 otherwise; 0 at ignored rows."""
     if reduction == "mean":
-        return valid.float() / valid.sum()
+        return valid.float() / _count(valid)
     return valid.float()
 
 
 def reduce_rows(loss: Tensor, valid: Tensor, reduction: str) -> Tensor:
-    """Like F.cross_entropy: mean over non-ignored rows (nan when there are none)."""
+    """Mean (or sum) over non-ignored rows; 0 when there are none (F.cross_entropy: nan)."""
     if reduction == "none":
         return loss
     total = loss.sum()
-    return total / valid.sum() if reduction == "mean" else total
+    return total / _count(valid) if reduction == "mean" else total
 
 
 def stat_means(stats: Tensor, valid: Tensor) -> Tensor:
-    """Means of each diagnostic over the non-ignored rows: a [len(STAT_NAMES)] tensor."""
-    return torch.where(valid, stats, 0.0).sum(dim=1) / valid.sum()
+    """Means of each diagnostic over the non-ignored rows (0 with none): [len(STAT_NAMES)]."""
+    return torch.where(valid, stats, 0.0).sum(dim=1) / _count(valid)
