@@ -23,6 +23,7 @@ from omegaconf.errors import (
 
 from rsrl.spec.errors import SpecError, did_you_mean
 from rsrl.spec.schema import Spec, nested_dataclass
+from rsrl.spec.strict_yaml import SpecYAMLError, safe_load_strict
 from rsrl.spec.validate import validate
 
 
@@ -50,7 +51,9 @@ def _read_yaml(path: Path) -> dict:
         raise SpecError(f"{path}: no such spec file")
     text = path.read_text()
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_load_strict(text)
+    except SpecYAMLError as err:
+        raise SpecError(f"{path}: {err}") from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
@@ -78,8 +81,10 @@ def _apply_override(cfg: DictConfig, override: str) -> None:
     if not sep or not key:
         raise SpecError(f"override '{override}': write overrides as dotted.path=value")
     try:
-        OmegaConf.update(cfg, *_through_unset(cfg, key.strip(), yaml.safe_load(value)),
+        OmegaConf.update(cfg, *_through_unset(cfg, key.strip(), safe_load_strict(value)),
                          merge=True)
+    except SpecYAMLError as err:
+        raise SpecError(f"override '{override}': {err}") from None
     except (OmegaConfBaseException, yaml.YAMLError) as err:
         raise SpecError(_explain(err, f"override '{override}'")) from None
 

@@ -1,3 +1,4 @@
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,25 @@ def test_resolved_yaml_round_trips(tmp_path):
     path = tmp_path / "resolved.yaml"
     path.write_text(spec_to_yaml(spec))
     assert load_spec(path) == spec
+
+
+def test_an_alias_bomb_fails_within_a_second():
+    start = time.monotonic()
+    with pytest.raises(SpecError, match="expands to more than 20000 values"):
+        load_spec(Path(__file__).parent / "bad" / "alias_bomb.yaml")
+    assert time.monotonic() - start < 1.0
+
+
+def test_a_duplicate_key_names_the_key_and_both_lines(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text(QUICKSTART.read_text() + "seed: 1\nseed: 2\n")
+    with pytest.raises(SpecError, match=r"duplicate key 'seed' at line \d+ \(first given at line"):
+        load_spec(path)
+
+
+def test_merge_keys_may_override_what_they_merge(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text(QUICKSTART.read_text().replace(
+        "rl:", "rl:\n  <<: {steps: 7, adv_norm: none}", 1))
+    spec = load_spec(path)
+    assert spec.rl.steps == 20 and spec.rl.adv_norm == "none"  # the explicit key wins

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,12 @@ def test_bad_override_exits_2():
 def test_missing_spec_file_exits_2():
     result = rsrl("validate", "no/such/spec.yaml")
     assert result.returncode == 2 and "no such spec file" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["validate", "plan", "apply"])
+def test_an_alias_bomb_is_refused_at_once(command):
+    start = time.monotonic()
+    result = rsrl(command, str(HERE / "bad" / "alias_bomb.yaml"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "expands to more than" in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - start < 20  # the interpreter and imports; the bomb took minutes
