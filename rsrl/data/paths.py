@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
+from typing import Iterator
 
 from rsrl.data.synth import CORPUS_NAMES
 from rsrl.spec.errors import did_you_mean
@@ -37,6 +38,9 @@ def check_data_path(path: str, want_dir: bool = False) -> str | None:
         return f"'{path}' does not exist (relative paths are read from the current directory)"
     if want_dir and not target.is_dir():
         return f"'{path}' is not a directory"
+    if target.is_dir() and not want_dir and next(_data_files(target), None) is None:
+        return (f"directory '{path}' holds no {', '.join(FORMATS)} files (hidden and "
+                "_-prefixed files are skipped)")
     return None
 
 
@@ -49,6 +53,13 @@ def file_format(path: Path) -> str | None:
     """jsonl | txt | parquet by suffix, else None."""
     name = path.name.lower()
     return next((fmt for suffix, fmt in FORMATS.items() if name.endswith(suffix)), None)
+
+
+def _data_files(directory: Path) -> Iterator[Path]:
+    """The files of known formats below `directory`, skipping hidden and `_`-prefixed ones
+    (such as _SUCCESS); lazily, so that a check can stop at the first."""
+    return (p for p in directory.rglob("*")
+            if p.is_file() and file_format(p) and not p.name.startswith((".", "_")))
 
 
 def resolve_files(path: str) -> list[Path]:
@@ -65,8 +76,7 @@ def resolve_files(path: str) -> list[Path]:
     if any(c in path for c in GLOB_CHARS):
         files = [Path(p) for p in sorted(glob.glob(path, recursive=True)) if Path(p).is_file()]
     elif Path(path).is_dir():
-        files = [p for p in sorted(Path(path).rglob("*"))
-                 if p.is_file() and file_format(p) and not p.name.startswith((".", "_"))]
+        files = sorted(_data_files(Path(path)))
     else:
         files = [Path(path)]
     unknown = [str(f) for f in files if file_format(f) is None]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
@@ -29,7 +29,9 @@ from rsrl.spec.validate import validate
 
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
     """Read, merge, interpolate and validate a spec. Raises SpecError on any mistake."""
-    cfg = _merge_onto_schema(_read_yaml(Path(path)), str(path))
+    raw = _read_yaml(Path(path))
+    _reject_resolvers(raw, str(path))
+    cfg = _merge_onto_schema(raw, str(path))
     for override in overrides:
         _apply_override(cfg, override)
     spec = _to_object(cfg)
@@ -65,6 +67,26 @@ def _read_yaml(path: Path) -> dict:
     return raw
 
 
+# `${name:args}` calls a resolver; a plain `${dotted.path}` only refers to another value.
+_RESOLVER_CALL = re.compile(r"\$\{\s*([A-Za-z_][\w.\-]*)\s*:")
+
+
+def _reject_resolvers(value: Any, source: str, where: str = "") -> None:
+    """Refuse `${oc.env:VAR}` and every other resolver: the resolved spec is printed and
+    stored with each run, so a resolver would copy secrets from the environment into it."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _reject_resolvers(item, source, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _reject_resolvers(item, source, f"{where}[{i}]")
+    elif isinstance(value, str) and (call := _RESOLVER_CALL.search(value)):
+        at = f" at '{where}'" if where else ""
+        raise SpecError(f"{source}: resolver '${{{call.group(1)}:...}}'{at} is not allowed: "
+                        "the resolved spec is printed and stored with the run, so write the "
+                        "value itself (only ${dotted.path} references to other keys resolve)")
+
+
 def _merge_onto_schema(raw: dict, source: str) -> DictConfig:
     schema = OmegaConf.structured(Spec)
     try:
@@ -81,12 +103,27 @@ def _apply_override(cfg: DictConfig, override: str) -> None:
     if not sep or not key:
         raise SpecError(f"override '{override}': write overrides as dotted.path=value")
     try:
-        OmegaConf.update(cfg, *_through_unset(cfg, key.strip(), safe_load_strict(value)),
-                         merge=True)
+        parsed = safe_load_strict(value)
+        _reject_resolvers(parsed, f"override '{override}'")
+        _check_list_indices(cfg, key.strip(), override)
+        OmegaConf.update(cfg, *_through_unset(cfg, key.strip(), parsed), merge=True)
     except SpecYAMLError as err:
         raise SpecError(f"override '{override}': {err}") from None
     except (OmegaConfBaseException, yaml.YAMLError) as err:
         raise SpecError(_explain(err, f"override '{override}'")) from None
+
+
+def _check_list_indices(cfg: DictConfig, key: str, override: str) -> None:
+    """A list item past the end: say so, instead of OmegaConf's 'dict is not a subclass'."""
+    parts = key.split(".")
+    for i, part in enumerate(parts[1:], start=1):
+        prefix = ".".join(parts[:i])
+        node = OmegaConf.select(cfg, prefix, default=None)
+        if isinstance(node, ListConfig) and part.isdigit() and int(part) >= len(node):
+            raise SpecError(
+                f"override '{override}': '{prefix}' is a list of {len(node)} item(s) (indices "
+                f"0 to {len(node) - 1}), so it has no item {part}; to add items give the whole "
+                f"list, e.g. {prefix}='[...]'")
 
 
 def _through_unset(cfg: DictConfig, key: str, value: Any) -> tuple[str, Any]:

@@ -78,3 +78,14 @@ def test_merge_keys_may_override_what_they_merge(tmp_path):
         "rl:", "rl:\n  <<: {steps: 7, adv_norm: none}", 1))
     spec = load_spec(path)
     assert spec.rl.steps == 20 and spec.rl.adv_norm == "none"  # the explicit key wins
+
+
+def test_a_data_directory_without_data_files_is_refused(tmp_path):
+    (tmp_path / "_SUCCESS").write_text("")
+    (tmp_path / "notes.csv").write_text("a,b\n")
+    with pytest.raises(SpecError, match=r"stages.pretrain.data\[0\].path: directory '.*' holds "
+                                        r"no .jsonl.gz, .jsonl, .txt.gz, .txt, .parquet files"):
+        load_spec(QUICKSTART, [f"stages.pretrain.data=[{{path: '{tmp_path}'}}]"])
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "part-0.jsonl").write_text('{"text": "hello"}\n')
+    load_spec(QUICKSTART, [f"stages.pretrain.data=[{{path: '{tmp_path}'}}]"])  # now valid

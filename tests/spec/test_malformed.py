@@ -65,3 +65,18 @@ def test_an_alias_bomb_is_refused_at_once(command):
     assert result.returncode == 2, result.stdout + result.stderr
     assert "expands to more than" in result.stderr and "Traceback" not in result.stderr
     assert time.monotonic() - start < 20  # the interpreter and imports; the bomb took minutes
+
+
+def test_an_environment_resolver_in_an_override_exits_2(monkeypatch):
+    monkeypatch.setenv("RSRL_TEST_SECRET", "hunter2")
+    result = rsrl("validate", "--print", str(HERE / "base.yaml"), "name=${oc.env:RSRL_TEST_SECRET}")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "resolver '${oc.env:...}' is not allowed" in result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_a_list_item_past_the_end_names_the_override_and_the_length():
+    result = rsrl("validate", str(HERE / "base.yaml"), "stages.pretrain.data.5.weight=2")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert ("override 'stages.pretrain.data.5.weight=2': 'stages.pretrain.data' is a list of 2 "
+            "item(s) (indices 0 to 1), so it has no item 5") in result.stderr, result.stderr
