@@ -28,7 +28,7 @@ def informative_groups(rewards: Tensor) -> Tensor:
 @dataclass(frozen=True)
 class PolicyLoss:
     loss: Tensor
-    clip_fraction: Tensor  # share of response tokens whose ratio was clipped
+    clip_fraction: Tensor  # share of response tokens where the clipped term is the one taken
     approx_kl: Tensor  # mean of (ratio - 1) - log ratio against the rollout-time policy
 
 
@@ -51,7 +51,9 @@ def clipped_policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask
         loss = per_token.sum() / total_tokens
     else:  # seq-mean-token-mean: each sequence weighs the same, whatever its length
         loss = (per_token.sum(1) / mask.sum(1).clamp(min=1)).sum() / total_sequences
-    was_clipped = (unclipped != clipped) & mask.bool()
+    # Only where the min takes the clipped term does the clip cut the gradient (as verl's
+    # pg_clipfrac): A > 0 above 1 + eps_high, A < 0 below 1 - eps_low; not the other two sides.
+    was_clipped = (clipped < unclipped) & mask.bool()
     n = mask.sum().clamp(min=1)
     approx_kl = ((ratio - 1) - log_ratio) * mask
     return PolicyLoss(loss=loss, clip_fraction=was_clipped.sum() / n,

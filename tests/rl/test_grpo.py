@@ -44,6 +44,21 @@ def test_clip_higher_bounds_are_asymmetric():
     assert torch.isclose(out.loss, torch.tensor((0.85 + 0.8) / 2))
 
 
+def test_clip_fraction_counts_only_tokens_where_the_clip_bites():
+    """A ratio outside the band on the side the min ignores is clipped but keeps its
+    gradient: A > 0 with ratio < 1 - eps_low, A < 0 with ratio > 1 + eps_high."""
+    ratios = torch.tensor([[1.5, 0.5, 1.1], [1.5, 0.5, 0.9]])
+    advantages = torch.tensor([1.0, -1.0])  # bites at 1.5 for A > 0, at 0.5 for A < 0
+    logp = torch.log(ratios).requires_grad_()
+    out = clipped_policy_loss(logp, torch.zeros(2, 3), advantages, torch.ones(2, 3),
+                              eps_low=0.2, eps_high=0.28, loss_agg="token-mean",
+                              total_tokens=6, total_sequences=2)
+    assert abs(float(out.clip_fraction) - 2 / 6) < 1e-6
+    out.loss.backward()
+    # Zero gradient exactly at the two biting tokens.
+    assert (logp.grad == 0).tolist() == [[True, False, False], [False, True, False]]
+
+
 def test_aggregations_weigh_tokens_or_sequences():
     logp = torch.zeros(2, 4)
     mask = torch.tensor([[1.0, 0, 0, 0], [1, 1, 1, 1]])
