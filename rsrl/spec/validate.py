@@ -217,9 +217,12 @@ def _check_prompt_source(src: PromptSourceSpec, path: str, p: Problems) -> None:
 
 
 def _check_verifier(v: VerifierSpec, plugins: list[str], path: str, p: Problems) -> None:
-    from rsrl.verifiers.registry import available_verifiers
+    from rsrl.verifiers.registry import available_verifiers, entry_point_problem
 
     p.one_of(v.name, available_verifiers(plugins), f"{path}.name")
+    problem = entry_point_problem(v.name)
+    if problem:
+        p.add(f"{path}.name", problem)
     p.need(v.timeout_s > 0, f"{path}.timeout_s", v.timeout_s, "must be > 0")
 
 

@@ -67,10 +67,28 @@ def load_verifier(name: str, plugins: Sequence[str] = ()) -> Verifier:
 
 def plugin_problem(plugin: str) -> str | None:
     """None when `plugin` can be imported, else why not."""
+    return _import_problem(f"plugin '{plugin}'", lambda: _import_plugin(plugin))
+
+
+def entry_point_problem(name: str) -> str | None:
+    """None when verifier `name` is not an entry point (or is shadowed, as in load_verifier) or
+    its module imports, else why not."""
+    if name in _registered or name in _BUILTINS:
+        return None
+    for ep in _entry_points():
+        if ep.name == name:
+            return _import_problem(f"the '{name}' verifier's plugin ({ep.value})", ep.load)
+    return None
+
+
+def _import_problem(what: str, load: Callable[[], object]) -> str | None:
+    # BaseException: a plugin's sys.exit() or KeyboardInterrupt at import is its failure too;
+    # let through, it would end `rsrl validate` with exit 0 and no word (or "interrupted").
     try:
-        _import_plugin(plugin)
-    except Exception as err:  # user code: any failure is a spec problem, reported by name
-        return f"cannot import plugin '{plugin}': {type(err).__name__}: {err}"
+        load()
+    except BaseException as err:  # user code: any failure is a spec problem, reported by name
+        detail = f": {err}" if str(err) else ""
+        return f"cannot import {what}: {type(err).__name__}{detail}"
     return None
 
 
