@@ -23,8 +23,8 @@ from rsrl.spec.validate import effective_objective
 STAGE_VERSIONS = {
     "tokenizer": 1,
     "data": 1,
-    "pretrain": 1,
-    "midtrain": 1,
+    "pretrain": 2,  # 2: the MoE balance loss as Hugging Face's
+    "midtrain": 2,
     "rl": 2,  # 2: the RL curve (eval during RL)
     "eval": 2,  # 2: suites before and after RL, standard errors
     "report": 1,

@@ -60,16 +60,20 @@ class ShapedLossLM(nn.Module):
         return reward_shaped_loss(self.lm.lm_head(hidden), targets, impl=o.impl, **kwargs)
 
     def _router_balance(self, router_logits: tuple[torch.Tensor, ...]):
-        """Switch-style load-balancing loss and the per-layer share of tokens each expert got."""
+        """Switch-style load-balancing loss, as Qwen3-MoE's `load_balancing_loss_func` defines
+        it (so router_aux_loss_coef means what it means there), and each layer's token shares.
+
+        Over every layer's tokens pooled: E * sum_e f_e * P_e, with f_e the expert's top-k
+        assignments per token (they sum to k: the loss is k at perfect balance) and P_e its
+        mean router probability.
+        """
         k = self.lm.config.num_experts_per_tok
-        aux_terms, loads = [], []
-        for logits in router_logits:
-            probs = logits.float().softmax(dim=-1)  # [tokens, experts]
-            chosen = probs.topk(k, dim=-1).indices
-            load = torch.zeros_like(probs).scatter_(1, chosen, 1.0).mean(0) / k
-            aux_terms.append(probs.shape[-1] * (load * probs.mean(0)).sum())
-            loads.append(load.detach())
-        return torch.stack(aux_terms).mean(), torch.stack(loads)
+        probs = torch.stack([logits.float().softmax(dim=-1) for logits in router_logits])
+        chosen = probs.topk(k, dim=-1).indices  # [layers, tokens, k]
+        assigned = torch.zeros_like(probs).scatter_(-1, chosen, 1.0)  # [layers, tokens, E]
+        f = assigned.mean(dim=(0, 1))
+        aux = probs.shape[-1] * (f * probs.mean(dim=(0, 1))).sum()
+        return aux, (assigned.mean(1) / k).detach()  # shares: each layer's sum to 1
 
 
 class FusedHead(nn.Module):
