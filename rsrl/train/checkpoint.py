@@ -11,6 +11,7 @@ A checkpoint is written under a temporary tag and renamed once every rank has fi
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from contextlib import contextmanager
@@ -22,15 +23,51 @@ import torch.distributed as dist
 from rsrl.files import write_json_atomic
 
 LATEST = "latest.json"
+log = logging.getLogger("rsrl")
 
 
 def latest_checkpoint(stage_dir: Path) -> tuple[int, Path] | None:
-    """(step, directory) of the newest complete checkpoint, or None."""
-    path = stage_dir / "checkpoints" / LATEST
+    """(step, directory) of the newest complete checkpoint, or None.
+
+    `latest.json` names it; when that file is unreadable or names a checkpoint that is not
+    there (a disk filled up, a file copied half), the newest intact `step-*` directory is
+    used instead, with a warning: the checkpoints themselves were renamed into place whole.
+    """
+    root = stage_dir / "checkpoints"
+    path = root / LATEST
     if not path.exists():
         return None
-    latest = json.loads(path.read_text())
-    return latest["step"], path.parent / latest["tag"]
+    problem = _latest_problem(path)
+    if problem is None:
+        latest = json.loads(path.read_text())
+        return latest["step"], root / latest["tag"]
+    intact = sorted(p for p in root.iterdir() if _is_intact(p))
+    if not intact:
+        log.warning("%s %s, and no intact checkpoint is beside it: training starts from "
+                    "step 0", path, problem)
+        return None
+    log.warning("%s %s; resuming from the newest intact checkpoint, %s, instead", path,
+                problem, intact[-1].name)
+    return int(intact[-1].name.removeprefix("step-")), intact[-1]
+
+
+def _latest_problem(path: Path) -> str | None:
+    """None when `latest.json` names an intact checkpoint, else what is wrong with it."""
+    try:
+        latest = json.loads(path.read_text())
+        step, tag = latest["step"], latest["tag"]
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        return f"is unreadable ({type(err).__name__}: {err})"
+    if not isinstance(step, int) or not isinstance(tag, str) or not _is_intact(path.parent / tag):
+        return f"names {tag!r} at step {step!r}, which is not an intact checkpoint"
+    return None
+
+
+def _is_intact(path: Path) -> bool:
+    """A `step-NNNNNN` directory holding DeepSpeed's model states (temporary tags excluded)."""
+    digits = path.name.removeprefix("step-")
+    return (path.name.startswith("step-") and digits.isdigit() and path.is_dir()
+            and any(path.glob("*model_states.pt")))
 
 
 def save_checkpoint(engine, stage_dir: Path, step: int, keep: int, rank: int,
