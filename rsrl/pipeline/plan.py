@@ -23,7 +23,7 @@ from rsrl.spec.validate import effective_objective
 STAGE_VERSIONS = {
     "tokenizer": 1,
     "data": 1,
-    "pretrain": 2,  # 2: the MoE balance loss as Hugging Face's
+    "pretrain": 2,  # 2: the MoE balance loss as Hugging Face's; WSD's last step above final
     "midtrain": 2,
     "rl": 2,  # 2: the RL curve (eval during RL)
     "eval": 2,  # 2: suites before and after RL, standard errors

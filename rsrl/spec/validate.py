@@ -178,6 +178,7 @@ def _check_train_stage(spec: Spec, s: TrainStageSpec, path: str, p: Problems) ->
     p.one_of(s.lr.schedule, LR_SCHEDULES, f"{path}.lr.schedule")
     p.need(0 <= s.lr.decay_fraction <= 1, f"{path}.lr.decay_fraction", s.lr.decay_fraction,
            "must be in [0, 1]")
+    _check_warmup_before_decay(spec, s, path, p)
     p.need(s.rope_theta > 0, f"{path}.rope_theta", s.rope_theta, "must be > 0")
     for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
         value = getattr(s, name)
@@ -187,6 +188,25 @@ def _check_train_stage(spec: Spec, s: TrainStageSpec, path: str, p: Problems) ->
             _check_objective(effective_objective(spec, s), f"{path}.objective", p)
         except Exception as err:  # OmegaConf: unknown key or wrong type in the override
             p.add(f"{path}.objective", f"not a valid objective override: {err}".splitlines()[0])
+
+
+def _check_warmup_before_decay(spec: Spec, s: TrainStageSpec, path: str, p: Problems) -> None:
+    """Warm-up running into the decay window would drop the rate from one line to the other."""
+    from rsrl.data.mixture import rows_for_budget
+    from rsrl.train.batches import BatchLayout
+    from rsrl.train.schedule import decay_start
+
+    workers = spec.resources.num_workers
+    if s.lr.decay_fraction <= 0 or not (s.tokens > 0 and 0 < s.seq_len <= s.batch_tokens
+                                         and s.micro_batch_size >= 1 and workers >= 1):
+        return  # nothing to decay, or the step count is unknown (reported above)
+    layout = BatchLayout.for_budget(s.batch_tokens, s.seq_len, s.micro_batch_size, workers)
+    steps = rows_for_budget(s.tokens, s.seq_len) // layout.rows_per_step
+    start = decay_start(steps, s.lr)
+    p.need(s.lr.warmup_steps <= start, f"{path}.lr.warmup_steps", s.lr.warmup_steps,
+           f"must be <= {start}: the stage has {steps} steps (tokens / batch_tokens) and "
+           f"decays over the last {steps - start} (lr.decay_fraction); lower "
+           "lr.warmup_steps or lr.decay_fraction")
 
 
 def _check_sources(sources: list[DataSourceSpec], path: str, p: Problems) -> None:
