@@ -32,7 +32,7 @@ log = logging.getLogger("rsrl")
 @dataclass(frozen=True)
 class StageOutcome:
     stage: str
-    status: Status  # CACHED when skipped, WILL_RUN / RESUMABLE when it ran now
+    status: Status  # CACHED when skipped, WILL_RUN / RESUMABLE / BROKEN when it ran now
     out_dir: Path
     result: dict
     seconds: float

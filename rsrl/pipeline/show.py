@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from rsrl.pipeline.cache import stage_status
+from rsrl.pipeline.cache import Status, manifest_problem, stage_status
 from rsrl.pipeline.plan import Plan
 
 if TYPE_CHECKING:  # apply.py imports Ray; showing a plan must not
@@ -21,7 +21,11 @@ def format_plan(plan: Plan) -> str:
     rows = [(s.name, s.key, stage_status(s, plan.workdir).value, s.resources.describe(),
              ", ".join(s.inputs) or "-") for s in plan.stages]
     title = f"plan for '{plan.spec.name}' in {plan.workdir}"
-    return title + "\n" + _table(("stage", "key", "status", "resources", "needs"), rows)
+    notes = [f"{s.name} is broken: {manifest_problem(s, s.out_dir(plan.workdir))}; `rsrl apply` "
+             "runs it again, keeping what its directory holds" for s in plan.stages
+             if stage_status(s, plan.workdir) is Status.BROKEN]
+    table = _table(("stage", "key", "status", "resources", "needs"), rows)
+    return "\n".join([title, table, *notes])
 
 
 def format_outcomes(outcomes: list["StageOutcome"]) -> str:

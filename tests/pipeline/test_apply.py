@@ -130,3 +130,41 @@ def test_shared_workdir_runs_each_stage_once_across_concurrent_applies(ray_sessi
         assert ran.count(shared) == 1, ran
     for own in ("rl", "eval", "report"):
         assert ran.count(own) == 2, ran
+
+
+def break_manifest(out_dir: Path, how: str) -> None:
+    path = out_dir / MANIFEST
+    if how == "truncated":
+        path.write_text(path.read_text()[:40])
+    elif how == "another stage's":
+        path.write_text(json.dumps({**json.loads(path.read_text()), "key": "0123456789ab"}))
+    else:  # an output it lists is gone
+        (out_dir / "output.json").rename(out_dir.parent / "moved-away.json")
+
+
+@pytest.mark.parametrize("how", ["truncated", "another stage's", "output gone"])
+def test_a_broken_manifest_is_shown_and_rerun_keeping_the_stage_dir(ray_session, tmp_path, how):
+    plan = plan_in(tmp_path)
+    apply_plan(plan, stage_fns=stage_fns.ALL)
+    out_dir = plan.stage("pretrain").out_dir(tmp_path)
+    (out_dir / "checkpoints").mkdir()
+    (out_dir / "checkpoints" / "latest.json").write_text('{"step": 3, "tag": "step-000003"}')
+    break_manifest(out_dir, how)
+    assert stage_status(plan.stage("pretrain"), tmp_path) is Status.BROKEN
+
+    shown = subprocess.run([sys.executable, "-m", "rsrl.cli", "plan", str(QUICKSTART),
+                            f"workdir={tmp_path}"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    row = next(line for line in shown.stdout.splitlines() if line.split()[:1] == ["pretrain"])
+    assert "broken" in row and "cached" not in row
+    note = next(line for line in shown.stdout.splitlines() if line.startswith("pretrain is"))
+    assert note.startswith("pretrain is broken: ") and MANIFEST in note
+    assert note.endswith("`rsrl apply` runs it again, keeping what its directory holds")
+
+    done = len(runs(tmp_path))
+    outcomes = apply_plan(plan_in(tmp_path), stage_fns=stage_fns.ALL)
+    assert runs(tmp_path)[done:] == ["pretrain"]  # downstream keys did not change: still cached
+    assert {o.stage: o.status for o in outcomes}["pretrain"] is Status.BROKEN
+    assert (out_dir / "checkpoints" / "latest.json").exists()  # what it left is kept
+    assert stage_status(plan.stage("pretrain"), tmp_path) is Status.CACHED
+    assert read_manifest(out_dir)["outputs"] == ["checkpoints", "output.json"]
