@@ -25,7 +25,7 @@ STAGE_VERSIONS = {
     "data": 1,
     "pretrain": 2,  # 2: the MoE balance loss as Hugging Face's; WSD's last step above final
     "midtrain": 2,
-    "rl": 2,  # 2: the RL curve (eval during RL)
+    "rl": 3,  # 2: the RL curve (eval during RL); 3: rl.weight_decay (default 0, was 0.1)
     "eval": 2,  # 2: suites before and after RL, standard errors
     "report": 1,
 }
@@ -91,7 +91,8 @@ def compile_plan(spec: Spec) -> Plan:
             data = builder.add_data(name, stage_spec)
             last_model = builder.add_training(name, stage_spec, data, last_model)
     if spec.rl is not None and last_model is not None:
-        rl_config = {"rl": spec.rl, "seed": spec.seed, "plugins": spec.plugins,
+        rl = {k: v for k, v in _plain(spec.rl).items() if k != "keep_checkpoints"}
+        rl_config = {"rl": rl, "seed": spec.seed, "plugins": spec.plugins,
                      "precision": spec.resources.deepspeed.precision}
         if spec.rl.eval_every > 0:  # the RL curve samples the eval suites
             rl_config["eval_suites"] = spec.eval.suites

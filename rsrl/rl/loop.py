@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from rsrl.rl.batch import PaddedBatch, Sample, dummy_batch, pad_samples
 from rsrl.rl.curve import CurveSuite, RLCurve
@@ -76,10 +77,12 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
     lm = AutoModelForCausalLM.from_pretrained(job.init_dir, dtype=torch.float32)
     reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
     policy = PolicyLM(lm, job.impl)
-    optimizer = build_optimizer(policy, job.deepspeed.weight_decay,
+    optimizer = build_optimizer(policy, job.rl.weight_decay,
                                 offload=job.deepspeed.offload_optimizer)
     engine, *_ = deepspeed.initialize(model=policy, optimizer=optimizer,
                                       config=deepspeed_config(job.deepspeed, job.layout))
+    if reference is not None:  # copied before initialize (ZeRO-3 partitions the policy's)
+        reference = place_like(reference, engine.module, engine.device)
     for group in engine.optimizer.param_groups:
         group["lr"] = job.rl.lr
     step = load_checkpoint(engine, job.stage_dir)["step"]
@@ -109,8 +112,8 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
         if report:
             report(record)
         if step % job.rl.checkpoint_every == 0 and step < job.rl.steps:
-            save_checkpoint(engine, job.stage_dir, step, keep=2, rank=rank)
-    save_checkpoint(engine, job.stage_dir, step, keep=2, rank=rank)
+            save_checkpoint(engine, job.stage_dir, step, keep=job.rl.keep_checkpoints, rank=rank)
+    save_checkpoint(engine, job.stage_dir, step, keep=job.rl.keep_checkpoints, rank=rank)
     export_hf(engine, tokenizer, job.stage_dir / "hf", rank)
     if rollouts:
         rollouts.shutdown()
@@ -210,6 +213,12 @@ def _frozen_copy(lm):
     ref = PolicyLM(copy.deepcopy(lm)).eval()
     ref.requires_grad_(False)
     return ref
+
+
+def place_like(reference: nn.Module, policy: nn.Module, device: torch.device) -> nn.Module:
+    """The reference on the engine's device and in the dtype DeepSpeed gave the policy
+    (bf16 under precision bf16); read from the first parameter, as ZeRO-3 keeps its dtype."""
+    return reference.to(device=device, dtype=next(policy.parameters()).dtype)
 
 
 def _accumulate(totals: dict[str, float], name: str, value, weight: int) -> None:

@@ -139,6 +139,9 @@ class RLSpec:
     prompts_per_step: int = 8
     group_size: int = 8
     lr: float = 1.0e-5
+    # Not resources.deepspeed.weight_decay (pre-training's 0.1): GRPO setups (verl, OpenRLHF)
+    # use 0, so a short RL stage does not pull the pre-trained weights towards zero.
+    weight_decay: float = 0.0
     clip: ClipSpec = field(default_factory=ClipSpec)
     dynamic_sampling: bool = True
     max_resample_rounds: int = 4  # cap on refills when dynamic sampling drops groups
@@ -148,6 +151,7 @@ class RLSpec:
     mini_batches: int = 1  # optimizer updates per step; 1 is strictly on-policy (the paper)
     micro_batch_size: int = 8  # sequences per worker per forward pass
     checkpoint_every: int = 10  # RL steps
+    keep_checkpoints: int = 2  # the newest checkpoints kept (not part of the stage key)
     # The RL curve: every `eval_every` steps (and before the first), the first
     # `eval_problems` problems of each eval suite, sampled as the suite says; 0 turns it off.
     eval_every: int = 0

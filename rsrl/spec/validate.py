@@ -260,12 +260,14 @@ def _check_rl(rl: RLSpec, plugins: list[str], p: Problems) -> None:
     p.need(rl.group_size >= 2, "rl.group_size", rl.group_size,
            "must be >= 2 (group-normalised advantages need several samples per prompt)")
     p.need(rl.lr > 0, "rl.lr", rl.lr, "must be > 0")
+    p.need(rl.weight_decay >= 0, "rl.weight_decay", rl.weight_decay, "must be >= 0")
     p.need(rl.clip.eps_low >= 0, "rl.clip.eps_low", rl.clip.eps_low, "must be >= 0")
     p.need(rl.clip.eps_high >= 0, "rl.clip.eps_high", rl.clip.eps_high, "must be >= 0")
     p.need(rl.kl_coef >= 0, "rl.kl_coef", rl.kl_coef, "must be >= 0")
     p.need(rl.max_resample_rounds >= 0, "rl.max_resample_rounds", rl.max_resample_rounds,
            "must be >= 0")
-    for name in ("mini_batches", "micro_batch_size", "checkpoint_every", "eval_problems"):
+    for name in ("mini_batches", "micro_batch_size", "checkpoint_every", "keep_checkpoints",
+                 "eval_problems"):
         p.need(getattr(rl, name) >= 1, f"rl.{name}", getattr(rl, name), "must be >= 1")
     p.need(rl.eval_every >= 0, "rl.eval_every", rl.eval_every, "must be >= 0 (0 turns it off)")
     p.one_of(rl.loss_agg, LOSS_AGGS, "rl.loss_agg")

@@ -44,6 +44,8 @@ def test_keys_are_deterministic():
     ("tokenizer.vocab_size=1024", set(ORDER)),
     ("seed=1", set(ORDER)),
     ("stages.pretrain.log_every=1", set()),
+    ("rl.keep_checkpoints=5", set()),
+    ("rl.weight_decay=0.1", {"rl", "eval", "report"}),
     ("resources.num_workers=2", set()),
 ])
 def test_an_edit_changes_exactly_its_downstream_keys(override, expected):
