@@ -38,6 +38,8 @@ class ShapedLossLM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor,
                 position_ids: torch.Tensor | None = None) -> LossOutput:
+        # No attention_mask: given restarting position_ids (reset_position_ids), transformers
+        # then masks attention per document itself; a 2D mask would switch that off.
         out = self.lm.model(input_ids=input_ids, position_ids=position_ids,
                             output_router_logits=self.is_moe or None, use_cache=False)
         hidden = out.last_hidden_state.flatten(0, 1)

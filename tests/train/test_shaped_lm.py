@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers.models.qwen3_moe.modeling_qwen3_moe import load_balancing_loss_func
 
+from rsrl.data.packed import position_ids
 from rsrl.models.build import build_model
 from rsrl.spec.schema import ModelSpec, ObjectiveSpec
 from rsrl.train.shaped_lm import ShapedLossLM
@@ -42,3 +43,26 @@ def test_forward_adds_the_balance_loss_of_the_models_router_logits():
     torch.testing.assert_close(out.stats["router_aux_loss"], want)
     coef = lm.config.router_aux_loss_coef
     torch.testing.assert_close(out.loss.detach(), out.stats["shaped_loss"] + coef * want)
+
+
+def test_reset_position_ids_keep_attention_inside_each_document():
+    """Positions restarting at a document make transformers mask attention per document
+    (packed-sequence detection from position_ids): a document's loss inside a packed row is
+    its loss alone, whatever precedes it."""
+    eos = 1
+    dense = ModelSpec(preset="tiny-dense", vocab_size=64, hidden_size=32, num_layers=2,
+                      num_heads=2, num_kv_heads=1, head_dim=16, ffn_size=32)
+    lm = build_model(dense, rope_theta=1e4, max_seq_len=16, seed=0)
+    model = ShapedLossLM(lm, ObjectiveSpec(impl="reference"))
+    gen = torch.Generator().manual_seed(2)
+    first, doc = torch.randint(2, 64, (4,), generator=gen), torch.randint(2, 64, (7,), generator=gen)
+    row = torch.cat([first, torch.tensor([eos]), doc])[None]
+    positions = torch.from_numpy(position_ids(row.numpy(), eos))
+    assert positions[0, 5:].tolist() == list(range(7))
+    targets = torch.full_like(row, -100)
+    targets[0, 5:-1] = doc[1:]  # the document's own next tokens only
+    alone_targets = torch.cat([doc[1:], torch.tensor([-100])])[None]
+    with torch.no_grad():
+        packed = model(row, targets, positions).loss
+        alone = model(doc[None], alone_targets, torch.arange(7)[None]).loss
+    torch.testing.assert_close(packed, alone)
