@@ -1,7 +1,7 @@
 """The loss straight from hidden states and the LM-head weight, never holding [N, V] logits.
 
 Tokens are processed in chunks: each chunk's logits are computed, reduced to the loss and
-dL/dlogits by an engine (Triton on CUDA, the reference elsewhere), and turned at once into
+dL/dlogits by an `Impl` (Triton on CUDA, the reference elsewhere), and turned at once into
 the chunk's rows of dL/dhidden and its share of dL/dweight. Peak extra memory is
 O(chunk x V) plus the two gradients; the gradients are exact (nothing is filtered).
 With reduction "mean" or "sum" the gradients are made in forward, when the scale of
@@ -34,8 +34,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from .loss import Engine, scale_grad
-from .shaping import STAT_NAMES, Shaping, reduce_rows, row_scale, row_terms, stat_means
+from .impl import Impl
+from .shaping import STAT_NAMES, Shaping, reduce_rows, row_scale, row_terms, scale_grad, stat_means
 
 # Each chunk adds a rank-`chunk` update to the whole [V, D] dL/dweight, reading and writing
 # it: below a few hundred rows that traffic, not the products, sets the time.
@@ -55,7 +55,7 @@ class _Chunked(NamedTuple):
 
 
 def _run_chunks(hidden: Tensor, weight: Tensor, x: Tensor, valid: Tensor, sh: Shaping,
-                engine: Engine, chunk: int, with_stats: bool, scale: Tensor | None,
+                impl: Impl, chunk: int, with_stats: bool, scale: Tensor | None,
                 needs: tuple[bool, bool]) -> _Chunked:
     """Loss rows (and, given the per-row scale, scaled gradients) chunk by chunk."""
     n = hidden.shape[0]
@@ -67,14 +67,14 @@ def _run_chunks(hidden: Tensor, weight: Tensor, x: Tensor, valid: Tensor, sh: Sh
     for start in range(0, n, chunk):
         rows = slice(start, start + chunk)
         h = hidden[rows]
-        sums, state = engine.row_sums(h @ weight.T, x[rows], sh, need_top)
+        sums, state = impl.row_sums(h @ weight.T, x[rows], sh, need_top)
         terms = row_terms(sums, sh, valid[rows], with_stats)
         loss[rows] = terms.loss
         if stats is not None:
             stats[:, rows] = terms.stats
         if scale is None:
             continue
-        g = engine.gradient(state, terms, sh, scale[rows], overwrite_logits=True)
+        g = impl.gradient(state, terms, sh, scale[rows], overwrite_logits=True)
         g = g.to(weight.dtype)
         if grad_h is not None:
             torch.mm(g, weight, out=grad_h[rows])
@@ -105,7 +105,7 @@ class _WeightGrad:
 class FusedLinearLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, hidden: Tensor, weight: Tensor, targets: Tensor, sh: Shaping,
-                ignore_index: int, reduction: str, with_stats: bool, engine: Engine,
+                ignore_index: int, reduction: str, with_stats: bool, impl: Impl,
                 chunk_size: int | None) -> tuple[Tensor, Tensor]:
         valid = targets != ignore_index
         x = torch.where(valid, targets, 0)
@@ -113,13 +113,13 @@ class FusedLinearLoss(torch.autograd.Function):
         chunk = chunk_size or default_chunk(hidden.shape[0], weight.shape[0], weight.shape[1])
         ctx.deferred = reduction == "none" and any(needs)
         scale = row_scale(valid, reduction) if any(needs) and not ctx.deferred else None
-        out = _run_chunks(hidden, weight, x, valid, sh, engine, chunk, with_stats, scale, needs)
+        out = _run_chunks(hidden, weight, x, valid, sh, impl, chunk, with_stats, scale, needs)
         loss = reduce_rows(out.loss, valid, reduction)
         stats = stat_means(out.stats, valid) if with_stats else loss.new_empty(0)
         ctx.mark_non_differentiable(stats)
         ctx.reduction, ctx.needs = reduction, needs
         if ctx.deferred:
-            ctx.run = (sh, engine, chunk)
+            ctx.run = (sh, impl, chunk)
             ctx.save_for_backward(hidden, weight, x, valid)
         else:
             ctx.save_for_backward(out.grad_hidden, out.grad_weight)
@@ -129,9 +129,9 @@ class FusedLinearLoss(torch.autograd.Function):
     def backward(ctx: Any, grad_loss: Tensor, _grad_stats: Tensor) -> tuple[Tensor | None, ...]:
         if ctx.deferred:
             hidden, weight, x, valid = ctx.saved_tensors
-            sh, engine, chunk = ctx.run
+            sh, impl, chunk = ctx.run
             with torch.no_grad():
-                out = _run_chunks(hidden, weight, x, valid, sh, engine, chunk, False,
+                out = _run_chunks(hidden, weight, x, valid, sh, impl, chunk, False,
                                   grad_loss * valid, ctx.needs)
             grads = (out.grad_hidden, out.grad_weight)
         else:

@@ -1,7 +1,7 @@
 """Public entry points: argument checks, choice of implementation, the autograd Function.
 
 Both implementations reduce logits to `shaping.RowSums` and produce dL/dz through
-`gradient`; they differ in when: the reference builds the gradient in forward (its
+`gradient` (see `impl`); they differ in when: the reference builds the gradient in forward (its
 softmax is already there), the Triton one in backward from the logits and a few numbers per
 row (no [N, V] tensor is kept between the passes).
 """
@@ -9,15 +9,15 @@ row (no [N, V] tensor is kept between the passes).
 from __future__ import annotations
 
 import math
-import os
-from typing import Any, Callable, NamedTuple, TypedDict
+from typing import Any, TypedDict
 
 import torch
 from torch import Tensor
 
-from . import reference
+from .fused_linear import FusedLinearLoss
+from .impl import Impl, select_impl
 from .shaping import (POSITIVE_FORMS, REDUCTIONS, STAT_NAMES, RowTerms, Shaping, reduce_rows,
-                      row_scale, row_terms, stat_means)
+                      row_scale, row_terms, scale_grad, stat_means)
 
 IMPLS = ("auto", "reference", "triton")
 
@@ -31,36 +31,6 @@ class LossStats(TypedDict):
     topk_mass: Tensor  # pi(K_t)
     tail_mass: Tensor  # 1 - pi(K_t)
     p_target: Tensor
-
-
-class Engine(NamedTuple):
-    """One implementation: row sums, and the gradient built from them.
-
-    gradient(state, terms, shaping, row_scale, overwrite_logits=False): with
-    overwrite_logits the caller owns the logits and the gradient may be written over them.
-    """
-
-    row_sums: Callable[[Tensor, Tensor, Shaping, bool], tuple[Any, Any]]
-    gradient: Callable[..., Tensor]
-    grad_in_forward: bool
-
-
-REFERENCE = Engine(reference.row_sums, reference.gradient, reference.GRAD_IN_FORWARD)
-
-
-def select_engine(impl: str, device: torch.device) -> Engine:
-    if impl == "auto":
-        impl = "triton" if device.type == "cuda" else "reference"
-    if impl == "reference":
-        return REFERENCE
-    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
-        raise ValueError(
-            f"impl='triton' on {device.type} tensors needs the Triton interpreter: set "
-            "TRITON_INTERPRET=1 before anything imports triton, or use impl='reference'")
-    from . import kernels  # imports triton: only on this path
-
-    kernels.check_device(device)
-    return Engine(kernels.row_sums, kernels.gradient, kernels.GRAD_IN_FORWARD)
 
 
 def reward_shaped_loss(logits: Tensor, targets: Tensor, *, beta: float = 0.0,
@@ -80,10 +50,9 @@ def reward_shaped_loss(logits: Tensor, targets: Tensor, *, beta: float = 0.0,
     check_call(ignore_index, reduction, impl, return_stats)
     _check_tensor("logits", logits, floating=True, ndims=(2, 3))
     _check_targets(targets, logits.shape[:-1])
-    engine = select_engine(impl, logits.device)
     loss, stats = _RewardShapedLoss.apply(logits.reshape(-1, logits.shape[-1]),
                                           targets.reshape(-1).long(), sh, ignore_index, reduction,
-                                          return_stats, engine)
+                                          return_stats, select_impl(impl, logits.device))
     return finish(loss, stats, targets.shape, reduction, return_stats)
 
 
@@ -99,8 +68,6 @@ def fused_linear_reward_shaped_loss(hidden: Tensor, weight: Tensor, targets: Ten
     hidden is [N, D] or [B, T, D], weight the [V, D] head. See `fused_linear` for memory
     and for ZeRO-3 (the weight must be gathered around this call).
     """
-    from .fused_linear import FusedLinearLoss
-
     sh = make_shaping(beta, lam_top, lam_tail, k, positive_form)
     check_call(ignore_index, reduction, impl, return_stats)
     _check_tensor("hidden", hidden, floating=True, ndims=(2, 3))
@@ -114,10 +81,9 @@ def fused_linear_reward_shaped_loss(hidden: Tensor, weight: Tensor, targets: Ten
     _check_targets(targets, hidden.shape[:-1])
     if chunk_size is not None and (not _is_int(chunk_size) or chunk_size < 1):
         raise ValueError(f"chunk_size must be None or an int >= 1, got {chunk_size!r}")
-    engine = select_engine(impl, hidden.device)
     loss, stats = FusedLinearLoss.apply(hidden.reshape(-1, hidden.shape[-1]), weight,
                                         targets.reshape(-1).long(), sh, ignore_index, reduction,
-                                        return_stats, engine, chunk_size)
+                                        return_stats, select_impl(impl, hidden.device), chunk_size)
     return finish(loss, stats, targets.shape, reduction, return_stats)
 
 
@@ -134,20 +100,20 @@ def finish(loss: Tensor, stats: Tensor, shape: torch.Size, reduction: str,
 class _RewardShapedLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, logits: Tensor, targets: Tensor, sh: Shaping, ignore_index: int,
-                reduction: str, with_stats: bool, engine: Engine) -> tuple[Tensor, Tensor]:
+                reduction: str, with_stats: bool, impl: Impl) -> tuple[Tensor, Tensor]:
         valid = targets != ignore_index
         x = torch.where(valid, targets, 0)
-        sums, state = engine.row_sums(logits, x, sh, sh.ranks_matter or with_stats)
+        sums, state = impl.row_sums(logits, x, sh, sh.ranks_matter or with_stats)
         terms = row_terms(sums, sh, valid, with_stats)
         loss = reduce_rows(terms.loss, valid, reduction)
         stats = stat_means(terms.stats, valid) if with_stats else loss.new_empty(0)
         ctx.mark_non_differentiable(stats)
-        ctx.reduction, ctx.sh, ctx.engine = reduction, sh, engine
+        ctx.reduction, ctx.sh, ctx.impl = reduction, sh, impl
         ctx.dtype = logits.dtype
         if ctx.needs_input_grad[0]:
             scale = row_scale(valid, reduction)
-            if engine.grad_in_forward:
-                ctx.save_for_backward(engine.gradient(state, terms, sh, scale).to(logits.dtype))
+            if impl.grad_in_forward:
+                ctx.save_for_backward(impl.gradient(state, terms, sh, scale).to(logits.dtype))
             else:  # state is a tuple of tensors; saved so autograd frees it after backward
                 ctx.n_state = len(state)
                 ctx.state_type = type(state)
@@ -157,7 +123,7 @@ class _RewardShapedLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_loss: Tensor, _grad_stats: Tensor) -> tuple[Tensor | None, ...]:
         rows_grad = grad_loss[:, None] if ctx.reduction == "none" else grad_loss
-        if ctx.engine.grad_in_forward:
+        if ctx.impl.grad_in_forward:
             (grad,) = ctx.saved_tensors
             grad = scale_grad(grad, rows_grad, ctx.reduction)
         else:
@@ -165,15 +131,8 @@ class _RewardShapedLoss(torch.autograd.Function):
             state = ctx.state_type(*saved[:ctx.n_state])
             W, g_x, scale = saved[ctx.n_state:]
             terms = RowTerms(grad_loss.new_empty(0), W, g_x, None)
-            grad = ctx.engine.gradient(state, terms, ctx.sh, scale * grad_loss)
+            grad = ctx.impl.gradient(state, terms, ctx.sh, scale * grad_loss)
         return grad, None, None, None, None, None, None
-
-
-def scale_grad(grad: Tensor, rows_grad: Tensor, reduction: str) -> Tensor:
-    """grad * the incoming gradient, skipping the [N, V] multiply for the usual loss.backward()."""
-    if reduction != "none" and bool(rows_grad == 1):
-        return grad
-    return (grad * rows_grad).to(grad.dtype)
 
 
 # ---- argument checks: each error names the argument at fault ----------------------------

@@ -127,6 +127,13 @@ def row_scale(valid: Tensor, reduction: str) -> Tensor:
     return valid.float()
 
 
+def scale_grad(grad: Tensor, rows_grad: Tensor, reduction: str) -> Tensor:
+    """grad * the incoming gradient, skipping the [N, V] multiply for the usual loss.backward()."""
+    if reduction != "none" and bool(rows_grad == 1):
+        return grad
+    return (grad * rows_grad).to(grad.dtype)
+
+
 def reduce_rows(loss: Tensor, valid: Tensor, reduction: str) -> Tensor:
     """Mean (or sum) over non-ignored rows; 0 when there are none (F.cross_entropy: nan)."""
     if reduction == "none":
