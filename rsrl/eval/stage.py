@@ -33,9 +33,6 @@ from rsrl.spec.schema import HeldoutSpec, RolloutSpec, Spec
 
 log = logging.getLogger("rsrl")
 
-DEFAULT_ENGINE = "vllm"
-
-
 def run_eval_stage(ctx: StageContext) -> dict:
     spec = ctx.spec
     checkpoints = model_checkpoints(ctx.inputs)
@@ -108,7 +105,7 @@ def run_suites(spec: Spec, checkpoints: dict[str, Path], tokenizer_stage: Path,
     from rsrl.rl.rollout.actors import RolloutGroup
     from rsrl.verifiers import load_verifier
 
-    ro = spec.rl.rollout if spec.rl is not None else RolloutSpec(engine=DEFAULT_ENGINE)
+    ro = spec.rl.rollout if spec.rl is not None else RolloutSpec()
     tokenizer = load_tokenizer(tokenizer_stage)
     suites = [(suite, read_prompts(suite.data), load_verifier(suite.verifier.name, spec.plugins))
               for suite in spec.eval.suites]

@@ -7,8 +7,8 @@ DeepSpeed, and rank 0 pushes the new weights to the rollout actors.
     for step in steps:
         batch   = rollouts.collect(step)          # rank 0: vLLM actors + verifier
         batch   = broadcast(batch)                # to every trainer worker
-        update(engine, batch)                     # PPO-clip, clip-higher, token-mean
-        rollouts.sync(full_state_dict(engine))    # new weights to the actors
+        update(policy, batch)                     # PPO-clip, clip-higher, token-mean
+        rollouts.sync(full_state_dict(policy))    # new weights to the actors
         every rl.eval_every steps: the eval suites' subset on the new weights (rl/curve.py)
 """
 
@@ -76,18 +76,19 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
     tokenizer = load_tokenizer(job.tokenizer_dir)
     lm = AutoModelForCausalLM.from_pretrained(job.init_dir, dtype=torch.float32)
     reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
-    policy = PolicyLM(lm, job.impl)
-    optimizer = build_optimizer(policy, job.rl.weight_decay,
+    module = PolicyLM(lm, job.impl)
+    optimizer = build_optimizer(module, job.rl.weight_decay,
                                 offload=job.deepspeed.offload_optimizer)
-    engine, *_ = deepspeed.initialize(model=policy, optimizer=optimizer,
+    # The loop calls the DeepSpeed engine `policy`: in rl/, "engine" is a rollout engine.
+    policy, *_ = deepspeed.initialize(model=module, optimizer=optimizer,
                                       config=deepspeed_config(job.deepspeed, job.layout))
     if reference is not None:  # copied before initialize (ZeRO-3 partitions the policy's)
-        reference = place_like(reference, engine.module, engine.device)
-    for group in engine.optimizer.param_groups:
+        reference = place_like(reference, policy.module, policy.device)
+    for group in policy.optimizer.param_groups:
         group["lr"] = job.rl.lr
-    step = load_checkpoint(engine, job.stage_dir)["step"]
+    step = load_checkpoint(policy, job.stage_dir)["step"]
     if step > 0:  # resumed: the actors start from the initial weights, give them ours
-        _sync(engine, rollouts, rank)
+        _sync(policy, rollouts, rank)
     metrics = (MetricsWriter(job.stage_dir, step, "rl", job.rl.steps, HEADLINE)
                if rank == 0 else None)
     curve = (RLCurve(job.stage_dir, list(job.curve_suites), job.rl.eval_every, job.rl.steps,
@@ -100,9 +101,9 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
         samples, record = _broadcast((batch.samples, batch.stats) if batch else None)
         if samples:
             start = time.perf_counter()
-            record.update(_update(engine, samples, job, rank, tokenizer.pad_token_id, reference))
+            record.update(_update(policy, samples, job, rank, tokenizer.pad_token_id, reference))
             record["update_seconds"] = time.perf_counter() - start
-            record["sync_seconds"] = _sync(engine, rollouts, rank)
+            record["sync_seconds"] = _sync(policy, rollouts, rank)
         step += 1
         if curve and curve.due(step):
             record.update(curve.measure(rollouts.group, rollouts.tokenizer, step))
@@ -112,9 +113,9 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
         if report:
             report(record)
         if step % job.rl.checkpoint_every == 0 and step < job.rl.steps:
-            save_checkpoint(engine, job.stage_dir, step, keep=job.rl.keep_checkpoints, rank=rank)
-    save_checkpoint(engine, job.stage_dir, step, keep=job.rl.keep_checkpoints, rank=rank)
-    export_hf(engine, tokenizer, job.stage_dir / "hf", rank)
+            save_checkpoint(policy, job.stage_dir, step, keep=job.rl.keep_checkpoints, rank=rank)
+    save_checkpoint(policy, job.stage_dir, step, keep=job.rl.keep_checkpoints, rank=rank)
+    export_hf(policy, tokenizer, job.stage_dir / "hf", rank)
     if rollouts:
         rollouts.shutdown()
     if metrics:
@@ -127,26 +128,26 @@ def _broadcast(obj):
     return box[0]
 
 
-def _sync(engine, rollouts, rank: int) -> float:
-    state = full_state_dict(engine, rank)  # collective under ZeRO-3
+def _sync(policy, rollouts, rank: int) -> float:
+    state = full_state_dict(policy, rank)  # collective under ZeRO-3
     return rollouts.sync(state) if rollouts else 0.0
 
 
-def _update(engine, samples: list[Sample], job: RLJob, rank: int, pad_id: int,
+def _update(policy, samples: list[Sample], job: RLJob, rank: int, pad_id: int,
             reference) -> dict[str, float]:
     """`mini_batches` optimizer updates over the step's samples; old log-probs are the
     policy's before the first update (so with one mini-batch the ratio is exactly 1)."""
     rl, layout = job.rl, job.layout
     split = mini_batch_indices(len(samples), job.world_size, rl.mini_batches)
     minis = [per_rank[rank] for per_rank in split]
-    old = _old_logprobs(engine, samples, minis, layout, pad_id, rl) if rl.mini_batches > 1 else None
+    old = _old_logprobs(policy, samples, minis, layout, pad_id, rl) if rl.mini_batches > 1 else None
     totals: dict[str, float] = {}
     for m, mini in enumerate(minis):
         # The loss is normalised by the whole mini-batch, across every worker's share.
         counts = _response_counts([samples[i] for i in np.concatenate(split[m])])
         for c, chunk in enumerate(np.array_split(mini, layout.grad_accum)):
-            batch = _micro_batch(samples, chunk, pad_id, engine.device)
-            out = engine(batch.input_ids, batch.attention_mask, batch.labels, rl.rollout.temperature)
+            batch = _micro_batch(samples, chunk, pad_id, policy.device)
+            out = policy(batch.input_ids, batch.attention_mask, batch.labels, rl.rollout.temperature)
             old_logp = old[m][c] if old else out.logp.detach()
             pl = clipped_policy_loss(out.logp, old_logp, batch.advantages, out.mask,
                                      eps_low=rl.clip.eps_low, eps_high=rl.clip.eps_high,
@@ -159,9 +160,9 @@ def _update(engine, samples: list[Sample], job: RLJob, rank: int, pad_id: int,
                 _accumulate(totals, "kl", kl, len(chunk))
             # DeepSpeed averages over micro-batches and workers; the loss is already the
             # step's sum-normalised share, so undo that averaging.
-            engine.backward(loss * layout.grad_accum * job.world_size)
-            engine.step()
-            if rl.rollout.temperature == 1.0:  # engines return temperature-1 logprobs
+            policy.backward(loss * layout.grad_accum * job.world_size)
+            policy.step()
+            if rl.rollout.temperature == 1.0:  # rollout engines return temperature-1 logprobs
                 # Against the policy that sampled (before this step's first update).
                 mismatch = ((old_logp - batch.rollout_logp).abs() * out.mask).sum()
                 _accumulate(totals, "logprob_mismatch", mismatch / out.mask.sum().clamp(min=1),
@@ -169,7 +170,7 @@ def _update(engine, samples: list[Sample], job: RLJob, rank: int, pad_id: int,
             for name in ("clip_fraction", "approx_kl"):
                 _accumulate(totals, name, getattr(pl, name), len(chunk))
             _accumulate(totals, "entropy", out.entropy, len(chunk))
-    return _mean_over_samples(totals, len(samples), engine)
+    return _mean_over_samples(totals, len(samples), policy)
 
 
 def mini_batch_indices(n: int, world_size: int, mini_batches: int) -> list[list[np.ndarray]]:
@@ -189,13 +190,13 @@ def _micro_batch(samples: list[Sample], chunk: np.ndarray, pad_id: int, device) 
     return batch.to(device)
 
 
-def _old_logprobs(engine, samples, minis, layout, pad_id, rl) -> list[list[torch.Tensor]]:
+def _old_logprobs(policy, samples, minis, layout, pad_id, rl) -> list[list[torch.Tensor]]:
     old = []
     with torch.no_grad():
         for mini in minis:
-            batches = [_micro_batch(samples, chunk, pad_id, engine.device)
+            batches = [_micro_batch(samples, chunk, pad_id, policy.device)
                        for chunk in np.array_split(mini, layout.grad_accum)]
-            old.append([engine(b.input_ids, b.attention_mask, b.labels,
+            old.append([policy(b.input_ids, b.attention_mask, b.labels,
                                rl.rollout.temperature).logp for b in batches])
     return old
 
@@ -216,7 +217,7 @@ def _frozen_copy(lm):
 
 
 def place_like(reference: nn.Module, policy: nn.Module, device: torch.device) -> nn.Module:
-    """The reference on the engine's device and in the dtype DeepSpeed gave the policy
+    """The reference on the policy's device and in the dtype DeepSpeed gave the policy
     (bf16 under precision bf16); read from the first parameter, as ZeRO-3 keeps its dtype."""
     return reference.to(device=device, dtype=next(policy.parameters()).dtype)
 
@@ -226,7 +227,7 @@ def _accumulate(totals: dict[str, float], name: str, value, weight: int) -> None
     totals[name] = totals.get(name, 0.0) + float(value) * weight
 
 
-def _mean_over_samples(totals: dict[str, float], num_samples: int, engine) -> dict[str, float]:
+def _mean_over_samples(totals: dict[str, float], num_samples: int, policy) -> dict[str, float]:
     sums = sum_across_workers(totals)
     return {**{name: total / max(num_samples, 1) for name, total in sums.items()},
-            "grad_norm": grad_norm(engine)}
+            "grad_norm": grad_norm(policy)}

@@ -20,7 +20,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from rsrl.models.build import build_model
 from rsrl.models.tokenizer import special_token_ids, train_bpe
 from rsrl.rl.rollout.actors import RolloutGroup
-from rsrl.rl.rollout.engine import Completion, RolloutEngine, make_engine
+from rsrl.rl.rollout.contract import Completion, RolloutEngine
+from rsrl.rl.rollout.engine import make_engine
 from rsrl.spec.schema import ModelSpec
 
 VOCAB = 512

@@ -37,7 +37,8 @@ from pathlib import Path
 
 import torch
 
-from rsrl.rl.rollout.engine import Completion, make_engine
+from rsrl.rl.rollout.contract import Completion, checkpoint_state_dict
+from rsrl.rl.rollout.engine import make_engine
 
 log = logging.getLogger("rsrl")
 
@@ -47,8 +48,8 @@ SHUTDOWN_TIMEOUT_S = 60
 class RolloutWorker:
     """The body of one rollout actor: an engine built inside the actor's own process."""
 
-    def __init__(self, engine: str, model_dir: str, tokenizer_dir: str, options: dict):
-        self.engine = make_engine(engine, model_dir, tokenizer_dir, **options)
+    def __init__(self, engine_name: str, model_dir: str, tokenizer_dir: str, options: dict):
+        self.engine = make_engine(engine_name, model_dir, tokenizer_dir, **options)
 
     def ready(self) -> bool:
         return True
@@ -64,11 +65,11 @@ class RolloutWorker:
 
 
 class RolloutGroup:
-    """`actors` rollout actors running `engine` ("vllm" | "hf") on the HF model in
+    """`actors` rollout actors running `engine_name` ("vllm" | "hf") on the HF model in
     `model_dir`, spread over the cluster, each with `cpus_per_actor` CPUs and
     `gpus_per_actor` GPUs. `engine_options` go to the engine's constructor."""
 
-    def __init__(self, engine: str, model_dir: Path, tokenizer_dir: Path, actors: int,
+    def __init__(self, engine_name: str, model_dir: Path, tokenizer_dir: Path, actors: int,
                  cpus_per_actor: float, gpus_per_actor: float,
                  engine_options: dict | None = None):
         import ray
@@ -77,12 +78,12 @@ class RolloutGroup:
             raise ValueError(f"a rollout group needs at least one actor, got {actors}")
         actor_cls = ray.remote(RolloutWorker).options(
             num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, scheduling_strategy="SPREAD")
-        self.actors = [actor_cls.remote(engine, str(model_dir), str(tokenizer_dir),
+        self.actors = [actor_cls.remote(engine_name, str(model_dir), str(tokenizer_dir),
                                         engine_options or {}) for _ in range(actors)]
         # The engines start in the background (a vLLM actor takes seconds to import and
         # build); the first call waits for them, so a caller can do other work meanwhile.
         self._starting = [a.ready.remote() for a in self.actors]
-        self._started_at, self._engine = time.perf_counter(), engine
+        self._started_at, self._engine_name = time.perf_counter(), engine_name
 
     def _wait_until_ready(self) -> None:
         import ray
@@ -91,7 +92,7 @@ class RolloutGroup:
             ray.get(self._starting)  # engine errors surface here
             self._starting = []
             log.info("rollout: %d %s actor(s) ready %.1fs after their start", len(self.actors),
-                     self._engine, time.perf_counter() - self._started_at)
+                     self._engine_name, time.perf_counter() - self._started_at)
 
     def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float,
                  max_new_tokens: int, seed: int) -> list[list[Completion]]:
@@ -133,8 +134,6 @@ class RolloutGroup:
     def load_checkpoint(self, model_dir: Path) -> float:
         """Serve the weights of another HF export of the same architecture; the wall seconds
         (cheaper than a new group: no engine start)."""
-        from rsrl.rl.rollout.engine import checkpoint_state_dict
-
         return self.sync_weights(checkpoint_state_dict(model_dir))
 
     def shutdown(self) -> None:

@@ -1,6 +1,6 @@
 """The transformers rollout engine: `model.generate` on the HF model, the fallback to vLLM.
 
-Same contract as the vLLM engine (see engine.py): prompts tokenised by the HF tokenizer,
+Same contract as the vLLM engine (see contract.py): prompts tokenised by the HF tokenizer,
 EOS stops a completion and is kept, log-probabilities are raw (temperature 1, before
 top-p), taken from `output_logits`, which are the model's unprocessed logits.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from rsrl.rl.rollout.engine import (
+from rsrl.rl.rollout.contract import (
     Completion,
     check_complete,
     finish_reason,

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 from rsrl.logs import drop_below
-from rsrl.rl.rollout.engine import (
+from rsrl.rl.rollout.contract import (
     Completion,
     check_complete,
     finish_reason,

@@ -1,0 +1,105 @@
+"""The rollout engine contract, shared by the vLLM engine and the transformers fallback.
+
+Both engines:
+- tokenise each prompt with the HF tokenizer from `tokenizer_dir` exactly as
+  `tokenizer(prompt)["input_ids"]` does (the trainer rebuilds prompt ids the same way), and
+  sample continuations from the model in `model_dir`;
+- stop at the tokenizer's EOS, which is then the last of `token_ids` (finish_reason
+  "stop"), or after `max_new_tokens` (finish_reason "length");
+- report `logprobs` as the RAW policy log-probabilities of the sampled tokens:
+  log_softmax of the model's unmodified logits, i.e. at temperature 1 and before top-p.
+  This is what vLLM returns by default (`logprobs_mode="raw_logprobs"`) and what the
+  transformers engine computes from `output_logits`. Sampling itself uses `temperature`
+  and `top_p`; a trainer that wants the sampling distribution's log-probabilities must
+  divide its logits by the temperature on both sides of the comparison;
+- take weights as an HF state dict, named as `model.state_dict()` of the transformers
+  model names them (see `required_names`); a partial update is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass
+class Completion:
+    prompt_index: int  # position of its prompt in the list given to `generate`
+    token_ids: list[int]  # sampled tokens, EOS included when finish_reason == "stop"
+    text: str  # token_ids decoded, special tokens skipped
+    logprobs: list[float]  # raw log pi(token) at temperature 1, one per token_ids
+    finish_reason: str  # "stop" (EOS) | "length" (max_new_tokens reached)
+
+
+@runtime_checkable
+class RolloutEngine(Protocol):
+    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float,
+                 max_new_tokens: int, seed: int) -> list[list[Completion]]:
+        """`n` completions for each prompt, in prompt order. `temperature` 0 is greedy.
+
+        The same seed, prompts and weights give the same completions on the same engine.
+        """
+        ...
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Replace the policy's weights; the next `generate` samples from them."""
+        ...
+
+    def shutdown(self) -> None:
+        """Free the engine (processes, shared memory, caches); it is unusable afterwards."""
+        ...
+
+
+def load_rollout_tokenizer(tokenizer_dir: str | Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"tokenizer in {tokenizer_dir} has no EOS token to stop rollouts at")
+    return tokenizer
+
+
+def required_names(model: torch.nn.Module) -> set[str]:
+    """The state-dict names a weight update must carry for this transformers model: all of
+    `model.state_dict()` but a tied `lm_head.weight`. (For MoE these are transformers'
+    in-memory names, fused experts included, not the per-expert names on disk.)"""
+    names = set(model.state_dict())
+    if getattr(model.config, "tie_word_embeddings", False):
+        names.discard("lm_head.weight")
+    return names
+
+
+def required_names_of(model_dir: str | Path) -> set[str]:
+    """`required_names` of the model in `model_dir`, from its config alone (no weights)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+    with torch.device("meta"):
+        return required_names(AutoModelForCausalLM.from_config(config))
+
+
+def checkpoint_state_dict(model_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The weights of the HF export in `model_dir`, named as `required_names` expects (loaded
+    through transformers, so MoE experts come fused as in memory, not per expert as on disk)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True,
+                                                 dtype=torch.float32)
+    names = required_names(model)
+    return {name: t for name, t in model.state_dict().items() if name in names}
+
+
+def check_complete(state_dict: dict[str, torch.Tensor], expected: set[str]) -> None:
+    """Refuse a partial state dict before it reaches an engine (a partial vLLM reload leaves
+    layers on the meta device and the engine dead)."""
+    missing = expected - state_dict.keys()
+    if missing:
+        raise ValueError(f"state dict lacks {len(missing)} checkpoint tensors, e.g. "
+                         f"{sorted(missing)[:3]}; pass the full HF state dict")
+
+
+def finish_reason(token_ids: list[int], eos_token_id: int) -> str:
+    return "stop" if token_ids and token_ids[-1] == eos_token_id else "length"
