@@ -1,7 +1,8 @@
 """The `rsrl` command line: validate, plan and apply a spec.
 
-Exit codes: 0 success, 1 a run failed (or the workdir is busy), 2 a mistake in the spec or the
-command line. User mistakes print what was wrong and how to fix it, never a traceback.
+Exit codes: 0 success, 1 a run failed (or the workdir is busy), 2 a mistake in the spec, the
+command line or the data a stage reads. User mistakes print what was wrong and how to fix it,
+never a traceback.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from rsrl.spec.errors import SpecError
 
@@ -132,7 +133,8 @@ def _apply(args: argparse.Namespace) -> int:
         if not isinstance(err.cause, StageNotImplemented):
             print("rsrl: the stages finished before it are kept; fix the cause and run "
                   "`rsrl apply` again to resume", file=sys.stderr)
-        return EXIT_FAILED
+        # Bad data (a DataError is a SpecError) is the user's mistake, like a bad spec.
+        return EXIT_USAGE if isinstance(err.cause, SpecError) else EXIT_FAILED
     print(format_outcomes(outcomes))
     report = next((o.result.get("report") for o in outcomes if o.stage == "report"), None)
     if report:

@@ -9,9 +9,10 @@ Formats (by suffix):
 Blank lines and empty texts are skipped. Files must be UTF-8.
 
 A source is cut into read tasks: byte ranges of plain jsonl/txt files (a line belongs to the
-range it starts in), row groups of parquet files, whole compressed files, chunks of a
-corpus. Tasks are independent, so Ray Data reads one large file with several workers, and
-reading the tasks in order gives the documents in file order, which the packer relies on.
+range it starts in; an error still names its line number), row groups of parquet files,
+whole compressed files, chunks of a corpus. Tasks are independent, so Ray Data reads one
+large file with several workers, and reading the tasks in order gives the documents in file
+order, which the packer relies on.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import dataclasses
 import gzip
 import json
 import string
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from rsrl.data import synth
 from rsrl.data.errors import DataError
@@ -57,14 +59,14 @@ class Source:
     template: str | None = None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any] | Any) -> "Source":
+    def from_config(cls, config: Mapping[str, Any] | Any) -> Source:
         """From a plain dict (a stage config) or a DataSourceSpec."""
         if not isinstance(config, Mapping):
             config = dataclasses.asdict(config)
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in config.items() if k in names})
 
-    def text_of(self, record: Mapping[str, Any], where: str) -> str:
+    def text_of(self, record: Mapping[str, Any], where: str | LineAt) -> str:
         """The document text of `record`, or a DataError saying which field is missing."""
         if self.template is not None:
             return self._fill_template(record, where)
@@ -76,7 +78,7 @@ class Source:
                             f"{type(value).__name__}, not text")
         return value
 
-    def _fill_template(self, record: Mapping[str, Any], where: str) -> str:
+    def _fill_template(self, record: Mapping[str, Any], where: str | LineAt) -> str:
         for _, field, _, _ in string.Formatter().parse(self.template):
             if field and field not in record:
                 raise self.missing_field(field, record, where)
@@ -86,7 +88,7 @@ class Source:
             raise DataError(f"source '{self.path}': template {self.template!r} cannot be "
                             f"filled: {err}; use plain {{field}} placeholders") from None
 
-    def missing_field(self, field: str, record: Mapping[str, Any], where: str,
+    def missing_field(self, field: str, record: Mapping[str, Any], where: str | LineAt,
                       fix: str = "set text_field or template") -> DataError:
         return DataError(f"source '{self.path}': {where}: no field '{field}' (fields: "
                          f"{', '.join(map(str, record)) or 'none'}); {fix} to fields the "
@@ -107,7 +109,7 @@ class ReadTask:
         return json.dumps(dataclasses.asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "ReadTask":
+    def from_json(cls, text: str) -> ReadTask:
         fields = json.loads(text)
         return cls(**{**fields, "source": Source(**fields["source"])})
 
@@ -133,8 +135,9 @@ def plan_read_tasks(source: Source, split_bytes: int = SPLIT_BYTES) -> list[Read
     return tasks
 
 
-def read_records(task: ReadTask) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(where, record) pairs of `task`; `where` locates the record for error messages."""
+def read_records(task: ReadTask) -> Iterator[tuple[str | LineAt, Mapping[str, Any]]]:
+    """(where, record) pairs of `task`; `where` locates the record for error messages (a
+    string, or a `LineAt` that becomes one)."""
     if task.fmt == "synth":
         records = synth.generate(synth_name(task.source.path))
         for i in range(task.start, task.stop):
@@ -173,7 +176,7 @@ def iter_records(source: Source) -> Iterator[tuple[str, Mapping[str, Any]]]:
         yield from read_records(task)
 
 
-def _parse_line(task: ReadTask, line: str, where: str) -> Mapping[str, Any]:
+def _parse_line(task: ReadTask, line: str, where: str | LineAt) -> Mapping[str, Any]:
     if task.fmt == "txt":
         return {"text": line}
     try:
@@ -187,7 +190,7 @@ def _parse_line(task: ReadTask, line: str, where: str) -> Mapping[str, Any]:
     return record
 
 
-def _decoded_lines(task: ReadTask) -> Iterator[tuple[str, str]]:
+def _decoded_lines(task: ReadTask) -> Iterator[tuple[str | LineAt, str]]:
     for where, raw in _raw_lines(task):
         try:
             line = raw.decode("utf-8").rstrip("\r\n")
@@ -199,7 +202,7 @@ def _decoded_lines(task: ReadTask) -> Iterator[tuple[str, str]]:
             yield where, line
 
 
-def _raw_lines(task: ReadTask) -> Iterator[tuple[str, bytes]]:
+def _raw_lines(task: ReadTask) -> Iterator[tuple[str | LineAt, bytes]]:
     if task.stop < 0:  # compressed: read whole, count lines
         try:
             with gzip.open(task.file, "rb") as f:
@@ -218,8 +221,28 @@ def _raw_lines(task: ReadTask) -> Iterator[tuple[str, bytes]]:
             raw = f.readline()
             if not raw:
                 break
-            yield f"{task.file}:byte {pos}", raw
+            yield LineAt(task.file, pos), raw
             pos += len(raw)
+
+
+class LineAt:
+    """Where a line of a plain file starts, shown as `FILE:line N`. The number is counted
+    only when a message shows it: a read task starting deep in a large file does not count
+    the lines before it unless one of its records is bad."""
+
+    def __init__(self, file: str, offset: int):
+        self.file, self.offset = file, offset
+
+    def __str__(self) -> str:
+        newlines, left = 0, self.offset
+        with open(self.file, "rb") as f:
+            while left > 0:
+                chunk = f.read(min(left, 2**20))
+                if not chunk:
+                    break
+                newlines += chunk.count(b"\n")
+                left -= len(chunk)
+        return f"{self.file}:line {newlines + 1}"
 
 
 def _parquet_row_groups(source: Source, file: Path) -> int:

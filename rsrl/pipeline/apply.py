@@ -11,11 +11,12 @@ leaves either a finished stage or a resumable one, never a half-finished one mar
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import ray
 
@@ -27,6 +28,7 @@ from rsrl.pipeline.registry import StageContext, StageFn, resolve_stage_fn
 from rsrl.spec.load import spec_to_yaml
 
 log = logging.getLogger("rsrl")
+ABANDON_SECONDS = 10.0  # how long a failed apply waits for the stages it cancels
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def _collect(plan: Plan, statuses: dict[str, Status],
             try:
                 finished[name] = ray.get(done[0])
             except ray.exceptions.RayTaskError as err:
-                # Downstream tasks never start: Ray fails them with their input's error.
+                _abandon(list(by_ref))
                 raise StageFailed(name, getattr(err, "cause", None) or err) from None
             progress.finish(name)
             log.info("stage %s finished in %.1fs", name, finished[name][1])
@@ -133,9 +135,25 @@ def _collect(plan: Plan, statuses: dict[str, Status],
     return outcomes
 
 
+def _abandon(refs: list[ray.ObjectRef]) -> None:
+    """After a stage failed: cancel the stages still pending and collect what they end with.
+
+    Downstream stages fail at once with their input's error, and a stage running beside the
+    failed one is cancelled; an error nobody collects Ray prints, traceback and all, as an
+    'Unhandled error' when its ref is freed, after rsrl's own message. A stage that is slow to
+    stop is left to the end of the session (its ref then holds no error yet)."""
+    for ref in refs:
+        ray.cancel(ref, recursive=True)
+    done, _ = ray.wait(refs, num_returns=len(refs), timeout=ABANDON_SECONDS)
+    for ref in done:
+        with contextlib.suppress(ray.exceptions.RayError):
+            ray.get(ref)
+
+
 @ray.remote(num_cpus=0, max_retries=0)
 def _run_stage(plan: Plan, name: str, stage_fns: dict, *upstream) -> tuple[dict, float]:
-    """Runs in a Ray worker. `upstream` only orders it after its inputs; paths come from the plan."""
+    """Runs in a Ray worker. `upstream` only orders it after its inputs; paths come from the
+    plan."""
     stage: Stage = plan.stage(name)
     out_dir = stage.out_dir(plan.workdir)
     with stage_lock(out_dir):

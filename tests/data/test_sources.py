@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from rsrl.data.errors import DataError
-from rsrl.data.synth import generate as synth_records
 from rsrl.data.paths import resolve_files
 from rsrl.data.sources import ReadTask, Source, iter_texts, plan_read_tasks, read_texts
+from rsrl.data.synth import generate as synth_records
 from rsrl.spec.errors import SpecError
 
 DOCS = [f"document {i}: " + "word " * (i % 7) for i in range(200)]
@@ -106,7 +106,7 @@ def test_missing_field_names_source_file_line_and_fields(tmp_path):
     with pytest.raises(DataError) as err:
         list(iter_texts(Source(str(path))))
     message = str(err.value)
-    assert f"source '{path}'" in message and "byte 15" in message
+    assert f"source '{path}'" in message and "x.jsonl:line 2" in message
     assert "no field 'text' (fields: body)" in message and "text_field" in message
     with pytest.raises(DataError, match="no field 'question'"):
         list(iter_texts(Source(str(path), template="{question}")))
@@ -115,7 +115,7 @@ def test_missing_field_names_source_file_line_and_fields(tmp_path):
 def test_undecodable_bytes(tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes('{"text": "ok"}\n{"text": "caf\xe9"}\n'.encode("latin-1"))
-    with pytest.raises(DataError, match=r"latin1.jsonl:byte 15: undecodable bytes .*UTF-8"):
+    with pytest.raises(DataError, match=r"latin1.jsonl:line 2: undecodable bytes .*UTF-8"):
         list(iter_texts(Source(str(path))))
     gz = tmp_path / "latin1.txt.gz"
     gz.write_bytes(gzip.compress("fine\ncaf\xe9\n".encode("latin-1")))
@@ -143,3 +143,12 @@ def test_non_text_field_and_corrupt_files(tmp_path):
     (tmp_path / "bad.jsonl.gz").write_bytes(b"not gzip")
     with pytest.raises(DataError, match="not a readable gzip file"):
         list(iter_texts(Source(str(tmp_path / "bad.jsonl.gz"))))
+
+
+@pytest.mark.parametrize("split_bytes", [7, 40, 10**9])
+def test_a_bad_line_is_named_by_its_line_number_in_any_read_task(tmp_path, split_bytes):
+    path = tmp_path / "x.jsonl"
+    path.write_text("".join(json.dumps({"text": d}) + "\n" for d in DOCS[:9]) + "{oops\n")
+    with pytest.raises(DataError, match=r"x.jsonl:line 10: not valid JSON"):
+        for task in plan_read_tasks(Source(str(path)), split_bytes=split_bytes):
+            list(read_texts(task))
