@@ -19,11 +19,11 @@ import torch
 from rsrl.data.encode import DocumentEncoder
 from rsrl.data.prompts import read_heldout_texts
 from rsrl.spec.schema import HeldoutSpec
+from rsrl.vocabulary import STAT_NAMES
 
 MAX_CONTEXT = 1024  # longest row scored; the rows are shared by every checkpoint
 LOGITS_BUDGET = 2**27  # float32 logits elements per forward pass (512 MiB)
 ENCODE_BATCH = 64  # documents handed to the tokenizer at a time
-STAT_NAMES = ("nll", "entropy", "local_entropy", "topk_mass", "tail_mass", "p_target")
 
 
 def context_length(model_dirs: list[Path]) -> int:

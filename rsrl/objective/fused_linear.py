@@ -34,8 +34,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from rsrl.vocabulary import STAT_NAMES
+
 from .impl import Impl
-from .shaping import STAT_NAMES, Shaping, reduce_rows, row_scale, row_terms, scale_grad, stat_means
+from .shaping import Shaping, reduce_rows, row_scale, row_terms, scale_grad, stat_means
 
 # Each chunk adds a rank-`chunk` update to the whole [V, D] dL/dweight, reading and writing
 # it: below a few hundred rows that traffic, not the products, sets the time.

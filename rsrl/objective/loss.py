@@ -14,16 +14,16 @@ from typing import Any, TypedDict
 import torch
 from torch import Tensor
 
+from rsrl.vocabulary import IMPLS, POSITIVE_FORMS, REDUCTIONS, STAT_NAMES, beta_bound
+
 from .fused_linear import FusedLinearLoss
 from .impl import Impl, select_impl
-from .shaping import (POSITIVE_FORMS, REDUCTIONS, STAT_NAMES, RowTerms, Shaping, reduce_rows,
-                      row_scale, row_terms, scale_grad, stat_means)
-
-IMPLS = ("auto", "reference", "triton")
+from .shaping import RowTerms, Shaping, reduce_rows, row_scale, row_terms, scale_grad, stat_means
 
 
 class LossStats(TypedDict):
-    """Means over non-ignored tokens, as detached 0-d float32 tensors (no device sync)."""
+    """Means over non-ignored tokens, as detached 0-d float32 tensors (no device sync); the
+    keys are rsrl.vocabulary.STAT_NAMES, in order."""
 
     nll: Tensor
     entropy: Tensor  # of pi over the vocabulary
@@ -147,12 +147,9 @@ def make_shaping(beta: float, lam_top: float, lam_tail: float, k: int,
         raise ValueError(f"k must be an int >= 1, got {k!r}")
     if positive_form not in POSITIVE_FORMS:
         raise ValueError(f"positive_form must be one of {POSITIVE_FORMS}, got {positive_form!r}")
-    if positive_form == "product" and beta <= -1:
-        raise ValueError(f"beta must be > -1 with positive_form='product' (the gradient scales "
-                         f"like (1 - p)^(1 + beta), unbounded at beta <= -1), got {beta}")
-    if positive_form == "exponent" and beta < -1:
-        raise ValueError(f"beta must be >= -1 with positive_form='exponent' (w_x grows like "
-                         f"exp((1 - p)^(1 + beta)) as p -> 1, unbounded at beta < -1), got {beta}")
+    bound = beta_bound(positive_form, beta)
+    if bound:
+        raise ValueError(f"beta {bound}, got {beta}")
     return Shaping(float(beta), float(lam_top), float(lam_tail), int(k), positive_form)
 
 

@@ -26,9 +26,6 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-POSITIVE_FORMS = ("product", "exponent")
-REDUCTIONS = ("mean", "sum", "none")
-STAT_NAMES = ("nll", "entropy", "local_entropy", "topk_mass", "tail_mass", "p_target")
 # Smallest normal float32: keeps (1 - pi_x)^beta finite for beta >= -1 when pi_x rounds to 1.
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -73,7 +70,7 @@ class RowTerms(NamedTuple):
     loss: Tensor  # per row, 0 at ignored rows
     W: Tensor  # sum_a w_a
     g_x: Tensor  # dL/dz_x = pi_x * W - w_x
-    stats: Tensor | None  # [len(STAT_NAMES), N], rows in STAT_NAMES order
+    stats: Tensor | None  # [len(STAT_NAMES), N], rows in rsrl.vocabulary.STAT_NAMES order
 
 
 def target_nll(s: RowSums) -> Tensor:

@@ -10,11 +10,11 @@ from rsrl.eval.uncertainty import covers_zero
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.report.plots import Panel
 from rsrl.report.runs import Run
+from rsrl.vocabulary import STAT_NAMES
 
 Row = dict[str, Any]
 SKIPPED_SUITE_FIELDS = ("curve", "curve_se", "k", "problems_file")  # drawn or linked
-HELDOUT_COLUMNS = ("perplexity", "nll", "entropy", "local_entropy", "topk_mass", "tail_mass",
-                   "p_target", "tokens")
+HELDOUT_COLUMNS = ("perplexity", *STAT_NAMES, "tokens")
 
 
 def suite_table(runs: Sequence[Run]) -> list[Row]:

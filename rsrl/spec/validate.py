@@ -23,10 +23,9 @@ from rsrl.spec.schema import (
     VerifierSpec,
     nested_dataclass,
 )
+from rsrl.vocabulary import POSITIVE_FORMS, ROLLOUT_ENGINES, beta_bound
 
 OBJECTIVE_IMPLS = ("auto", "reference", "triton", "fused_linear")
-POSITIVE_FORMS = ("product", "exponent")
-ROLLOUT_ENGINES = ("vllm", "hf")
 LR_SCHEDULES = ("wsd",)
 LOSS_AGGS = ("token-mean", "seq-mean-token-mean")
 ADV_NORMS = ("std", "none")
@@ -141,15 +140,9 @@ def _check_objective(o: ObjectiveSpec, path: str, p: Problems) -> None:
     p.one_of(o.positive_form, POSITIVE_FORMS, f"{path}.positive_form")
     p.one_of(o.impl, OBJECTIVE_IMPLS, f"{path}.impl")
     p.need(o.topk.k >= 1, f"{path}.topk.k", o.topk.k, "must be >= 1")
-    # The same bounds as rsrl.objective's make_shaping (not imported: it needs torch).
-    if o.positive_form == "product":
-        p.need(o.beta > -1, f"{path}.beta", o.beta,
-               "must be > -1 with positive_form: product (the gradient scales like "
-               "(1 - p)^(1 + beta), unbounded at beta <= -1)")
-    if o.positive_form == "exponent":
-        p.need(o.beta >= -1, f"{path}.beta", o.beta,
-               "must be >= -1 with positive_form: exponent (w_x grows like "
-               "exp((1 - p)^(1 + beta)) as p -> 1, unbounded at beta < -1)")
+    bound = beta_bound(o.positive_form, o.beta)
+    if bound:
+        p.add(f"{path}.beta", f"{bound}, got {o.beta!r}")
 
 
 def effective_objective(spec: Spec, stage: TrainStageSpec) -> ObjectiveSpec:

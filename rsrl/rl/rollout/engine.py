@@ -7,7 +7,7 @@ from pathlib import Path
 from rsrl.rl.rollout.contract import RolloutEngine
 from rsrl.rl.rollout.hf_engine import HFEngine
 from rsrl.rl.rollout.vllm_engine import VllmEngine
-from rsrl.spec.validate import ROLLOUT_ENGINES
+from rsrl.vocabulary import ROLLOUT_ENGINES
 
 
 def make_engine(name: str, model_dir: str | Path, tokenizer_dir: str | Path,

@@ -1,0 +1,29 @@
+"""The named choices that the spec validator and the code acting on them share, each defined once.
+
+Plain strings and numbers, no imports: the spec is checked with them before torch is
+loaded (which is why the objective's names are not in rsrl/objective, whose package
+imports torch).
+"""
+
+from __future__ import annotations
+
+# The objective (DESIGN.md section 2; rsrl.objective).
+IMPLS = ("auto", "reference", "triton")  # auto: Triton on CUDA, the reference elsewhere
+POSITIVE_FORMS = ("product", "exponent")
+REDUCTIONS = ("mean", "sum", "none")
+# The diagnostics of one pass (rsrl.objective.LossStats), in the order of its stats tensor.
+STAT_NAMES = ("nll", "entropy", "local_entropy", "topk_mass", "tail_mass", "p_target")
+
+# The RL stage.
+ROLLOUT_ENGINES = ("vllm", "hf")
+
+
+def beta_bound(positive_form: str, beta: float) -> str | None:
+    """The bound `beta` breaks for `positive_form` (its gradient would be unbounded), or None."""
+    if positive_form == "product" and beta <= -1:
+        return ("must be > -1 with positive_form product (the gradient scales like "
+                "(1 - p)^(1 + beta), unbounded at beta <= -1)")
+    if positive_form == "exponent" and beta < -1:
+        return ("must be >= -1 with positive_form exponent (w_x grows like "
+                "exp((1 - p)^(1 + beta)) as p -> 1, unbounded at beta < -1)")
+    return None
