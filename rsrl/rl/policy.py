@@ -31,7 +31,7 @@ class PolicyLM(nn.Module):
     def __init__(self, lm: nn.Module, impl: str = "auto"):
         super().__init__()
         self.lm = lm
-        self.impl = "auto" if impl == "fused_linear" else impl
+        self.impl = impl
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 labels: torch.Tensor, temperature: float) -> TokenLogprobs:

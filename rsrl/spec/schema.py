@@ -52,7 +52,10 @@ class ObjectiveSpec:
     beta: float = 0.0  # positive-reward exponent: < 0 sharpens, > 0 flattens
     positive_form: str = "product"  # product | exponent
     topk: TopKSpec = field(default_factory=TopKSpec)
-    impl: str = "auto"  # auto | reference | triton | fused_linear
+    impl: str = "auto"  # auto | reference | triton: the kernels (auto: Triton on CUDA)
+    # The LM head and the loss in one chunked pass that never holds the [tokens, vocab]
+    # logits (large vocabularies); runs the `impl` kernels. Training stages only: RL needs logits.
+    fused_head: bool = False
 
 
 @dataclass

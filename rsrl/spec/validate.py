@@ -23,9 +23,8 @@ from rsrl.spec.schema import (
     VerifierSpec,
     nested_dataclass,
 )
-from rsrl.vocabulary import POSITIVE_FORMS, ROLLOUT_ENGINES, beta_bound
+from rsrl.vocabulary import IMPLS, POSITIVE_FORMS, ROLLOUT_ENGINES, beta_bound
 
-OBJECTIVE_IMPLS = ("auto", "reference", "triton", "fused_linear")
 LR_SCHEDULES = ("wsd",)
 LOSS_AGGS = ("token-mean", "seq-mean-token-mean")
 ADV_NORMS = ("std", "none")
@@ -138,7 +137,7 @@ def _check_tokenizer(spec: Spec, p: Problems) -> None:
 
 def _check_objective(o: ObjectiveSpec, path: str, p: Problems) -> None:
     p.one_of(o.positive_form, POSITIVE_FORMS, f"{path}.positive_form")
-    p.one_of(o.impl, OBJECTIVE_IMPLS, f"{path}.impl")
+    p.one_of(o.impl, IMPLS, f"{path}.impl")
     p.need(o.topk.k >= 1, f"{path}.topk.k", o.topk.k, "must be >= 1")
     bound = beta_bound(o.positive_form, o.beta)
     if bound:

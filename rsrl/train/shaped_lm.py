@@ -1,11 +1,12 @@
 """A causal LM and its reward-shaped loss as one module, so DeepSpeed wraps both.
 
 The LM head runs either as a plain projection followed by `reward_shaped_loss`, or, with
-`impl: fused_linear`, inside `fused_linear_reward_shaped_loss`, which never materialises the
-[tokens, vocab] logits. Under ZeRO-3 the head weight is partitioned across workers and the
-kernel reads the full matrix: `FusedHead` owns the (shared) weight as a module of its own,
-so DeepSpeed's module hooks gather it for the forward and again for the backward, exactly
-as they do for any layer (and as they do for an embedding tied to the head).
+`objective.fused_head`, inside `fused_linear_reward_shaped_loss`, which never materialises
+the [tokens, vocab] logits; both run the kernels of `objective.impl`. Under ZeRO-3 the
+head weight is partitioned across workers and the kernel reads the full matrix:
+`FusedHead` owns the (shared) weight as a module of its own, so DeepSpeed's module hooks
+gather it for the forward and again for the backward, exactly as they do for any layer
+(and as they do for an embedding tied to the head).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class ShapedLossLM(nn.Module):
         # MoE: the load-balancing weight comes from the model config (`model.router_aux_loss_coef`).
         self.router_aux_coef = getattr(lm.config, "router_aux_loss_coef", 0.0)
         self.is_moe = getattr(lm.config, "num_experts", None) is not None
-        self.fused_head = FusedHead(lm.lm_head.weight) if objective.impl == "fused_linear" else None
+        self.fused_head = FusedHead(lm.lm_head.weight) if objective.fused_head else None
 
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor,
                 position_ids: torch.Tensor | None = None) -> LossOutput:
@@ -56,10 +57,10 @@ class ShapedLossLM(nn.Module):
     def _shaped_loss(self, hidden: torch.Tensor, targets: torch.Tensor):
         o = self.objective
         kwargs = dict(beta=o.beta, lam_top=o.topk.lam_top, lam_tail=o.topk.lam_tail, k=o.topk.k,
-                      positive_form=o.positive_form, return_stats=True)
+                      positive_form=o.positive_form, impl=o.impl, return_stats=True)
         if self.fused_head is not None:
             return self.fused_head(hidden, targets, **kwargs)
-        return reward_shaped_loss(self.lm.lm_head(hidden), targets, impl=o.impl, **kwargs)
+        return reward_shaped_loss(self.lm.lm_head(hidden), targets, **kwargs)
 
     def _router_balance(self, router_logits: tuple[torch.Tensor, ...]):
         """Switch-style load-balancing loss, as Qwen3-MoE's `load_balancing_loss_func` defines

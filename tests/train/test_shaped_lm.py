@@ -13,6 +13,8 @@ from rsrl.train.shaped_lm import ShapedLossLM
 
 TINY_MOE = ModelSpec(preset="tiny-moe", vocab_size=64, hidden_size=32, num_layers=2,
                      num_heads=2, num_kv_heads=1, head_dim=16, expert_ffn_size=16)
+TINY_DENSE = ModelSpec(preset="tiny-dense", vocab_size=64, hidden_size=32, num_layers=2,
+                       num_heads=2, num_kv_heads=1, head_dim=16, ffn_size=32)
 
 
 @pytest.mark.parametrize("experts_per_token", [1, 2, 6])
@@ -50,9 +52,7 @@ def test_reset_position_ids_keep_attention_inside_each_document():
     (packed-sequence detection from position_ids): a document's loss inside a packed row is
     its loss alone, whatever precedes it."""
     eos = 1
-    dense = ModelSpec(preset="tiny-dense", vocab_size=64, hidden_size=32, num_layers=2,
-                      num_heads=2, num_kv_heads=1, head_dim=16, ffn_size=32)
-    lm = build_model(dense, rope_theta=1e4, max_seq_len=16, seed=0)
+    lm = build_model(TINY_DENSE, rope_theta=1e4, max_seq_len=16, seed=0)
     model = ShapedLossLM(lm, ObjectiveSpec(impl="reference"))
     gen = torch.Generator().manual_seed(2)
     first, doc = torch.randint(2, 64, (4,), generator=gen), torch.randint(2, 64, (7,), generator=gen)
@@ -66,3 +66,18 @@ def test_reset_position_ids_keep_attention_inside_each_document():
         packed = model(row, targets, positions).loss
         alone = model(doc[None], alone_targets, torch.arange(7)[None]).loss
     torch.testing.assert_close(packed, alone)
+
+
+def test_fused_head_computes_what_the_plain_head_does():
+    """objective.fused_head changes how the head runs, not its loss or gradients."""
+    input_ids = torch.randint(0, 64, (2, 8), generator=torch.Generator().manual_seed(3))
+    results = []
+    for fused_head in (False, True):
+        lm = build_model(TINY_DENSE, rope_theta=1e4, max_seq_len=16, seed=0)
+        objective = ObjectiveSpec(beta=-0.25, impl="reference", fused_head=fused_head)
+        model = ShapedLossLM(lm, objective)
+        assert (model.fused_head is not None) == fused_head
+        out = model(input_ids, input_ids)
+        out.loss.backward()
+        results.append((out.loss.detach(), out.stats["entropy"], lm.lm_head.weight.grad))
+    torch.testing.assert_close(results[0], results[1])

@@ -79,7 +79,7 @@ def test_zero3_fused_linear_runs_and_exports(prepared, tmp_path):
     from transformers import AutoModelForCausalLM
 
     job, resources = train(prepared, tmp_path, workers=2, steps=4, zero=3,
-                           objective={"impl": "fused_linear"}, persist_small_params=False)
+                           objective={"fused_head": True}, persist_small_params=False)
     fit(job, resources, run_name="zero3")
     records = read_metrics(job.stage_dir)
     assert len(records) == 4 and all(torch.isfinite(torch.tensor(r["shaped_loss"])) for r in records)
