@@ -46,6 +46,8 @@ log = logging.getLogger("rsrl")
 CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
 MAX_CODE_CHARS = 200_000
 VERDICT_TAIL_BYTES = 8192  # the verdict line is the last thing the child writes
+SETUP_S = 5.0  # beyond wall_s, for the keeper to start, build the sandbox and reap it
+AUDIT_HOOK = True  # the child's audit hook (a tripwire; tests turn it off to show the rest)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class SandboxLimits:
     memory_mb: int = 512
     output_bytes: int = 1 << 20  # stdout + stderr, and any single file the code writes
     max_processes: int = 256  # RLIMIT_NPROC for `nobody` (shared by concurrent runs)
+    tmp_mb: int = 64  # each of the private /tmp and /dev/shm (tmpfs: counts as memory)
 
 
 @dataclass(frozen=True)
@@ -72,36 +75,91 @@ def run_tests(code: str, tests: list[str], limits: SandboxLimits = SandboxLimits
         return TestReport(0, len(tests), f"code longer than {MAX_CODE_CHARS} characters")
     nonce = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="rsrl-sandbox-") as root:
-        work_dir = Path(root) / "work"
-        work_dir.mkdir()
-        drop_to = _unprivileged_ids()
-        if drop_to is not None:
-            os.chmod(root, 0o711)  # `nobody` may pass through to work/, not touch output
-            os.chown(work_dir, *drop_to)
-        payload = {"code": code, "tests": tests, "nonce": nonce, "limits": asdict(limits),
-                   "work_dir": str(work_dir), "drop_to": drop_to}
         output_path = Path(root) / "output"
-        status = _run_child(payload, work_dir, output_path, limits.wall_s)
-        return _report(output_path, nonce, status, len(tests), limits)
+        status = _run_child(code, tests, nonce, limits, Path(root))
+        _warn_missing(status["missing"])
+        worker = None if status.get("timed_out", True) else status.get("worker", 70)
+        return _report(output_path, nonce, worker, len(tests), limits)
 
 
-def _run_child(payload: dict, work_dir: Path, output_path: Path, wall_s: float) -> int | None:
-    """The child's wait status (negative: killed by that signal), or None on wall timeout."""
-    python = _child_python(payload["drop_to"])
-    command = [*_network_isolation(), python, "-I", "-S", "-B", str(CHILD_SCRIPT)]
+@cache
+def missing_layers() -> tuple[str, ...]:
+    """The isolation layers the kernel refuses here (empty when all hold); runs one probe."""
+    with tempfile.TemporaryDirectory(prefix="rsrl-sandbox-") as root:
+        status = _run_child("", [], "probe", SandboxLimits(), Path(root))
+    _warn_missing(status["missing"])
+    return tuple(status["missing"])
+
+
+def _run_child(code: str, tests: list[str], nonce: str, limits: SandboxLimits,
+               root: Path) -> dict:
+    """Run the child with its output in `root`/output; what it reported (see sandbox_child).
+
+    The keeper (the process started here) holds the wall clock and reaps the sandbox's
+    PID namespace; this side waits `SETUP_S` longer, then kills the keeper's process group
+    (which the namespace's init belongs to) in case it could not.
+    """
+    work_dir = root / "work"  # the worker's cwd only when there is no mount namespace
+    work_dir.mkdir()
+    drop_to = _unprivileged_ids()
+    if drop_to is not None:
+        os.chmod(root, 0o711)  # `nobody` may pass through to work/, not touch output
+        os.chown(work_dir, *drop_to)
+    python = _child_python(drop_to)
+    command = [python, "-I", "-S", "-B", str(CHILD_SCRIPT)]
     env = {"PATH": os.defpath, "HOME": str(work_dir), "TMPDIR": str(work_dir),
            "LANG": "C.UTF-8"}
-    with open(output_path, "wb") as output:
-        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=output,
-                                 stderr=subprocess.STDOUT, cwd=work_dir, env=env,
-                                 start_new_session=True)
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    payload = {"code": code, "tests": tests, "nonce": nonce, "limits": asdict(limits),
+               "work_dir": str(work_dir), "drop_to": drop_to, "status_fd": status_w,
+               "as_root": os.geteuid() == 0, "audit_hook": AUDIT_HOOK}
     try:
-        _send(child, json.dumps(payload).encode())
-        exited = _wait_unreaped(child.pid, wall_s)
+        with open(root / "output", "wb") as output:
+            child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=output,
+                                     stderr=subprocess.STDOUT, cwd=work_dir, env=env,
+                                     start_new_session=True, pass_fds=(status_w,))
+        os.close(status_w)
+        status_w = None
+        try:
+            _send(child, json.dumps(payload).encode())
+            _wait_unreaped(child.pid, limits.wall_s + SETUP_S)
+        finally:
+            _kill_group(child.pid)  # the exited leader stays unreaped: its pgid is ours
+            child.wait()
+        return _read_status(status_r)
     finally:
-        _kill_group(child.pid)  # the exited leader stays unreaped, so its pgid is still ours
-        status = child.wait()
-    return status if exited else None
+        os.close(status_r)
+        if status_w is not None:
+            os.close(status_w)
+
+
+def _read_status(fd: int) -> dict:
+    """The JSON objects the keeper, the init and the worker wrote, merged."""
+    os.set_blocking(fd, False)
+    data = b""
+    try:
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    except BlockingIOError:  # a writer is still open: only without a PID namespace
+        pass
+    status = {"missing": []}
+    for line in data.decode(errors="replace").splitlines():
+        fields = json.loads(line)
+        status["missing"] += fields.pop("missing", [])
+        status.update(fields)
+    status["missing"] = list(dict.fromkeys(status["missing"]))
+    return status
+
+
+_warned: set[str] = set()
+
+
+def _warn_missing(missing: list[str]) -> None:
+    """Log each missing layer once per process: the run goes on without it."""
+    for layer in missing:
+        if layer not in _warned:
+            _warned.add(layer)
+            log.warning("sandbox: %s unavailable; untrusted code runs without it", layer)
 
 
 def _send(child: subprocess.Popen, data: bytes) -> None:
@@ -199,17 +257,3 @@ def _imports_stdlib_as(python: str, version: str, user: tuple[int, int]) -> bool
     except OSError:  # `user` may not even reach the executable
         return False
     return probe.returncode == 0
-
-
-@cache
-def _network_isolation() -> tuple[str, ...]:
-    """The `unshare` prefix that gives the child an empty network namespace, if any works."""
-    unshare = shutil.which("unshare")
-    prefix = ("--net",) if os.geteuid() == 0 else ("--user", "--map-root-user", "--net")
-    if unshare is not None:
-        probe = subprocess.run([unshare, *prefix, "true"], capture_output=True)
-        if probe.returncode == 0:
-            return (unshare, *prefix, "--")
-    log.warning("sandbox: no network namespace available (unshare failed); "
-                "sockets are refused by the child's audit hook only")
-    return ()

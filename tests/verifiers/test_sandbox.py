@@ -14,8 +14,8 @@ from rsrl.verifiers import load_verifier, score
 from rsrl.verifiers.sandbox import (
     CHILD_SCRIPT,
     SandboxLimits,
-    _network_isolation,
     _unprivileged_ids,
+    missing_layers,
     run_tests,
 )
 
@@ -29,7 +29,8 @@ def sandbox_processes() -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and CHILD_SCRIPT.name.encode() in (entry / "cmdline").read_bytes():
+            cmdline = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+            if CHILD_SCRIPT.name.encode() in cmdline:
                 pids.append(int(entry.name))
         except OSError:  # it exited while we looked
             pass
@@ -130,7 +131,8 @@ def test_network_is_refused(verify_python, host_unharmed):
             server.accept()
 
 
-@pytest.mark.skipif(not _network_isolation(), reason="no network namespace on this machine")
+@pytest.mark.skipif(any(m.startswith("network") for m in missing_layers()),
+                    reason="no network namespace on this machine")
 def test_child_sees_an_empty_network_namespace():
     """The kernel-level layer under the audit hook: only a loopback interface, down."""
     report = run_tests("interfaces = open('/proc/net/dev').read().split('\\n')[2:]",
