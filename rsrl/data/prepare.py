@@ -15,7 +15,9 @@ each stream into rows of seq_len + 1 tokens, interleaved by the seeded mixture o
 
 A source that runs out before its share cycles: its stream starts again from its first
 document. This is logged as a warning and recorded (`epochs` > 1) in meta.json and in the
-stage result; a source with no documents at all is a DataError.
+stage result; a source with no documents at all is a DataError. Documents longer than
+`max_document_chars` are cut (`rsrl.data.sources`): warned about once per source and
+counted (`documents_cut`) the same way.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,7 +36,7 @@ from rsrl.data.encode import TOKEN_DTYPE, DocumentEncoder
 from rsrl.data.errors import DataError
 from rsrl.data.mixture import blend_order, rows_for_budget, split_rows
 from rsrl.data.packed import META, default_rows_per_shard, write_rows
-from rsrl.data.sources import ReadTask, Source, plan_read_tasks, read_texts
+from rsrl.data.sources import ReadTask, Source, plan_read_tasks, read_texts, warn_cut
 from rsrl.files import write_json_atomic
 
 if TYPE_CHECKING:  # annotation only: data and models never import the pipeline
@@ -50,6 +53,7 @@ class SourceStats:
     tokens_needed: int
     tokens_read: int  # of its stream; < tokens_needed when it ran out
     documents: int  # documents read
+    documents_cut: int  # of them, longer than max_document_chars and cut to it
     epochs: float  # tokens_needed / tokens_read when it cycled, else 1.0
 
 
@@ -77,7 +81,8 @@ def encode_read_tasks(batch: dict, encoder: DocumentEncoder) -> Iterator[dict]:
     """Ray Data UDF: read tasks (JSON) -> one row per text batch, its flat token array."""
     for task_json in batch["task"]:
         for texts in read_texts(ReadTask.from_json(str(task_json))):
-            yield {"tokens": [encoder.encode(texts)], "documents": np.array([len(texts)])}
+            yield {"tokens": [encoder.encode(texts.texts)],
+                   "documents": np.array([len(texts.texts)]), "cut": np.array([texts.cut])}
 
 
 def token_dataset(source: Source, encoder: DocumentEncoder):
@@ -90,21 +95,23 @@ def token_dataset(source: Source, encoder: DocumentEncoder):
 
 
 def write_token_stream(source: Source, encoder: DocumentEncoder, need: int,
-                       path: Path) -> tuple[int, int]:
-    """Write the first `need` tokens of `source` to `path` (int32); (tokens, documents)."""
-    written = documents = 0
+                       path: Path) -> tuple[int, int, int]:
+    """Write the first `need` tokens of `source` to `path` (int32); (tokens, documents,
+    documents cut)."""
+    written = documents = cut = 0
     batches = iter(token_dataset(source, encoder).iter_batches(batch_size=None,
                                                               batch_format="numpy"))
     with path.open("wb") as f, contextlib.closing(batches):
         for batch in batches:
-            for tokens, docs in zip(batch["tokens"], batch["documents"]):
+            for tokens, docs, docs_cut in zip(batch["tokens"], batch["documents"], batch["cut"]):
                 chunk = np.asarray(tokens, dtype=TOKEN_DTYPE)[:need - written]
                 f.write(chunk.tobytes())
                 written += len(chunk)
                 documents += int(docs)
+                cut += int(docs_cut)
             if written >= need:
                 break
-    return written, documents
+    return written, documents, cut
 
 
 def prepare_data(sources: Sequence[Source], tokenizer_stage_dir: str | Path, out_dir: Path, *,
@@ -146,8 +153,10 @@ def prepare_data(sources: Sequence[Source], tokenizer_stage_dir: str | Path, out
 def _stream_source(source: Source, encoder: DocumentEncoder, need: int, path: Path) -> dict:
     if need == 0:
         log.info("data: source %s gets no rows at weight %g", source.path, source.weight)
-        return {"tokens_needed": 0, "tokens_read": 0, "documents": 0, "epochs": 0.0}
-    read, documents = write_token_stream(source, encoder, need, path)
+        return {"tokens_needed": 0, "tokens_read": 0, "documents": 0, "documents_cut": 0,
+                "epochs": 0.0}
+    read, documents, cut = write_token_stream(source, encoder, need, path)
+    warn_cut(source, cut)
     if read == 0:
         raise DataError(f"source '{source.path}': holds no documents (every record is "
                         f"empty); give it text or remove it from the mixture")
@@ -156,7 +165,7 @@ def _stream_source(source: Source, encoder: DocumentEncoder, need: int, path: Pa
         log.warning("data: source %s has %d tokens but its share of the budget is %d: "
                     "cycling through it %.2f times", source.path, read, need, epochs)
     return {"tokens_needed": need, "tokens_read": read, "documents": documents,
-            "epochs": round(max(epochs, 1.0), 4)}
+            "documents_cut": cut, "epochs": round(max(epochs, 1.0), 4)}
 
 
 def _clear(out_dir: Path) -> None:

@@ -6,7 +6,9 @@ Formats (by suffix):
 - txt, txt.gz: one document a line, as the record {"text": line}.
 - parquet: one document a row, fields as in jsonl.
 - synth://NAME: the records of a built-in corpus (`rsrl.data.synth`).
-Blank lines and empty texts are skipped. Files must be UTF-8.
+Blank lines and empty texts are skipped. Files must be UTF-8. A document longer than
+`max_document_chars` (MAX_DOCUMENT_CHARS) is cut to its first that many characters, so the
+memory tokenising it takes stays bounded; readers count and warn about such documents.
 
 A source is cut into read tasks: byte ranges of plain jsonl/txt files (a line belongs to the
 range it starts in; an error still names its line number), row groups of parquet files,
@@ -20,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import logging
 import string
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,9 +33,15 @@ from rsrl.data import synth
 from rsrl.data.errors import DataError
 from rsrl.data.paths import file_format, is_synthetic, resolve_files, synth_name
 
+log = logging.getLogger("rsrl")
+
 SPLIT_BYTES = 16 * 2**20  # bytes of a plain file per read task
 SYNTH_CHUNK = 4096  # records of a built-in corpus per read task
-TEXT_BATCH = 1024  # documents per batch handed to the tokenizer
+TEXT_BATCH = 1024  # documents per batch handed to the tokenizer, at most
+TEXT_BATCH_CHARS = 4_000_000  # characters per batch, at most (plus one document)
+# A longer document is cut to its first MAX_DOCUMENT_CHARS characters: the tokenizer holds
+# ~150 bytes per character of a batch, so one 50 MB document would take ~8 GB.
+MAX_DOCUMENT_CHARS = 1_000_000
 
 
 def template_problem(template: str) -> str | None:
@@ -57,6 +66,7 @@ class Source:
     weight: float = 1.0
     text_field: str = "text"
     template: str | None = None
+    max_document_chars: int = MAX_DOCUMENT_CHARS  # not a spec field: tests lower it
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | Any) -> Source:
@@ -149,25 +159,52 @@ def read_records(task: ReadTask) -> Iterator[tuple[str | LineAt, Mapping[str, An
             yield where, _parse_line(task, line, where)
 
 
-def read_texts(task: ReadTask, batch_size: int = TEXT_BATCH) -> Iterator[list[str]]:
-    """The non-empty document texts of `task`, in batches."""
+@dataclass(frozen=True)
+class TextBatch:
+    texts: list[str]
+    cut: int  # of them, documents longer than the source's max_document_chars, cut to it
+
+
+def read_texts(task: ReadTask, batch_size: int = TEXT_BATCH) -> Iterator[TextBatch]:
+    """The non-empty document texts of `task`, in batches of at most `batch_size` documents
+    and about TEXT_BATCH_CHARS characters; each cut to `max_document_chars`."""
+    limit = task.source.max_document_chars
     batch: list[str] = []
+    chars = cut = 0
     for where, record in read_records(task):
         text = task.source.text_of(record, where)
+        if len(text) > limit:
+            text, cut = text[:limit], cut + 1
         if text:
             batch.append(text)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
+            chars += len(text)
+        if len(batch) == batch_size or chars >= TEXT_BATCH_CHARS:
+            yield TextBatch(batch, cut)
+            batch, chars, cut = [], 0, 0
     if batch:
-        yield batch
+        yield TextBatch(batch, cut)
+
+
+def warn_cut(source: Source, cut: int) -> None:
+    """The one warning about `source`'s documents that were cut (none: no warning)."""
+    if cut:
+        log.warning("data: source %s: %d document(s) longer than %d characters, each cut to "
+                    "its first %d; split such documents into several records if all their "
+                    "text matters", source.path, cut, source.max_document_chars,
+                    source.max_document_chars)
 
 
 def iter_texts(source: Source) -> Iterator[str]:
-    """Every document text of `source`, in order, in this process."""
-    for task in plan_read_tasks(source):
-        for batch in read_texts(task):
-            yield from batch
+    """Every document text of `source`, in order, in this process (warns once, when the
+    caller stops, about any documents cut)."""
+    cut = 0
+    try:
+        for task in plan_read_tasks(source):
+            for batch in read_texts(task):
+                cut += batch.cut
+                yield from batch.texts
+    finally:
+        warn_cut(source, cut)
 
 
 def iter_records(source: Source) -> Iterator[tuple[str, Mapping[str, Any]]]:

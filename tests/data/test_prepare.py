@@ -3,16 +3,20 @@ proportions, budget, cycling, and bad data surfacing as DataError through Ray.""
 
 import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rsrl.cli import main
+from rsrl.data.encode import DocumentEncoder
 from rsrl.data.errors import DataError
 from rsrl.data.loader import PackedLoader
 from rsrl.data.packed import META, PackedDataset
 from rsrl.data.prepare import prepare_data
-from rsrl.data.sources import Source
+from rsrl.data.sources import MAX_DOCUMENT_CHARS, Source
 from rsrl.models.tokenizer import load_tokenizer, tokenizer_dir
 from tests.data.conftest import make_plan, run_stage
 
@@ -95,13 +99,69 @@ def test_a_short_source_cycles_and_says_so(ray_session, tokenizer_stage, tmp_pat
     assert json.loads((tmp_path / "out" / META).read_text())["sources"][0]["epochs"] > 10
 
 
+def test_a_long_document_is_cut_counted_and_warned_about(ray_session, tokenizer_stage,
+                                                         tmp_path, caplog):
+    path = tmp_path / "long.jsonl"
+    long_doc = " ".join(f"word{i}" for i in range(2000))  # ~11k characters
+    path.write_text(json.dumps({"text": "a short one"}) + "\n" + json.dumps({"text": long_doc}))
+    source = Source(str(path), max_document_chars=3000)
+    with caplog.at_level(logging.WARNING, logger="rsrl"):
+        summary = prepare_data([source], tokenizer_stage, tmp_path / "out", tokens=30_000,
+                               seq_len=32, seed=0)
+    assert "1 document(s) longer than 3000 characters, each cut" in caplog.text
+    (stats,) = summary["sources"]
+    assert stats["documents"] == 2 and stats["documents_cut"] == 1
+    assert json.loads((tmp_path / "out" / META).read_text())["sources"][0]["documents_cut"] == 1
+    encoder = DocumentEncoder.from_stage_dir(tokenizer_stage)
+    assert stats["tokens_read"] == len(encoder.encode(["a short one", long_doc[:3000]]))
+
+
+MEASURE_ENCODING = """
+import sys
+from rsrl.data.encode import DocumentEncoder
+from rsrl.data.prepare import encode_read_tasks
+from rsrl.data.sources import Source, plan_read_tasks
+
+
+def peak_mb():  # this process's peak RSS (getrusage's would count the parent's, from fork)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) // 1024
+
+
+encoder = DocumentEncoder(sys.argv[1], int(sys.argv[3]), None, 0)  # `tokenizers` alone
+encoder.encode(["warm up the tokenizer"])
+before = peak_mb()
+(task,) = plan_read_tasks(Source(sys.argv[2]))
+tokens = sum(len(row["tokens"][0]) for row in encode_read_tasks({"task": [task.to_json()]},
+                                                                 encoder))
+print(tokens, peak_mb() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's VmHWM")
+def test_one_huge_document_takes_bounded_memory(tokenizer_stage, tmp_path):
+    """A document of 8M characters, at the default bound: the tokenizer sees only its first
+    MAX_DOCUMENT_CHARS (whole, it takes ~1 GB: the tokenizer holds ~130 bytes a character)."""
+    path = tmp_path / "huge.jsonl"
+    path.write_text(json.dumps({"text": "lorem ipsum dolor sit amet " * 300_000}) + "\n")
+    encoder = DocumentEncoder.from_stage_dir(tokenizer_stage)
+    result = subprocess.run([sys.executable, "-c", MEASURE_ENCODING, encoder.tokenizer_file,
+                             str(path), str(encoder.eos_id)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tokens, grew_mb = map(int, result.stdout.split())
+    whole_bound = encoder.encode([("lorem ipsum dolor sit amet " * 300_000)[:MAX_DOCUMENT_CHARS]])
+    assert tokens == len(whole_bound)
+    assert grew_mb < 500, f"encoding one cut document grew the process by {grew_mb} MB"
+
+
 def test_bad_data_in_a_ray_worker_is_a_data_error(ray_session, tokenizer_stage, tmp_path):
     path = tmp_path / "broken.jsonl"
     path.write_text('{"text": "fine"}\n' * 50 + '{"body": "no text"}\n')
     with pytest.raises(DataError) as err:
         prepare_data([Source(str(path))], tokenizer_stage, tmp_path / "out", tokens=10_000,
                      seq_len=32, seed=0)
-    assert err.value.problems == [f"source '{path}': {path}:byte 850: no field 'text' "
+    assert err.value.problems == [f"source '{path}': {path}:line 51: no field 'text' "
                                   "(fields: body); set text_field or template to fields the "
                                   "records have"]
     assert not (tmp_path / "out" / META).exists()

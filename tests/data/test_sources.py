@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import logging
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -56,7 +57,8 @@ def test_parquet_is_split_by_row_group(corpus_dir):
 def test_byte_ranges_give_each_line_exactly_once(corpus_dir, split_bytes):
     source = Source(str(corpus_dir / "a.jsonl"))
     tasks = plan_read_tasks(source, split_bytes=split_bytes)
-    texts = [t for task in tasks for batch in read_texts(task, batch_size=13) for t in batch]
+    texts = [t for task in tasks for batch in read_texts(task, batch_size=13)
+             for t in batch.texts]
     assert texts == DOCS
 
 
@@ -152,3 +154,27 @@ def test_a_bad_line_is_named_by_its_line_number_in_any_read_task(tmp_path, split
     with pytest.raises(DataError, match=r"x.jsonl:line 10: not valid JSON"):
         for task in plan_read_tasks(Source(str(path)), split_bytes=split_bytes):
             list(read_texts(task))
+
+
+def test_a_document_over_the_bound_is_cut_counted_and_warned_about(tmp_path, caplog):
+    path = write_jsonl(tmp_path / "big.jsonl", [{"text": "short"}, {"text": "x" * 2500},
+                                                 {"text": "y" * 1000}, {"text": "z" * 1001}])
+    source = Source(str(path), max_document_chars=1000)
+    batches = [b for task in plan_read_tasks(source) for b in read_texts(task)]
+    assert [len(t) for b in batches for t in b.texts] == [5, 1000, 1000, 1000]
+    assert sum(b.cut for b in batches) == 2  # 2500 and 1001 characters; 1000 is not over
+    with caplog.at_level(logging.WARNING, logger="rsrl"):
+        texts = list(iter_texts(source))
+    assert texts[1] == "x" * 1000 and len(texts) == 4
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"data: source {path}: 2 document(s) longer than 1000 characters, "
+                        "each cut to its first 1000; split such documents into several records "
+                        "if all their text matters"], warnings
+
+
+def test_batches_are_bounded_in_characters(tmp_path, monkeypatch):
+    path = write_jsonl(tmp_path / "many.jsonl", [{"text": "w" * 900}] * 10)
+    source = Source(str(path), max_document_chars=1000)
+    monkeypatch.setattr("rsrl.data.sources.TEXT_BATCH_CHARS", 2000)
+    batches = [b.texts for task in plan_read_tasks(source) for b in read_texts(task)]
+    assert [len(b) for b in batches] == [3, 3, 3, 1]
