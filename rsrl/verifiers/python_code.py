@@ -6,7 +6,8 @@ last fenced ```python block of the completion, else its last fenced block, else 
 completion. Score 1 when every test passes, else 0; the reason says how many passed.
 
 Limits come from the verifier's options (rl.verifier.options / a suite's verifier.options):
-`wall_s`, `cpu_s`, `memory_mb`, `output_bytes`, `max_processes` (see SandboxLimits). Keep
+`wall_s`, `cpu_s`, `memory_mb`, `output_bytes`, `max_processes`, `tmp_mb` (see
+SandboxLimits; what the sandbox guarantees is in rsrl/verifiers/sandbox.py). Keep
 `wall_s` below the verifier's `timeout_s` so the sandbox, not the caller, ends slow code.
 
 Known reward hacks this does not stop: objects whose `__eq__` always returns True, and code

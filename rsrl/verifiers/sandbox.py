@@ -1,25 +1,25 @@
-"""Run untrusted Python (a completion's code and an item's tests) in a limited subprocess.
+"""Run untrusted Python (a completion's code and an item's tests) in a sandboxed subprocess.
 
-What holds, and by what:
-- wall time: the parent waits on a pidfd for `wall_s`, then SIGKILLs the child's whole
-  process group (the child starts its own session); the group is killed after a normal
-  exit too, so nothing it left behind lives on.
+What holds, by the kernel, where it allows each layer (sandbox_child.py builds them; the
+details and what does not hold are in docs/rl.md, "The `python` sandbox"):
+- processes: the code runs in its own PID namespace under a seccomp filter that refuses
+  fork, vfork, exec and every clone that is not a thread, so it can start no process at
+  all; and when the run ends (verdict, crash or `wall_s`) the namespace's init is killed,
+  which kills everything in the namespace before the call returns.
+- files: a mount namespace whose root holds only read-only binds of the system directories
+  and the interpreter, a private tmpfs on /tmp and /dev/shm (`tmp_mb` each) and its own
+  /proc; nothing of the host outside those directories is visible, nothing is writable.
+- user: `nobody` when the parent is root, else root of a user namespace with no
+  capabilities; no-new-privileges; no signals to any other process.
+- network: an empty network namespace, and no sockets (seccomp).
 - CPU time, memory, output: RLIMIT_CPU, RLIMIT_AS (`memory_mb`), RLIMIT_FSIZE (stdout and
   stderr go to a file, so printing megabytes hits the same cap as writing a large file).
-- user: when the parent is root the child drops to `nobody` before the code runs, so the
-  kernel refuses writes to most of the file system, and RLIMIT_NPROC caps processes.
-- network: an empty network namespace (`unshare --net`, or `--user --map-root-user --net`
-  when not root) where the kernel allows it; otherwise only the audit hook below, and a
-  warning is logged once.
-- fresh temporary work directory as cwd and HOME, removed afterwards; minimal environment.
-- the child's audit hook (see sandbox_child.py) refuses sockets, fork/exec/subprocess,
-  writes and file operations outside the work directory, rlimit changes and ctypes.
+- a minimal environment; the child's audit hook (a tripwire for clear messages, on top).
 
-What does not hold: the audit hook is a tripwire, not a boundary (PEP 578), and without a
-namespace or a user switch code that gets around it can reach the network or write
-wherever the parent's user can. Reads are not confined. For untrusted code at scale run the
-verifiers inside a container or a VM (gVisor, nsjail, firecracker); this is the layer
-that keeps a policy's mistakes and reward hacks from harming the host running training.
+A layer the kernel refuses is logged once per process (`missing_layers()` lists them) and
+the run goes on with the rest: never silently. For untrusted code at scale, still run the
+verifiers inside a container or VM (gVisor, nsjail, Firecracker): this keeps a policy's
+mistakes and reward hacks from harming the host running training, it is not a VM.
 
 No signals are installed in the parent, so `run_tests` is safe to call from any thread.
 """

@@ -135,6 +135,7 @@ def enter_namespaces(as_root: bool, missing: list) -> dict:
         uid, gid = os.getuid(), os.getgid()
         try:
             check(libc.unshare(CLONE_NEWUSER), "unshare(user)")
+            got["user"] = True  # even unmapped, its capabilities are dropped in the worker
             with open("/proc/self/setgroups", "w") as f:
                 f.write("deny")
             with open("/proc/self/uid_map", "w") as f:
@@ -145,7 +146,6 @@ def enter_namespaces(as_root: bool, missing: list) -> dict:
             missing += [f"{name} namespace (no user namespace: {err})"
                         for name in ("user", "PID", "network", "IPC", "UTS")]
             return got
-        got["user"] = True
     for flag, name in [(CLONE_NEWPID, "PID"), (CLONE_NEWNET, "network"),
                        (CLONE_NEWIPC, "IPC"), (CLONE_NEWUTS, "UTS")]:
         try:
@@ -432,9 +432,9 @@ def main() -> None:
     payload = json.loads(sys.stdin.read())
     sys.stdin.close()
     status_fd = payload["status_fd"]
-    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     missing: list = []
     got = enter_namespaces(payload["as_root"], missing)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # after: it makes /proc/self/uid_map root's
     init = os.fork()
     if init == 0:
         try:
