@@ -15,13 +15,14 @@ ranks; `rsrl.data.loader.PackedLoader` adds micro-batches and a checkpointable p
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from rsrl.data.encode import TOKEN_DTYPE
 from rsrl.data.mixture import rank_within_source
+from rsrl.files import names_full_disk
 
 META = "meta.json"
 SHARD_BYTES = 64 * 2**20
@@ -54,7 +55,8 @@ def write_rows(out_dir: Path, streams: Sequence[np.ndarray], order: np.ndarray, 
                 offsets = ranks[part][mine, None] * width + np.arange(width)
                 rows[mine] = np.take(stream, offsets, mode="wrap")
         names.append(shard_name(shard))
-        np.save(out_dir / names[-1], rows)
+        with names_full_disk(out_dir / names[-1]):
+            np.save(out_dir / names[-1], rows)
     return names
 
 

@@ -37,7 +37,7 @@ from rsrl.data.errors import DataError
 from rsrl.data.mixture import blend_order, rows_for_budget, split_rows
 from rsrl.data.packed import META, default_rows_per_shard, write_rows
 from rsrl.data.sources import ReadTask, Source, plan_read_tasks, read_texts, warn_cut
-from rsrl.files import write_json_atomic
+from rsrl.files import names_full_disk, write_json_atomic
 
 if TYPE_CHECKING:  # annotation only: data and models never import the pipeline
     from rsrl.pipeline.registry import StageContext
@@ -101,7 +101,7 @@ def write_token_stream(source: Source, encoder: DocumentEncoder, need: int,
     written = documents = cut = 0
     batches = iter(token_dataset(source, encoder).iter_batches(batch_size=None,
                                                               batch_format="numpy"))
-    with path.open("wb") as f, contextlib.closing(batches):
+    with names_full_disk(path), path.open("wb") as f, contextlib.closing(batches):
         for batch in batches:
             for tokens, docs, docs_cut in zip(batch["tokens"], batch["documents"], batch["cut"]):
                 chunk = np.asarray(tokens, dtype=TOKEN_DTYPE)[:need - written]

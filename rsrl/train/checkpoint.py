@@ -14,13 +14,13 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import torch.distributed as dist
 
-from rsrl.files import write_json_atomic
+from rsrl.files import FULL_DISK_ERRNOS, DiskFull, names_full_disk, write_json_atomic
 
 LATEST = "latest.json"
 log = logging.getLogger("rsrl")
@@ -76,9 +76,17 @@ def save_checkpoint(engine, stage_dir: Path, step: int, keep: int, rank: int,
     root = stage_dir / "checkpoints"
     tag = f"step-{step:06d}"
     tmp_tag = f".tmp-{tag}"
-    engine.save_checkpoint(str(root), tag=tmp_tag,
-                           client_state={**(client_state or {}), "step": step},
-                           save_latest=False)
+    try:
+        with names_full_disk(root / tmp_tag):
+            engine.save_checkpoint(str(root), tag=tmp_tag,
+                                   client_state={**(client_state or {}), "step": step},
+                                   save_latest=False)
+    except Exception as err:
+        # torch's writer says "unexpected pos" on a full disk: ask the files themselves
+        if not isinstance(err, DiskFull) and not _writes_fail(root / tmp_tag):
+            raise
+        shutil.rmtree(root / tmp_tag, ignore_errors=True)  # the previous checkpoint stays
+        raise (err if isinstance(err, DiskFull) else DiskFull(root / tmp_tag)) from err
     dist.barrier()
     if rank == 0:
         if (root / tag).exists():
@@ -87,6 +95,23 @@ def save_checkpoint(engine, stage_dir: Path, step: int, keep: int, rank: int,
         write_json_atomic(root / LATEST, {"step": step, "tag": tag})
         _prune(root, keep)
     dist.barrier()
+
+
+def _writes_fail(checkpoint_dir: Path) -> bool:
+    """Whether a block more fails to go into a file of a half-written checkpoint (it is
+    removed next) with a full disk's error."""
+    for path in sorted(checkpoint_dir.rglob("*")) if checkpoint_dir.is_dir() else []:
+        if path.is_dir():
+            continue
+        try:
+            with open(path, "ab") as f:
+                f.write(bytes(4096))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:
+            if err.errno in FULL_DISK_ERRNOS:
+                return True
+    return False
 
 
 def load_checkpoint(engine, stage_dir: Path) -> dict:
@@ -133,8 +158,13 @@ def export_hf(engine, tokenizer, out_dir: Path, rank: int) -> None:
         if rank == 0:
             tmp = out_dir.with_name(f".tmp-{out_dir.name}")
             shutil.rmtree(tmp, ignore_errors=True)
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
+            try:
+                with names_full_disk(tmp):
+                    model.save_pretrained(tmp, safe_serialization=True)
+                    tokenizer.save_pretrained(tmp)
+            except DiskFull:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
             shutil.rmtree(out_dir, ignore_errors=True)
             os.replace(tmp, out_dir)
     dist.barrier()

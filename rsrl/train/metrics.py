@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from rsrl.files import names_full_disk, write_text_atomic
+
 METRICS_FILE = "metrics.jsonl"
 TIMINGS_FILE = "timings.json"  # where a stage's time outside its steps went (train/stage.py)
 
@@ -31,31 +33,36 @@ class MetricsWriter:
         self._truncate_after(resume_step)
         from torch.utils.tensorboard import SummaryWriter
 
-        self.tb = SummaryWriter(log_dir=str(stage_dir / "tensorboard"), purge_step=resume_step + 1)
+        self.tb_dir = stage_dir / "tensorboard"
+        with names_full_disk(self.tb_dir):
+            self.tb = SummaryWriter(log_dir=str(self.tb_dir), purge_step=resume_step + 1)
 
     def _truncate_after(self, step: int) -> None:
         if not self.path.exists():
             return
         kept = [line for line in self.path.read_text().splitlines()
                 if line and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        write_text_atomic(self.path, "".join(line + "\n" for line in kept))  # a full disk
+        # leaves the old lines
 
     def write(self, record: dict) -> None:
         record = {**record, "total_steps": self.total_steps, "time": time.time()}
-        with open(self.path, "a") as f:
+        with names_full_disk(self.path), open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         shown = " ".join(f"{k} {record[k]:.4g}" for k in self.headline if k in record)
         # The process's own stdout: Ray Train's patched print would log it and echo it.
         print(f"{self.label} step {record['step']}/{self.total_steps} {shown}",
               file=sys.__stdout__, flush=True)
-        for name, value in record.items():
-            if (name not in ("step", "time") and isinstance(value, (int, float))
-                    and math.isfinite(value)):
-                self.tb.add_scalar(name, value, record["step"])
-        self.tb.flush()
+        with names_full_disk(self.tb_dir):  # its writer thread's error comes back here
+            for name, value in record.items():
+                if (name not in ("step", "time") and isinstance(value, (int, float))
+                        and math.isfinite(value)):
+                    self.tb.add_scalar(name, value, record["step"])
+            self.tb.flush()
 
     def close(self) -> None:
-        self.tb.close()
+        with names_full_disk(self.tb_dir):
+            self.tb.close()
 
 
 def sum_across_workers(values: dict[str, float]) -> dict[str, float]:

@@ -12,6 +12,7 @@ import math
 import time
 from pathlib import Path
 
+from rsrl.files import DiskFull, is_disk_full
 from rsrl.pipeline.registry import StageContext
 from rsrl.spec.validate import effective_objective
 from rsrl.train.batches import BatchLayout
@@ -81,6 +82,11 @@ def _fit_ray_train(config: dict, resources, run_name: str) -> None:
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    try:
+        from ray.train import WorkerGroupError
+    except ImportError:  # Ray Train v1: its errors pass as they are
+        WorkerGroupError = ()  # noqa: N806
+
     use_gpu = resources.gpus_per_worker > 0
     storage = str(Path(config["job"].stage_dir) / "ray")
     trainer = TorchTrainer(
@@ -94,7 +100,27 @@ def _fit_ray_train(config: dict, resources, run_name: str) -> None:
         run_config=RunConfig(name=run_name, storage_path=storage,
                              failure_config=FailureConfig(max_failures=resources.max_failures)),
     )
-    trainer.fit()
+    try:
+        trainer.fit()
+    except WorkerGroupError as err:  # Ray Train retried it (max_failures): it has no
+        # notion of faults that are not transient; the message is rsrl's, not a traceback
+        full = [e for e in err.worker_failures.values() if is_disk_full(e)]
+        if full:
+            raise _disk_full_in(full[0]) from None
+        raise
+
+
+def _disk_full_in(err: BaseException) -> DiskFull:
+    """The DiskFull that `err` (a worker's error, wrapped by Ray) carries."""
+    seen = err
+    for _ in range(8):
+        for found in (seen, getattr(seen, "cause", None)):
+            if isinstance(found, DiskFull):
+                return found
+        seen = seen.__cause__ or seen.__context__ or getattr(seen, "cause", None)
+        if seen is None:
+            break
+    return DiskFull(f"a file of {str(err).splitlines()[0][:200]}")
 
 
 def _worker_entry(config: dict) -> None:
@@ -152,7 +178,12 @@ def _fit_alone(config: dict, resources) -> None:
         try:
             ray.get(actor.run.remote(config))
             return
-        except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError):
+        except ray.exceptions.RayTaskError as err:
+            if isinstance(err.cause, DiskFull):  # a retry would only fill it again
+                raise err.cause from None
+            if attempt == resources.max_failures:
+                raise
+        except ray.exceptions.RayActorError:
             if attempt == resources.max_failures:
                 raise
         finally:
