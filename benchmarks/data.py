@@ -77,8 +77,9 @@ def pack(stream_path: Path, out_dir: Path) -> int:
     stream = np.memmap(stream_path, dtype=TOKEN_DTYPE, mode="r")
     rows = len(stream) // (SEQ_LEN + 1)
     out_dir.mkdir()
-    write_rows(out_dir, [stream], blend_order([rows], seed=0), SEQ_LEN,
-               default_rows_per_shard(SEQ_LEN))
+    write_rows(
+        out_dir, [stream], blend_order([rows], seed=0), SEQ_LEN, default_rows_per_shard(SEQ_LEN)
+    )
     return rows
 
 
@@ -96,8 +97,9 @@ def main() -> None:
 
     import ray
 
-    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-             logging_level="ERROR")
+    ray.init(
+        address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR"
+    )
     with tempfile.TemporaryDirectory(prefix="rsrl-bench-data-") as tmp:
         work = Path(tmp)
         files = write_corpus(work / "corpus", args.mb)
@@ -117,17 +119,25 @@ def main() -> None:
         assert (work / "single.bin").read_bytes() == (work / "ray.bin").read_bytes()
 
     tokens = single[0]
-    print(f"corpus: {len(files)} jsonl files, {megabytes:.1f} MB, {tokens:,} tokens "
-          f"(BPE {VOCAB}), packed into {single[1]:,} rows of {SEQ_LEN + 1}; "
-          f"{os.cpu_count()} CPUs")
-    for label, (_, _, seconds) in (("single process", single),
-                                   ("  one tokenizer thread", one_thread),
-                                   ("Ray Data", parallel)):
+    print(
+        f"corpus: {len(files)} jsonl files, {megabytes:.1f} MB, {tokens:,} tokens "
+        f"(BPE {VOCAB}), packed into {single[1]:,} rows of {SEQ_LEN + 1}; "
+        f"{os.cpu_count()} CPUs"
+    )
+    for label, (_, _, seconds) in (
+        ("single process", single),
+        ("  one tokenizer thread", one_thread),
+        ("Ray Data", parallel),
+    ):
         print(f"{label:24s}: {seconds:7.2f} s  {tokens / seconds:12,.0f} tokens/s")
-    print(f"(Ray worker warm-up {warmup:.1f} s not counted; load average "
-          f"{os.getloadavg()[0]:.1f} at the end)")
-    print(f"ratio Ray Data / single process: {single[2] / parallel[2]:.2f}x "
-          f"(vs one tokenizer thread: {one_thread[2] / parallel[2]:.2f}x)")
+    print(
+        f"(Ray worker warm-up {warmup:.1f} s not counted; load average "
+        f"{os.getloadavg()[0]:.1f} at the end)"
+    )
+    print(
+        f"ratio Ray Data / single process: {single[2] / parallel[2]:.2f}x "
+        f"(vs one tokenizer thread: {one_thread[2] / parallel[2]:.2f}x)"
+    )
     ray.shutdown()
 
 

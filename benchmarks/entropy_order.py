@@ -34,12 +34,24 @@ RUNS = {
 
 
 def heldout_after_pretrain(workdir: Path, tokens: int, overrides: list[str]) -> dict:
-    spec = load_spec(REPO / "specs" / "quickstart.yaml", [
-        f"workdir={workdir}", "stages.midtrain=null", "rl=null", "eval.suites=[]",
-        "objective.topk.lam_tail=0.0", f"stages.pretrain.tokens={tokens}",
-        "stages.pretrain.seq_len=128", "stages.pretrain.batch_tokens=4096",
-        "stages.pretrain.lr.peak=2e-3", "stages.pretrain.lr.final=2e-4",
-        "stages.pretrain.lr.decay_fraction=0.5", "eval.heldout_text.tokens=16384", *overrides])
+    spec = load_spec(
+        REPO / "specs" / "quickstart.yaml",
+        [
+            f"workdir={workdir}",
+            "stages.midtrain=null",
+            "rl=null",
+            "eval.suites=[]",
+            "objective.topk.lam_tail=0.0",
+            f"stages.pretrain.tokens={tokens}",
+            "stages.pretrain.seq_len=128",
+            "stages.pretrain.batch_tokens=4096",
+            "stages.pretrain.lr.peak=2e-3",
+            "stages.pretrain.lr.final=2e-4",
+            "stages.pretrain.lr.decay_fraction=0.5",
+            "eval.heldout_text.tokens=16384",
+            *overrides,
+        ],
+    )
     outcomes = apply_plan(compile_plan(spec))
     eval_dir = next(o.out_dir for o in outcomes if o.stage == "eval")
     return read_eval_metrics(eval_dir)["heldout"]["pretrain"]
@@ -51,13 +63,16 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=REPO / "runs" / "entropy-order")
     args = parser.parse_args()
     connect()
-    results = {name: heldout_after_pretrain(args.workdir, args.tokens, o)
-               for name, o in RUNS.items()}
+    results = {
+        name: heldout_after_pretrain(args.workdir, args.tokens, o) for name, o in RUNS.items()
+    }
     print(f"tiny-dense, {args.tokens} pre-training tokens each, held-out synth://heldout")
     print(f"{'run':<20}{'perplexity':>12}{'entropy':>10}{'local ent.':>12}{'tail mass':>11}")
     for name, r in results.items():
-        print(f"{name:<20}{r['perplexity']:>12.3f}{r['entropy']:>10.3f}"
-              f"{r['local_entropy']:>12.3f}{r['tail_mass']:>11.4f}")
+        print(
+            f"{name:<20}{r['perplexity']:>12.3f}{r['entropy']:>10.3f}"
+            f"{r['local_entropy']:>12.3f}{r['tail_mass']:>11.4f}"
+        )
     ent = [results[n]["entropy"] for n in ("beta=-0.25", "beta=0 (CE)", "beta=0.5")]
     ppl = [r["perplexity"] for r in results.values()]
     ordered = ent[0] < ent[1] < ent[2]

@@ -34,9 +34,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -69,8 +69,11 @@ def cases(device: str, quick: bool) -> list[Case]:
         vocab = 4096 if quick else 32768
         return [Case(n, vocab, 0, "float32", "cpu"), Case(big, vocab, 512, "float32", "cpu")]
     n, vocab, dim = (1024, 32768, 1024) if quick else (16384, 151936, 4096)
-    return [Case(n, vocab, 0, "bfloat16", "cuda"), Case(n, vocab, 0, "float32", "cuda"),
-            Case(n, vocab, dim, "bfloat16", "cuda")]
+    return [
+        Case(n, vocab, 0, "bfloat16", "cuda"),
+        Case(n, vocab, 0, "float32", "cuda"),
+        Case(n, vocab, dim, "bfloat16", "cuda"),
+    ]
 
 
 def make_inputs(case: Case) -> dict[str, torch.Tensor]:
@@ -107,15 +110,21 @@ def impls(case: Case) -> dict[str, Callable]:
         for impl in engines:
             out[f"shaped {impl}"] = _shaped_logits(impl)
         return out
-    out = {"unfused F.cross_entropy": lambda hidden, weight, targets:
-           F.cross_entropy(hidden @ weight.T, targets)}
+    out = {
+        "unfused F.cross_entropy": lambda hidden, weight, targets: F.cross_entropy(
+            hidden @ weight.T, targets
+        )
+    }
     if liger:
         out["liger fused linear CE"] = lambda hidden, weight, targets: (
-            liger.liger_fused_linear_cross_entropy(hidden, weight, targets))
+            liger.liger_fused_linear_cross_entropy(hidden, weight, targets)
+        )
     out["shaped unfused"] = lambda hidden, weight, targets: reward_shaped_loss(
-        hidden @ weight.T, targets, **SHAPED)
-    out["shaped fused linear"] = lambda hidden, weight, targets: (
-        fused_linear_reward_shaped_loss(hidden, weight, targets, **SHAPED))
+        hidden @ weight.T, targets, **SHAPED
+    )
+    out["shaped fused linear"] = lambda hidden, weight, targets: fused_linear_reward_shaped_loss(
+        hidden, weight, targets, **SHAPED
+    )
     return out
 
 
@@ -133,11 +142,12 @@ def run_once(fn: Callable, inputs: dict[str, torch.Tensor]) -> None:
     fn(**leaves, targets=inputs["targets"]).backward()
 
 
-def time_ms(fns: dict[str, Callable], inputs: dict[str, torch.Tensor], device: str,
-            repeats: int) -> dict[str, tuple[float, float]]:
+def time_ms(
+    fns: dict[str, Callable], inputs: dict[str, torch.Tensor], device: str, repeats: int
+) -> dict[str, tuple[float, float]]:
     """Median wall and process-CPU milliseconds of each fn, taking turns in every repeat."""
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in fns}
-    for name, fn in fns.items():
+    for fn in fns.values():
         run_once(fn, inputs)  # warm-up: compilation, allocator
     for _ in range(repeats):
         for name, fn in fns.items():
@@ -146,8 +156,7 @@ def time_ms(fns: dict[str, Callable], inputs: dict[str, torch.Tensor], device: s
             run_once(fn, inputs)
             _sync(device)
             times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return {name: tuple(statistics.median(x) * 1e3 for x in zip(*t))
-            for name, t in times.items()}
+    return {name: tuple(statistics.median(x) * 1e3 for x in zip(*t)) for name, t in times.items()}
 
 
 def cuda_peak_bytes(fn: Callable, inputs: dict[str, torch.Tensor]) -> int:
@@ -161,14 +170,22 @@ def cuda_peak_bytes(fn: Callable, inputs: dict[str, torch.Tensor]) -> int:
 
 def _proc_status() -> dict[str, int]:
     text = Path("/proc/self/status").read_text()
-    return {k: int(re.search(rf"{k}:\s+(\d+) kB", text).group(1)) * 1024
-            for k in ("VmRSS", "VmHWM")}
+    return {
+        k: int(re.search(rf"{k}:\s+(\d+) kB", text).group(1)) * 1024 for k in ("VmRSS", "VmHWM")
+    }
 
 
 def cpu_peak_bytes(case: Case, name: str, threads: int) -> int:
     """Runs the case once in a fresh process (see the module docstring)."""
-    args = [sys.executable, __file__, "--child", json.dumps(asdict(case)), name,
-            "--threads", str(threads)]
+    args = [
+        sys.executable,
+        __file__,
+        "--child",
+        json.dumps(asdict(case)),
+        name,
+        "--threads",
+        str(threads),
+    ]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     return int(out.strip().splitlines()[-1])
 
@@ -219,8 +236,11 @@ def measure(case: Case, repeats: int, threads: int) -> list[Row]:
     times = time_ms(fns, inputs, case.device, repeats)
     rows = []
     for name, fn in fns.items():
-        peak = (cuda_peak_bytes(fn, inputs) if case.device == "cuda"
-                else cpu_peak_bytes(case, name, threads))
+        peak = (
+            cuda_peak_bytes(fn, inputs)
+            if case.device == "cuda"
+            else cpu_peak_bytes(case, name, threads)
+        )
         wall, cpu = times[name]
         rows.append(Row(case, name, wall, peak, cpu))
         print(f"  {case.label:<40} {name:<24} {wall:9.1f} ms {peak / MiB:9.1f} MiB", flush=True)
@@ -237,13 +257,21 @@ def _ratio(value: float, base: float | None) -> str:
 def table(rows: list[Row]) -> str:
     """Markdown: each row against F.cross_entropy (the unfused CE path for linear rows),
     the unfused shaped loss (linear rows) and Liger where it ran."""
-    lines = ["| case | impl | time ms | x CE | x unfused | x Liger | CPU time x CE | "
-             "x unfused | peak extra MiB | x CE | x unfused | x Liger |", "|" + "---|" * 12]
+    lines = [
+        "| case | impl | time ms | x CE | x unfused | x Liger | CPU time x CE | "
+        "x unfused | peak extra MiB | x CE | x unfused | x Liger |",
+        "|" + "---|" * 12,
+    ]
     for case in dict.fromkeys(r.case for r in rows):
         mine = {r.name: r for r in rows if r.case == case}
-        bases = [next((mine[n] for n in names if n in mine), None) for names in (
-            ("F.cross_entropy", "unfused F.cross_entropy"), ("shaped unfused",),
-            ("liger CE", "liger fused linear CE"))]
+        bases = [
+            next((mine[n] for n in names if n in mine), None)
+            for names in (
+                ("F.cross_entropy", "unfused F.cross_entropy"),
+                ("shaped unfused",),
+                ("liger CE", "liger fused linear CE"),
+            )
+        ]
         for r in mine.values():
             t = " | ".join(_ratio(r.ms, b and b.ms) for b in bases)
             t += " | " + " | ".join(_ratio(r.cpu_ms, b and b.cpu_ms) for b in bases[:2])
@@ -258,12 +286,18 @@ def bandwidth(rows: list[Row]) -> list[str]:
     out = []
     for r in rows:
         if r.name == "shaped triton":
-            floor_bytes = 2 * r.case.n * r.case.vocab * torch.tensor([], dtype=getattr(
-                torch, r.case.dtype)).element_size()
+            floor_bytes = (
+                2
+                * r.case.n
+                * r.case.vocab
+                * torch.tensor([], dtype=getattr(torch, r.case.dtype)).element_size()
+            )
             copy = next(c for c in rows if c.case == r.case and c.name.startswith("copy"))
-            out.append(f"{r.case.label}: floor {floor_bytes / 2**30:.2f} GiB; shaped triton "
-                       f"{floor_bytes / r.ms / 1e6:.0f} GB/s effective, {r.ms / copy.ms:.2f}x "
-                       f"the time of a plain copy ({floor_bytes / copy.ms / 1e6:.0f} GB/s)")
+            out.append(
+                f"{r.case.label}: floor {floor_bytes / 2**30:.2f} GiB; shaped triton "
+                f"{floor_bytes / r.ms / 1e6:.0f} GB/s effective, {r.ms / copy.ms:.2f}x "
+                f"the time of a plain copy ({floor_bytes / copy.ms / 1e6:.0f} GB/s)"
+            )
     return out
 
 
@@ -281,10 +315,16 @@ def main() -> None:
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    print(f"torch {torch.__version__}, {args.threads} CPU threads, load average {load}"
-          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
-    rows = [row for d in devices for case in cases(d, args.quick)
-            for row in measure(case, args.repeats, args.threads)]
+    print(
+        f"torch {torch.__version__}, {args.threads} CPU threads, load average {load}"
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+    )
+    rows = [
+        row
+        for d in devices
+        for case in cases(d, args.quick)
+        for row in measure(case, args.repeats, args.threads)
+    ]
     print()
     print(table(rows))
     for line in bandwidth(rows):

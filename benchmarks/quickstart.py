@@ -36,9 +36,17 @@ STAGE_LINE = re.compile(r"rsrl: stage (\S+) finished in ([0-9.]+)s")
 
 def apply(workdir: Path, overrides: list[str]) -> tuple[float, str]:
     start = time.perf_counter()
-    out = subprocess.run([str(REPO / ".venv" / "bin" / "rsrl"), "apply",
-                          str(REPO / "specs" / "quickstart.yaml"), f"workdir={workdir}",
-                          *overrides], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "rsrl"),
+            "apply",
+            str(REPO / "specs" / "quickstart.yaml"),
+            f"workdir={workdir}",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         raise SystemExit(out.stdout[-3000:] + out.stderr[-3000:])
     return time.perf_counter() - start, out.stdout + out.stderr
@@ -47,9 +55,13 @@ def apply(workdir: Path, overrides: list[str]) -> tuple[float, str]:
 def step_seconds(stage: str, records: list[dict], tokens_per_step: int) -> list[float]:
     """Seconds of the steps each metrics record covers."""
     if stage == "rl":
-        return [sum(r.get(k, 0.0) for k in
-                    ("rollout_seconds", "update_seconds", "sync_seconds", "eval_seconds"))
-                for r in records]
+        return [
+            sum(
+                r.get(k, 0.0)
+                for k in ("rollout_seconds", "update_seconds", "sync_seconds", "eval_seconds")
+            )
+            for r in records
+        ]
     steps = [r["step"] - p["step"] for p, r in zip([{"step": 0}, *records], records)]
     return [n * tokens_per_step / r["tokens_per_s"] for n, r in zip(steps, records)]
 
@@ -84,20 +96,28 @@ def main() -> None:
             parts = split(stage, dirs[stage], wall, spec) if stage in MODEL_STAGES else []
             print(f"{stage:<15}{wall:>8.1f}" + "".join(f"{x:>9.1f}" for x in parts))
         rl = read_metrics(dirs["rl"])
-        per_step = {k: statistics.mean(r[k] for r in rl)
-                    for k in ("rollout_seconds", "update_seconds", "sync_seconds")}
-        print("RL per step: "
-              + ", ".join(f"{k.split('_')[0]} {v:.2f} s" for k, v in per_step.items())
-              + f"; RL curve {sum(r.get('eval_seconds', 0) for r in rl):.1f} s in all")
+        per_step = {
+            k: statistics.mean(r[k] for r in rl)
+            for k in ("rollout_seconds", "update_seconds", "sync_seconds")
+        }
+        print(
+            "RL per step: "
+            + ", ".join(f"{k.split('_')[0]} {v:.2f} s" for k, v in per_step.items())
+            + f"; RL curve {sum(r.get('eval_seconds', 0) for r in rl):.1f} s in all"
+        )
         pretrain = read_metrics(dirs["pretrain"])
         staged = statistics.median(r["tokens_per_s"] for r in pretrain[1:])
         plain = plain_loop(workdir, overrides)
         threads = {s: read_timings(dirs[s])["threads"] for s in MODEL_STAGES}
-        print(f"pre-training: {staged:,.0f} tokens/s in the stage, plain PyTorch loop "
-              f"{plain:,.0f} (ratio {staged / plain:.2f}); torch threads: "
-              + ", ".join(f"{s} {n}" for s, n in threads.items()))
-    print(f"machine: {os.cpu_count()} cores; load average (1, 5, 15 min) before "
-          f"{load_before}, after {load_average()}")
+        print(
+            f"pre-training: {staged:,.0f} tokens/s in the stage, plain PyTorch loop "
+            f"{plain:,.0f} (ratio {staged / plain:.2f}); torch threads: "
+            + ", ".join(f"{s} {n}" for s, n in threads.items())
+        )
+    print(
+        f"machine: {os.cpu_count()} cores; load average (1, 5, 15 min) before "
+        f"{load_before}, after {load_average()}"
+    )
 
 
 def load_average() -> str:
@@ -118,10 +138,15 @@ def plain_loop(workdir: Path, overrides: list[str]) -> float:
     spec = load_spec(REPO / "specs" / "quickstart.yaml", [f"workdir={workdir}", *overrides])
     plan = compile_plan(spec)
     stage = plan.stage("pretrain")
-    torch.set_num_threads(int(spec.stages.pretrain.cpus_per_worker
-                              or spec.resources.cpus_per_worker))
-    ctx = StageContext(spec, stage, workdir / "plain-loop",
-                       {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs})
+    torch.set_num_threads(
+        int(spec.stages.pretrain.cpus_per_worker or spec.resources.cpus_per_worker)
+    )
+    ctx = StageContext(
+        spec,
+        stage,
+        workdir / "plain-loop",
+        {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs},
+    )
     return plain_tokens_per_s(make_train_job(ctx, total_steps=12))
 
 

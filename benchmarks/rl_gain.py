@@ -68,9 +68,15 @@ def main() -> None:
     if not after_dir.is_dir():
         raise SystemExit(f"{after_dir} does not exist: run `rsrl apply {args.spec}` first")
     problems = fresh_problems(args.task, args.problems, args.seed)
-    suite = SuiteSpec(name=f"fresh-{args.task}", verifier=VerifierSpec(name="math"),
-                      n_samples=args.samples, k=[1], temperature=1.0, top_p=1.0,
-                      max_new_tokens=plan.spec.rl.rollout.max_new_tokens)
+    suite = SuiteSpec(
+        name=f"fresh-{args.task}",
+        verifier=VerifierSpec(name="math"),
+        n_samples=args.samples,
+        k=[1],
+        temperature=1.0,
+        top_p=1.0,
+        max_new_tokens=plan.spec.rl.rollout.max_new_tokens,
+    )
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
     tokenizer = load_tokenizer(plan.stage("tokenizer").out_dir(plan.workdir))
     verify = load_verifier("math", [])
@@ -84,12 +90,16 @@ def main() -> None:
     metric = f"avg@{args.samples}"
     pre, post = before.values[metric], after.values[metric]
     gain = paired_difference(pre, post)
-    print(f"{len(problems)} fresh '{args.task}' problems x {args.samples} samples, "
-          f"temperature 1 ({before_dir.parent.name} -> {after_dir.parent.name})")
+    print(
+        f"{len(problems)} fresh '{args.task}' problems x {args.samples} samples, "
+        f"temperature 1 ({before_dir.parent.name} -> {after_dir.parent.name})"
+    )
     print(f"before RL  {metric} {sum(pre) / len(pre):.4f} ± {standard_error(pre):.4f}")
     print(f"after RL   {metric} {sum(post) / len(post):.4f} ± {standard_error(post):.4f}")
-    print(f"difference {gain['mean']:+.4f} ± {gain['se']:.4f} (paired by problem), "
-          f"z = {gain['z']:.2f}")
+    print(
+        f"difference {gain['mean']:+.4f} ± {gain['se']:.4f} (paired by problem), "
+        f"z = {gain['z']:.2f}"
+    )
 
 
 if __name__ == "__main__":

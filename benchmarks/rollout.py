@@ -54,8 +54,9 @@ def build_tokenizer(out: Path):
 
 
 def save_model(spec: ModelSpec, tokenizer, out: Path, train_steps: int = 0) -> int:
-    model = build_model(spec, rope_theta=10000, max_seq_len=512, seed=0,
-                        **special_token_ids(tokenizer))
+    model = build_model(
+        spec, rope_theta=10000, max_seq_len=512, seed=0, **special_token_ids(tokenizer)
+    )
     teach_to_answer(model, tokenizer, train_steps)
     model.save_pretrained(str(out))
     return sum(p.numel() for p in model.parameters())
@@ -67,8 +68,10 @@ def teach_to_answer(model, tokenizer, steps: int, batch_size: int = 32) -> None:
 
     import torch
 
-    docs = [f"{render_prompt(tokenizer, r['prompt'])} {r['solution']}{tokenizer.eos_token}"
-            for r in synth_records("rl-arith")]
+    docs = [
+        f"{render_prompt(tokenizer, r['prompt'])} {r['solution']}{tokenizer.eos_token}"
+        for r in synth_records("rl-arith")
+    ]
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     rng = random.Random(0)
     for _ in range(steps):
@@ -80,25 +83,40 @@ def teach_to_answer(model, tokenizer, steps: int, batch_size: int = 32) -> None:
 
 
 def dense(hidden: int, layers: int) -> ModelSpec:
-    return ModelSpec(arch="dense", vocab_size=VOCAB, hidden_size=hidden, num_layers=layers,
-                     num_heads=max(1, hidden // 64), num_kv_heads=max(1, hidden // 128),
-                     head_dim=64, ffn_size=3 * hidden, tie_embeddings=True)
+    return ModelSpec(
+        arch="dense",
+        vocab_size=VOCAB,
+        hidden_size=hidden,
+        num_layers=layers,
+        num_heads=max(1, hidden // 64),
+        num_kv_heads=max(1, hidden // 128),
+        head_dim=64,
+        ffn_size=3 * hidden,
+        tie_embeddings=True,
+    )
 
 
 def start_group(engine: str, model_dir: Path, tokenizer_dir: Path, args):
     from rsrl.rl.rollout.actors import RolloutGroup
 
     options = {"dtype": args.dtype} if engine == "vllm" else {}
-    return RolloutGroup(engine, model_dir, tokenizer_dir, actors=1,
-                        cpus_per_actor=args.cpus_per_actor,
-                        gpus_per_actor=args.gpus_per_actor, engine_options=options)
+    return RolloutGroup(
+        engine,
+        model_dir,
+        tokenizer_dir,
+        actors=1,
+        cpus_per_actor=args.cpus_per_actor,
+        gpus_per_actor=args.gpus_per_actor,
+        engine_options=options,
+    )
 
 
 def generated(group, prompts: list[str], args) -> tuple[int, float]:
     """(tokens generated, wall seconds) of one generate call."""
     start = time.perf_counter()
-    results = group.generate(prompts, n=args.n, temperature=1.0, top_p=1.0,
-                             max_new_tokens=args.max_new_tokens, seed=0)
+    results = group.generate(
+        prompts, n=args.n, temperature=1.0, top_p=1.0, max_new_tokens=args.max_new_tokens, seed=0
+    )
     return sum(len(c.token_ids) for g in results for c in g), time.perf_counter() - start
 
 
@@ -131,8 +149,13 @@ def sync_seconds(engine: str, model_dir: Path, tokenizer_dir: Path, args) -> flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--prompts", type=int, nargs="+", default=[8, 32],
-                        help="prompt counts to measure (each with n completions)")
+    parser.add_argument(
+        "--prompts",
+        type=int,
+        nargs="+",
+        default=[8, 32],
+        help="prompt counts to measure (each with n completions)",
+    )
     parser.add_argument("--train-steps", type=int, default=200)
     parser.add_argument("--n", type=int, default=8, help="completions per prompt")
     parser.add_argument("--max-new-tokens", type=int, default=64)
@@ -148,28 +171,40 @@ def main() -> None:
     import ray
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    ray.init(address="local", num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False,
-             log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=max(2, os.cpu_count() or 2),
+        include_dashboard=False,
+        log_to_driver=False,
+    )
     with tempfile.TemporaryDirectory(prefix="rsrl-bench-rollout-") as tmp:
         root = Path(tmp)
         tokenizer = build_tokenizer(root / "tokenizer")
         records = synth_records("rl-arith")
-        params = save_model(ModelSpec(preset="tiny-dense", vocab_size=VOCAB), tokenizer,
-                            root / "tiny-dense", args.train_steps)
-        print(f"## Rollout throughput (tiny-dense {params / 1e6:.2f}M params, "
-              f"{args.train_steps} training steps; n={args.n}, <= {args.max_new_tokens} new "
-              f"tokens; {args.cpus_per_actor:g} CPU/actor)")
+        params = save_model(
+            ModelSpec(preset="tiny-dense", vocab_size=VOCAB),
+            tokenizer,
+            root / "tiny-dense",
+            args.train_steps,
+        )
+        print(
+            f"## Rollout throughput (tiny-dense {params / 1e6:.2f}M params, "
+            f"{args.train_steps} training steps; n={args.n}, <= {args.max_new_tokens} new "
+            f"tokens; {args.cpus_per_actor:g} CPU/actor)"
+        )
         print("| prompts x n | mean length | vllm tok/s | hf tok/s | vllm / hf | load avg |")
         print("|---|---|---|---|---|---|")
-        groups = {e: start_group(e, root / "tiny-dense", root / "tokenizer", args)
-                  for e in ENGINES}
+        groups = {e: start_group(e, root / "tiny-dense", root / "tokenizer", args) for e in ENGINES}
         try:
             for count in args.prompts:
                 prompts = [render_prompt(tokenizer, r["prompt"]) for r in records[:count]]
                 rates, length = throughput(groups, prompts, args)
-                print(f"| {count} x {args.n} | {length:.1f} | {rates['vllm']:,.0f} | "
-                      f"{rates['hf']:,.0f} | **{rates['vllm'] / rates['hf']:.1f}x** | "
-                      f"{os.getloadavg()[0]:.1f} |", flush=True)
+                print(
+                    f"| {count} x {args.n} | {length:.1f} | {rates['vllm']:,.0f} | "
+                    f"{rates['hf']:,.0f} | **{rates['vllm'] / rates['hf']:.1f}x** | "
+                    f"{os.getloadavg()[0]:.1f} |",
+                    flush=True,
+                )
         finally:
             for group in groups.values():
                 group.shutdown()
@@ -181,8 +216,11 @@ def main() -> None:
             model_dir = root / f"dense-{hidden}x{layers}"
             count = save_model(dense(hidden, layers), tokenizer, model_dir)
             seconds = {e: sync_seconds(e, model_dir, root / "tokenizer", args) for e in ENGINES}
-            print(f"| {count / 1e6:.1f}M | {count * 4 / 2**20:.0f} | {seconds['vllm']:.3f} | "
-                  f"{seconds['hf']:.3f} |", flush=True)
+            print(
+                f"| {count / 1e6:.1f}M | {count * 4 / 2**20:.0f} | {seconds['vllm']:.3f} | "
+                f"{seconds['hf']:.3f} |",
+                flush=True,
+            )
     ray.shutdown()
 
 

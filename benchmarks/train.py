@@ -41,23 +41,36 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def prepare(workdir: Path, args) -> tuple:
-    overrides = [f"workdir={workdir}", "stages.midtrain=null", "rl=null", "eval=null",
-                 f"stages.pretrain.tokens={args.steps * args.batch_tokens * 2}",
-                 f"stages.pretrain.seq_len={args.seq_len}",
-                 f"stages.pretrain.batch_tokens={args.batch_tokens}",
-                 "stages.pretrain.log_every=4", f"stages.pretrain.checkpoint_every={10**6}",
-                 f"resources.deepspeed.zero_stage={args.zero}"]
+    overrides = [
+        f"workdir={workdir}",
+        "stages.midtrain=null",
+        "rl=null",
+        "eval=null",
+        f"stages.pretrain.tokens={args.steps * args.batch_tokens * 2}",
+        f"stages.pretrain.seq_len={args.seq_len}",
+        f"stages.pretrain.batch_tokens={args.batch_tokens}",
+        "stages.pretrain.log_every=4",
+        f"stages.pretrain.checkpoint_every={10**6}",
+        f"resources.deepspeed.zero_stage={args.zero}",
+    ]
     spec = load_spec(REPO / "specs" / "quickstart.yaml", overrides)
     plan = compile_plan(spec)
     for name in ("tokenizer", "data-pretrain"):
         stage = plan.stage(name)
         out = stage.out_dir(plan.workdir)
         out.mkdir(parents=True, exist_ok=True)
-        resolve_stage_fn(stage.kind)(StageContext(spec, stage, out, {
-            i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs}))
+        resolve_stage_fn(stage.kind)(
+            StageContext(
+                spec, stage, out, {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs}
+            )
+        )
     stage = plan.stage("pretrain")
-    ctx = StageContext(spec, stage, stage.out_dir(plan.workdir),
-                       {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs})
+    ctx = StageContext(
+        spec,
+        stage,
+        stage.out_dir(plan.workdir),
+        {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs},
+    )
     return spec, make_train_job(ctx, total_steps=args.steps)
 
 
@@ -69,12 +82,14 @@ def ray_train_tokens_per_s(resources, job: TrainJob) -> tuple[float, dict]:
     end = time.time()
     records, t = read_metrics(job.stage_dir), read_timings(job.stage_dir)
     steady = statistics.median(r["tokens_per_s"] for r in records[2:])  # 4-step windows
-    parts = {"worker start": t["worker_started"] - t["fit_started"],
-             "model + DeepSpeed engine": t["setup_seconds"],
-             "  of which deepspeed.initialize": t["deepspeed_init_seconds"],
-             "steps": t["steps_finished"] - t["worker_started"] - t["setup_seconds"],
-             "checkpoint + HF export": t["checkpoint_export_seconds"],
-             "worker shutdown": end - t["worker_finished"]}
+    parts = {
+        "worker start": t["worker_started"] - t["fit_started"],
+        "model + DeepSpeed engine": t["setup_seconds"],
+        "  of which deepspeed.initialize": t["deepspeed_init_seconds"],
+        "steps": t["steps_finished"] - t["worker_started"] - t["setup_seconds"],
+        "checkpoint + HF export": t["checkpoint_export_seconds"],
+        "worker shutdown": end - t["worker_finished"],
+    }
     return steady, {**parts, "fit() in all": end - start}
 
 
@@ -106,8 +121,9 @@ def main() -> None:
     parser.add_argument("--zero", type=int, default=2, help="DeepSpeed ZeRO stage")
     args = parser.parse_args()
     threads = [int(c) for c in args.cpus.split(",")]
-    ray.init(address="local", num_cpus=max(2, *threads), include_dashboard=False,
-             log_to_driver=False)
+    ray.init(
+        address="local", num_cpus=max(2, *threads), include_dashboard=False, log_to_driver=False
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         spec, job = prepare(Path(tmp), args)
@@ -116,11 +132,14 @@ def main() -> None:
             plain = plain_tokens_per_s(replace(job, stage_dir=Path(tmp) / f"plain-{n}"))
             resources = replace(spec.resources, cpus_per_worker=n)
             steady, startup = ray_train_tokens_per_s(
-                resources, replace(job, stage_dir=Path(tmp) / f"ray-{n}"))
+                resources, replace(job, stage_dir=Path(tmp) / f"ray-{n}")
+            )
             rows.append((n, plain, steady, startup))
-    print(f"tiny-dense, seq_len {args.seq_len}, {job.layout.rows_per_step * job.seq_len} "
-          f"tokens/step ({job.layout.micro_batch_size} x {job.layout.grad_accum} micro-batches), "
-          f"{args.steps} steps, 1 worker, ZeRO-{args.zero}, {os.cpu_count()} cores")
+    print(
+        f"tiny-dense, seq_len {args.seq_len}, {job.layout.rows_per_step * job.seq_len} "
+        f"tokens/step ({job.layout.micro_batch_size} x {job.layout.grad_accum} micro-batches), "
+        f"{args.steps} steps, 1 worker, ZeRO-{args.zero}, {os.cpu_count()} cores"
+    )
     print(f"{'threads':>7}{'plain loop tok/s':>18}{'stage tok/s':>14}{'ratio':>7}")
     for n, plain, steady, _ in rows:
         print(f"{n:>7}{plain:>18,.0f}{steady:>14,.0f}{steady / plain:>7.2f}")

@@ -25,9 +25,10 @@ def ends_with_answer(prompt: str, completion: str, answer: str, **fields) -> Ver
 
 if __name__ == "__main__":
     repo = Path(__file__).resolve().parents[1]
-    spec = load_spec(repo / "specs" / "quickstart.yaml",
-                     [f"plugins=[{Path(__file__).resolve()}]",
-                      "rl.verifier.name=ends-with-answer"])
+    spec = load_spec(
+        repo / "specs" / "quickstart.yaml",
+        [f"plugins=[{Path(__file__).resolve()}]", "rl.verifier.name=ends-with-answer"],
+    )
     verify = load_verifier(spec.rl.verifier.name, spec.plugins)
     print(spec.rl.verifier.name, "->", verify("What is 2+3?", "The sum is 5.", "5"))
     print(spec.rl.verifier.name, "->", verify("What is 2+3?", "5 it is not", "5"))

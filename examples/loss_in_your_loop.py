@@ -21,8 +21,9 @@ def train(beta: float, lam_tail: float, steps: int = 200) -> dict:
         tokens = torch.randint(0, vocab, (256,))
         noise = torch.randint(0, vocab, (256,))
         targets = torch.where(torch.rand(256) < 2 / 3, (tokens * 3) % vocab, noise)
-        loss, stats = reward_shaped_loss(model(tokens), targets, beta=beta, lam_tail=lam_tail,
-                                         k=8, return_stats=True)
+        loss, stats = reward_shaped_loss(
+            model(tokens), targets, beta=beta, lam_tail=lam_tail, k=8, return_stats=True
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -32,5 +33,7 @@ def train(beta: float, lam_tail: float, steps: int = 200) -> dict:
 if __name__ == "__main__":
     for beta, lam_tail in ((0.0, 0.0), (-0.25, 0.0), (0.5, 0.0), (0.0, -0.1)):
         s = train(beta, lam_tail)
-        print(f"beta={beta:+.2f} lam_tail={lam_tail:+.2f}: nll {s['nll']:.3f} "
-              f"entropy {s['entropy']:.3f} tail mass {s['tail_mass']:.4f}")
+        print(
+            f"beta={beta:+.2f} lam_tail={lam_tail:+.2f}: nll {s['nll']:.3f} "
+            f"entropy {s['entropy']:.3f} tail mass {s['tail_mass']:.4f}"
+        )

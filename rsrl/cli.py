@@ -36,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rsrl", description="Reward-shaped pre-training followed by RL, from one YAML spec.")
+        prog="rsrl", description="Reward-shaped pre-training followed by RL, from one YAML spec."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_spec(name: str, help: str) -> argparse.ArgumentParser:
@@ -64,19 +65,33 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the model presets with their parameter counts")
     p.set_defaults(run=_models)
 
-    data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command",
-                                                                    required=True)
+    data = sub.add_parser("data", help="data tools").add_subparsers(
+        dest="data_command", required=True
+    )
     p = data.add_parser("synth", help="write the built-in corpora (synth://NAME) as jsonl")
     p.add_argument("--out", required=True, help="directory for NAME.jsonl files")
-    p.add_argument("--seed", type=int, default=None, help="corpus seed (default: the one "
-                   "synth:// uses, so the files hold the same records)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="corpus seed (default: the one synth:// uses, so the files hold the same records)",
+    )
     p.set_defaults(run=_data_synth)
 
     p = sub.add_parser("report", help="plots and one HTML page over one or more runs")
-    p.add_argument("workdirs", nargs="+", type=Path, metavar="WORKDIR",
-                   help="run workdirs, or a directory of run workdirs")
-    p.add_argument("--out", type=Path, help="output directory (default: WORKDIR/report for one "
-                   "workdir, ./rsrl-report for several)")
+    p.add_argument(
+        "workdirs",
+        nargs="+",
+        type=Path,
+        metavar="WORKDIR",
+        help="run workdirs, or a directory of run workdirs",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="output directory (default: WORKDIR/report for one "
+        "workdir, ./rsrl-report for several)",
+    )
     p.set_defaults(run=_report)
     return parser
 
@@ -131,8 +146,11 @@ def _apply(args: argparse.Namespace) -> int:
     except StageFailed as err:
         print(f"rsrl: {err}", file=sys.stderr)
         if not isinstance(err.cause, StageNotImplemented):
-            print("rsrl: the stages finished before it are kept; fix the cause and run "
-                  "`rsrl apply` again to resume", file=sys.stderr)
+            print(
+                "rsrl: the stages finished before it are kept; fix the cause and run "
+                "`rsrl apply` again to resume",
+                file=sys.stderr,
+            )
         # Bad data (a DataError is a SpecError) is the user's mistake, like a bad spec.
         return EXIT_USAGE if isinstance(err.cause, SpecError) else EXIT_FAILED
     print(format_outcomes(outcomes))

@@ -28,9 +28,11 @@ class DiskFull(RuntimeError):
         self.path = str(path)
 
     def __str__(self) -> str:
-        return (f"could not write {self.path}: no space left on device; free space on that "
-                f"disk, or point the spec's workdir at one with room, then run `rsrl apply` "
-                f"again (what was written before, the last checkpoint included, is kept)")
+        return (
+            f"could not write {self.path}: no space left on device; free space on that "
+            f"disk, or point the spec's workdir at one with room, then run `rsrl apply` "
+            f"again (what was written before, the last checkpoint included, is kept)"
+        )
 
 
 def is_disk_full(err: BaseException, path: str | Path | None = None) -> bool:
@@ -40,8 +42,9 @@ def is_disk_full(err: BaseException, path: str | Path | None = None) -> bool:
     for _ in range(8):
         if seen is None:
             break
-        if isinstance(seen, DiskFull) or (isinstance(seen, OSError)
-                                          and seen.errno in FULL_DISK_ERRNOS):
+        if isinstance(seen, DiskFull) or (
+            isinstance(seen, OSError) and seen.errno in FULL_DISK_ERRNOS
+        ):
             return True
         if any(words in str(seen) for words in FULL_DISK_WORDS):
             return True

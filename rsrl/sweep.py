@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rsrl.eval.uncertainty import t_interval
 from rsrl.files import write_json_atomic
@@ -24,7 +25,6 @@ from rsrl.pipeline.apply import StageOutcome
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.spec import SpecError, load_spec
 from rsrl.spec.schema import SearchDimSpec, Spec, SweepSpec
-
 
 SEED = "seed"  # the spec path that sweep.seeds adds to the search space
 RESULTS_FILE = "results.json"  # trials and arms, beside Tune's state
@@ -40,8 +40,7 @@ class SweepResult:
 
 def require_sweep(spec: Spec) -> SweepSpec:
     if spec.sweep is None or not spec.sweep.space:
-        raise SpecError("sweep: this spec has no sweep.space to search; add one "
-                        "(see docs/spec.md)")
+        raise SpecError("sweep: this spec has no sweep.space to search; add one (see docs/spec.md)")
     return spec.sweep
 
 
@@ -80,8 +79,13 @@ def trial_metrics(outcomes: Sequence[StageOutcome]) -> dict[str, float]:
         if o.stage == "eval":
             metrics.update({k: v for k, v in o.result.items() if k.startswith("eval.")})
         elif o.stage in MODEL_STAGES:
-            metrics.update({f"{o.stage}.{k}": float(v) for k, v in o.result.items()
-                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            metrics.update(
+                {
+                    f"{o.stage}.{k}": float(v)
+                    for k, v in o.result.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)
+                }
+            )
     return metrics
 
 
@@ -108,29 +112,40 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
     sweep = require_sweep(spec)
     storage = Path(spec.workdir).resolve() / "sweeps"
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, spec_path=str(Path(spec_path).resolve()),
-                             overrides=list(overrides), cwd=os.getcwd()),
+        tune.with_parameters(
+            run_trial,
+            spec_path=str(Path(spec_path).resolve()),
+            overrides=list(overrides),
+            cwd=os.getcwd(),
+        ),
         # A trial only drives: its stages reserve the workers they need. Tune refuses an
         # empty request, so it asks for a token of memory (a CPU share, however small,
         # would keep a stage that needs every CPU from ever starting).
-        {"cpu": 0, "memory": 2**20})
+        {"cpu": 0, "memory": 2**20},
+    )
     path = storage / spec.name
     if tune.Tuner.can_restore(str(path)):
         tuner = tune.Tuner.restore(str(path), trainable, resume_errored=True)
     else:
         tuner = tune.Tuner(
-            trainable, param_space=search_space(sweep, spec.seed),
+            trainable,
+            param_space=search_space(sweep, spec.seed),
             tune_config=tune.TuneConfig(
-                metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
-                max_concurrent_trials=concurrent_trials(spec, ray.cluster_resources())),
-            run_config=tune.RunConfig(name=spec.name, storage_path=str(storage)))
+                metric=sweep.metric,
+                mode=sweep.mode,
+                num_samples=sweep.num_samples,
+                max_concurrent_trials=concurrent_trials(spec, ray.cluster_resources()),
+            ),
+            run_config=tune.RunConfig(name=spec.name, storage_path=str(storage)),
+        )
     grid = tuner.fit()
     rows = [_row(r, sweep) for r in grid if "stage_dirs" in (r.metrics or {})]
     arms = compare_to_baseline(aggregate_seeds(rows, sweep), rows, sweep)
     write_json_atomic(path / RESULTS_FILE, {"trials": rows, "arms": arms})
     best = max(arms, key=lambda r: _score(r, sweep), default=None)
-    return SweepResult(rows=rows, arms=arms, best=best,
-                       report=_combined_report(spec, grid, storage))
+    return SweepResult(
+        rows=rows, arms=arms, best=best, report=_combined_report(spec, grid, storage)
+    )
 
 
 def aggregate_seeds(rows: Sequence[dict], sweep: SweepSpec) -> list[dict]:
@@ -142,9 +157,14 @@ def aggregate_seeds(rows: Sequence[dict], sweep: SweepSpec) -> list[dict]:
     out = []
     for trials in arms.values():
         arm: dict[str, Any] = {**{p: trials[0].get(p) for p in sweep.space}, "seeds": len(trials)}
-        names = dict.fromkeys(k for t in trials for k, v in t.items()
-                              if k not in sweep.space and k not in (SEED, "stage_dirs")
-                              and isinstance(v, (int, float)))
+        names = dict.fromkeys(
+            k
+            for t in trials
+            for k, v in t.items()
+            if k not in sweep.space
+            and k not in (SEED, "stage_dirs")
+            and isinstance(v, (int, float))
+        )
         for name in names:
             summary = t_interval([t[name] for t in trials if name in t])
             arm[name], arm[f"{name}_se"] = summary["mean"], summary["se"]
@@ -161,9 +181,14 @@ def compare_to_baseline(arms: list[dict], rows: Sequence[dict], sweep: SweepSpec
     by_seed = {(_arm_key(r, sweep), r.get(SEED)): r.get(sweep.metric) for r in rows}
     for arm in arms:
         key = _arm_key(arm, sweep)
-        diffs = [value - by_seed[(base_key, seed)] for (k, seed), value in by_seed.items()
-                 if k == key and (base_key, seed) in by_seed and value is not None
-                 and by_seed[(base_key, seed)] is not None]
+        diffs = [
+            value - by_seed[(base_key, seed)]
+            for (k, seed), value in by_seed.items()
+            if k == key
+            and (base_key, seed) in by_seed
+            and value is not None
+            and by_seed[(base_key, seed)] is not None
+        ]
         if key == base_key or not diffs:
             arm["vs_baseline"] = {"reading": "baseline" if key == base_key else "no paired seeds"}
             continue
@@ -187,15 +212,15 @@ def concurrent_trials(spec: Spec, cluster: dict[str, float]) -> int:
     """`sweep.max_concurrent`, but no more trials than the cluster fits at their peak stage."""
     from rsrl.pipeline.plan import compile_plan
 
-    need = max(sum(b.get("CPU", 0) for b in s.resources.bundles)
-               for s in compile_plan(spec).stages)
+    need = max(sum(b.get("CPU", 0) for b in s.resources.bundles) for s in compile_plan(spec).stages)
     fits = int(cluster.get("CPU", 1) // need) if need else spec.sweep.max_concurrent
     return max(1, min(spec.sweep.max_concurrent, fits))
 
 
 def _row(result, sweep: SweepSpec) -> dict:
-    values = {path: result.config.get(path) for path in [*sweep.space, SEED]
-              if path in result.config}
+    values = {
+        path: result.config.get(path) for path in [*sweep.space, SEED] if path in result.config
+    }
     metrics = {k: v for k, v in result.metrics.items() if k.startswith(("eval.", *MODEL_STAGES))}
     return {**values, **metrics, "stage_dirs": json.loads(result.metrics["stage_dirs"])}
 
@@ -215,8 +240,9 @@ def _combined_report(spec: Spec, grid, storage: Path) -> Path | None:
     for result in grid:
         if "stage_dirs" not in (result.metrics or {}):  # a trial that failed
             continue
-        label = ", ".join(f"{p}={result.config.get(p)}" for p in [*spec.sweep.space, SEED]
-                          if p in result.config)
+        label = ", ".join(
+            f"{p}={result.config.get(p)}" for p in [*spec.sweep.space, SEED] if p in result.config
+        )
         dirs = {k: Path(v) for k, v in json.loads(result.metrics["stage_dirs"]).items()}
         runs.append(load_run(label, Path(spec.workdir), dirs))
     if not runs:
@@ -237,8 +263,10 @@ def format_results(result: SweepResult, sweep: SweepSpec) -> str:
         cells += [_mean_se(arm, m) for m in metrics]
         if sweep.baseline:
             vs = arm.get("vs_baseline", {})
-            cells += [f"{vs['mean']:+.4f} [{vs['low']:+.4f}, {vs['high']:+.4f}]"
-                      if "mean" in vs else "", vs.get("reading", "")]
+            cells += [
+                f"{vs['mean']:+.4f} [{vs['low']:+.4f}, {vs['high']:+.4f}]" if "mean" in vs else "",
+                vs.get("reading", ""),
+            ]
         lines.append("  ".join(cells))
     if result.best:
         best = ", ".join(f"{p}={result.best[p]}" for p in sweep.space)

@@ -21,9 +21,13 @@ ROLLOUT_ENGINES = ("vllm", "hf")
 def beta_bound(positive_form: str, beta: float) -> str | None:
     """The bound `beta` breaks for `positive_form` (its gradient would be unbounded), or None."""
     if positive_form == "product" and beta <= -1:
-        return ("must be > -1 with positive_form product (the gradient scales like "
-                "(1 - p)^(1 + beta), unbounded at beta <= -1)")
+        return (
+            "must be > -1 with positive_form product (the gradient scales like "
+            "(1 - p)^(1 + beta), unbounded at beta <= -1)"
+        )
     if positive_form == "exponent" and beta < -1:
-        return ("must be >= -1 with positive_form exponent (w_x grows like "
-                "exp((1 - p)^(1 + beta)) as p -> 1, unbounded at beta < -1)")
+        return (
+            "must be >= -1 with positive_form exponent (w_x grows like "
+            "exp((1 - p)^(1 + beta)) as p -> 1, unbounded at beta < -1)"
+        )
     return None

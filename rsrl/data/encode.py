@@ -31,18 +31,24 @@ class DocumentEncoder:
     vocab_size: int
 
     @classmethod
-    def from_stage_dir(cls, tokenizer_stage_dir: str | Path) -> "DocumentEncoder":
+    def from_stage_dir(cls, tokenizer_stage_dir: str | Path) -> DocumentEncoder:
         from rsrl.models.tokenizer import load_tokenizer, tokenizer_dir
 
         tokenizer = load_tokenizer(tokenizer_stage_dir)
-        return cls(str(tokenizer_dir(tokenizer_stage_dir) / "tokenizer.json"),
-                   tokenizer.eos_token_id, tokenizer.pad_token_id, len(tokenizer))
+        return cls(
+            str(tokenizer_dir(tokenizer_stage_dir) / "tokenizer.json"),
+            tokenizer.eos_token_id,
+            tokenizer.pad_token_id,
+            len(tokenizer),
+        )
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """[doc 0 ids, EOS, doc 1 ids, EOS, ...] as one int32 array."""
         encodings = _rust_tokenizer(self.tokenizer_file).encode_batch_fast(
-            texts, add_special_tokens=False)
+            texts, add_special_tokens=False
+        )
         if not encodings:
             return np.zeros(0, dtype=TOKEN_DTYPE)
-        return np.concatenate([np.array(e.ids + [self.eos_id], dtype=TOKEN_DTYPE)
-                               for e in encodings])
+        return np.concatenate(
+            [np.array(e.ids + [self.eos_id], dtype=TOKEN_DTYPE) for e in encodings]
+        )

@@ -7,7 +7,7 @@ whole steps of the new layout.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -21,13 +21,20 @@ class PackedLoader:
     own micro-batch of them (`shard_indices`). Iteration ends after the last whole step.
     """
 
-    def __init__(self, dataset: PackedDataset, micro_batch_size: int, rank: int = 0,
-                 world_size: int = 1, reset_position_ids: bool | None = None):
+    def __init__(
+        self,
+        dataset: PackedDataset,
+        micro_batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        reset_position_ids: bool | None = None,
+    ):
         self.dataset = dataset
         self.micro_batch_size = micro_batch_size
         self.world_size = world_size
-        self.reset_position_ids = (dataset.reset_position_ids if reset_position_ids is None
-                                   else reset_position_ids)
+        self.reset_position_ids = (
+            dataset.reset_position_ids if reset_position_ids is None else reset_position_ids
+        )
         self._indices = shard_indices(len(dataset), rank, world_size, micro_batch_size)
         self.step = 0  # micro-batches this rank has consumed
 
@@ -43,10 +50,12 @@ class PackedLoader:
         if self.step >= len(self):
             raise IndexError(f"all {len(self)} micro-batches of this rank are used up")
         m = self.micro_batch_size
-        rows = self.dataset.take(self._indices[self.step * m:(self.step + 1) * m])
+        rows = self.dataset.take(self._indices[self.step * m : (self.step + 1) * m])
         self.step += 1
-        batch = {"input_ids": torch.from_numpy(rows[:, :-1].astype("int64")),
-                 "labels": torch.from_numpy(rows[:, 1:].astype("int64"))}
+        batch = {
+            "input_ids": torch.from_numpy(rows[:, :-1].astype("int64")),
+            "labels": torch.from_numpy(rows[:, 1:].astype("int64")),
+        }
         if self.reset_position_ids:
             positions = self.dataset.position_ids(rows[:, :-1])
             batch["position_ids"] = torch.from_numpy(positions.astype("int64"))
@@ -64,6 +73,8 @@ class PackedLoader:
         per_step = self.micro_batch_size * self.world_size
         rows = int(state["rows_consumed"])
         if rows % per_step:
-            raise ValueError(f"cannot resume at row {rows}: not a whole number of steps of "
-                             f"{per_step} rows (micro_batch_size x world_size)")
+            raise ValueError(
+                f"cannot resume at row {rows}: not a whole number of steps of "
+                f"{per_step} rows (micro_batch_size x world_size)"
+            )
         self.step = rows // per_step

@@ -9,7 +9,7 @@ same order, and every stretch of the stage sees the sources in about their propo
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,7 +24,7 @@ def split_rows(total: int, weights: Sequence[float]) -> list[int]:
     shares = [w * scale for w in weights]
     rows = [math.floor(s) for s in shares]
     by_remainder = sorted(range(len(shares)), key=lambda i: rows[i] - shares[i])
-    for i in by_remainder[:total - sum(rows)]:
+    for i in by_remainder[: total - sum(rows)]:
         rows[i] += 1
     return rows
 

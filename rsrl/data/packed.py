@@ -36,8 +36,13 @@ def default_rows_per_shard(seq_len: int) -> int:
     return max(1, SHARD_BYTES // (np.dtype(TOKEN_DTYPE).itemsize * (seq_len + 1)))
 
 
-def write_rows(out_dir: Path, streams: Sequence[np.ndarray], order: np.ndarray, seq_len: int,
-               rows_per_shard: int) -> list[str]:
+def write_rows(
+    out_dir: Path,
+    streams: Sequence[np.ndarray],
+    order: np.ndarray,
+    seq_len: int,
+    rows_per_shard: int,
+) -> list[str]:
     """Write the rows `order` asks for (row k comes from source order[k]) as .npy shards.
 
     Source i's j-th row is tokens [j * (seq_len+1), (j+1) * (seq_len+1)) of streams[i];

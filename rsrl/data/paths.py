@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import glob
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from rsrl.data.synth import CORPUS_NAMES
 from rsrl.spec.errors import did_you_mean
@@ -18,7 +18,7 @@ def is_synthetic(path: str) -> bool:
 
 
 def synth_name(path: str) -> str:
-    return path[len(SYNTH_SCHEME):]
+    return path[len(SYNTH_SCHEME) :]
 
 
 def check_data_path(path: str, want_dir: bool = False) -> str | None:
@@ -29,8 +29,10 @@ def check_data_path(path: str, want_dir: bool = False) -> str | None:
         name = synth_name(path)
         if name in CORPUS_NAMES:
             return None
-        return (f"unknown built-in corpus '{name}'{did_you_mean(name, CORPUS_NAMES)}; "
-                f"available: {', '.join(SYNTH_SCHEME + n for n in CORPUS_NAMES)}")
+        return (
+            f"unknown built-in corpus '{name}'{did_you_mean(name, CORPUS_NAMES)}; "
+            f"available: {', '.join(SYNTH_SCHEME + n for n in CORPUS_NAMES)}"
+        )
     if any(c in path for c in GLOB_CHARS):
         return None if glob.glob(path, recursive=True) else f"no files match the glob '{path}'"
     target = Path(path)
@@ -39,14 +41,21 @@ def check_data_path(path: str, want_dir: bool = False) -> str | None:
     if want_dir and not target.is_dir():
         return f"'{path}' is not a directory"
     if target.is_dir() and not want_dir and next(_data_files(target), None) is None:
-        return (f"directory '{path}' holds no {', '.join(FORMATS)} files (hidden and "
-                "_-prefixed files are skipped)")
+        return (
+            f"directory '{path}' holds no {', '.join(FORMATS)} files (hidden and "
+            "_-prefixed files are skipped)"
+        )
     return None
 
 
 # The file formats a source may hold, by suffix (checked longest first).
-FORMATS = {".jsonl.gz": "jsonl", ".jsonl": "jsonl", ".txt.gz": "txt", ".txt": "txt",
-           ".parquet": "parquet"}
+FORMATS = {
+    ".jsonl.gz": "jsonl",
+    ".jsonl": "jsonl",
+    ".txt.gz": "txt",
+    ".txt": "txt",
+    ".parquet": "parquet",
+}
 
 
 def file_format(path: Path) -> str | None:
@@ -58,8 +67,11 @@ def file_format(path: Path) -> str | None:
 def _data_files(directory: Path) -> Iterator[Path]:
     """The files of known formats below `directory`, skipping hidden and `_`-prefixed ones
     (such as _SUCCESS); lazily, so that a check can stop at the first."""
-    return (p for p in directory.rglob("*")
-            if p.is_file() and file_format(p) and not p.name.startswith((".", "_")))
+    return (
+        p
+        for p in directory.rglob("*")
+        if p.is_file() and file_format(p) and not p.name.startswith((".", "_"))
+    )
 
 
 def resolve_files(path: str) -> list[Path]:
@@ -81,8 +93,9 @@ def resolve_files(path: str) -> list[Path]:
         files = [Path(path)]
     unknown = [str(f) for f in files if file_format(f) is None]
     if unknown:
-        raise DataError(f"source '{path}': unsupported file '{unknown[0]}'; use "
-                        f"{', '.join(FORMATS)} files")
+        raise DataError(
+            f"source '{path}': unsupported file '{unknown[0]}'; use {', '.join(FORMATS)} files"
+        )
     if not files:
         raise DataError(f"source '{path}': no {', '.join(FORMATS)} files found")
     return files

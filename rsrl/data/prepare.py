@@ -63,8 +63,11 @@ def ordered_data_context() -> Iterator[None]:
     import ray
 
     ctx = ray.data.DataContext.get_current()
-    saved = (ctx.execution_options.preserve_order, ctx.raise_original_map_exception,
-             ctx.enable_progress_bars)
+    saved = (
+        ctx.execution_options.preserve_order,
+        ctx.raise_original_map_exception,
+        ctx.enable_progress_bars,
+    )
     ctx.execution_options.preserve_order = True  # rows must not depend on scheduling
     ctx.raise_original_map_exception = True  # a DataError arrives as itself, not wrapped
     ctx.enable_progress_bars = False
@@ -73,16 +76,22 @@ def ordered_data_context() -> Iterator[None]:
     except DataError as err:  # strip Ray's wrapper and notes, keep the message
         raise DataError(err.problems) from None
     finally:
-        (ctx.execution_options.preserve_order, ctx.raise_original_map_exception,
-         ctx.enable_progress_bars) = saved
+        (
+            ctx.execution_options.preserve_order,
+            ctx.raise_original_map_exception,
+            ctx.enable_progress_bars,
+        ) = saved
 
 
 def encode_read_tasks(batch: dict, encoder: DocumentEncoder) -> Iterator[dict]:
     """Ray Data UDF: read tasks (JSON) -> one row per text batch, its flat token array."""
     for task_json in batch["task"]:
         for texts in read_texts(ReadTask.from_json(str(task_json))):
-            yield {"tokens": [encoder.encode(texts.texts)],
-                   "documents": np.array([len(texts.texts)]), "cut": np.array([texts.cut])}
+            yield {
+                "tokens": [encoder.encode(texts.texts)],
+                "documents": np.array([len(texts.texts)]),
+                "cut": np.array([texts.cut]),
+            }
 
 
 def token_dataset(source: Source, encoder: DocumentEncoder):
@@ -91,20 +100,23 @@ def token_dataset(source: Source, encoder: DocumentEncoder):
 
     tasks = [{"task": t.to_json()} for t in plan_read_tasks(source)]
     return ray.data.from_items(tasks, override_num_blocks=len(tasks)).map_batches(
-        encode_read_tasks, batch_size=1, fn_kwargs={"encoder": encoder})
+        encode_read_tasks, batch_size=1, fn_kwargs={"encoder": encoder}
+    )
 
 
-def write_token_stream(source: Source, encoder: DocumentEncoder, need: int,
-                       path: Path) -> tuple[int, int, int]:
+def write_token_stream(
+    source: Source, encoder: DocumentEncoder, need: int, path: Path
+) -> tuple[int, int, int]:
     """Write the first `need` tokens of `source` to `path` (int32); (tokens, documents,
     documents cut)."""
     written = documents = cut = 0
-    batches = iter(token_dataset(source, encoder).iter_batches(batch_size=None,
-                                                              batch_format="numpy"))
+    batches = iter(
+        token_dataset(source, encoder).iter_batches(batch_size=None, batch_format="numpy")
+    )
     with names_full_disk(path), path.open("wb") as f, contextlib.closing(batches):
         for batch in batches:
             for tokens, docs, docs_cut in zip(batch["tokens"], batch["documents"], batch["cut"]):
-                chunk = np.asarray(tokens, dtype=TOKEN_DTYPE)[:need - written]
+                chunk = np.asarray(tokens, dtype=TOKEN_DTYPE)[: need - written]
                 f.write(chunk.tobytes())
                 written += len(chunk)
                 documents += int(docs)
@@ -114,9 +126,17 @@ def write_token_stream(source: Source, encoder: DocumentEncoder, need: int,
     return written, documents, cut
 
 
-def prepare_data(sources: Sequence[Source], tokenizer_stage_dir: str | Path, out_dir: Path, *,
-                 tokens: int, seq_len: int, seed: int, reset_position_ids: bool = False,
-                 rows_per_shard: int | None = None) -> dict:
+def prepare_data(
+    sources: Sequence[Source],
+    tokenizer_stage_dir: str | Path,
+    out_dir: Path,
+    *,
+    tokens: int,
+    seq_len: int,
+    seed: int,
+    reset_position_ids: bool = False,
+    rows_per_shard: int | None = None,
+) -> dict:
     """Pack `tokens` tokens of the mixture into rows under `out_dir`; returns the summary.
 
     Rows per source follow the weights; the interleaving follows `seed`. A rerun after an
@@ -134,18 +154,33 @@ def prepare_data(sources: Sequence[Source], tokenizer_stage_dir: str | Path, out
             path = tmp / f"source-{i}.bin"
             stream_stats = _stream_source(source, encoder, n_rows * width, path)
             stats.append(SourceStats(source.path, source.weight, n_rows, **stream_stats))
-            streams.append(np.memmap(path, dtype=TOKEN_DTYPE, mode="r") if n_rows else
-                           np.zeros(1, dtype=TOKEN_DTYPE))
+            streams.append(
+                np.memmap(path, dtype=TOKEN_DTYPE, mode="r")
+                if n_rows
+                else np.zeros(1, dtype=TOKEN_DTYPE)
+            )
     rows_per_shard = rows_per_shard or default_rows_per_shard(seq_len)
     shards = write_rows(out_dir, streams, blend_order(rows, seed), seq_len, rows_per_shard)
     del streams  # release the memory maps before removing their files
     shutil.rmtree(tmp)
-    summary = {"rows": sum(rows), "tokens": sum(rows) * seq_len, "seq_len": seq_len,
-               "num_shards": len(shards), "sources": [asdict(s) for s in stats]}
-    meta = {**summary, "num_rows": sum(rows), "rows_per_shard": rows_per_shard,
-            "shards": shards, "eos_id": encoder.eos_id, "pad_id": encoder.pad_id,
-            "vocab_size": encoder.vocab_size,
-            "reset_position_ids": reset_position_ids, "seed": seed}
+    summary = {
+        "rows": sum(rows),
+        "tokens": sum(rows) * seq_len,
+        "seq_len": seq_len,
+        "num_shards": len(shards),
+        "sources": [asdict(s) for s in stats],
+    }
+    meta = {
+        **summary,
+        "num_rows": sum(rows),
+        "rows_per_shard": rows_per_shard,
+        "shards": shards,
+        "eos_id": encoder.eos_id,
+        "pad_id": encoder.pad_id,
+        "vocab_size": encoder.vocab_size,
+        "reset_position_ids": reset_position_ids,
+        "seed": seed,
+    }
     write_json_atomic(out_dir / META, meta)
     return summary
 
@@ -153,19 +188,37 @@ def prepare_data(sources: Sequence[Source], tokenizer_stage_dir: str | Path, out
 def _stream_source(source: Source, encoder: DocumentEncoder, need: int, path: Path) -> dict:
     if need == 0:
         log.info("data: source %s gets no rows at weight %g", source.path, source.weight)
-        return {"tokens_needed": 0, "tokens_read": 0, "documents": 0, "documents_cut": 0,
-                "epochs": 0.0}
+        return {
+            "tokens_needed": 0,
+            "tokens_read": 0,
+            "documents": 0,
+            "documents_cut": 0,
+            "epochs": 0.0,
+        }
     read, documents, cut = write_token_stream(source, encoder, need, path)
     warn_cut(source, cut)
     if read == 0:
-        raise DataError(f"source '{source.path}': holds no documents (every record is "
-                        f"empty); give it text or remove it from the mixture")
+        raise DataError(
+            f"source '{source.path}': holds no documents (every record is "
+            f"empty); give it text or remove it from the mixture"
+        )
     epochs = need / read
     if read < need:
-        log.warning("data: source %s has %d tokens but its share of the budget is %d: "
-                    "cycling through it %.2f times", source.path, read, need, epochs)
-    return {"tokens_needed": need, "tokens_read": read, "documents": documents,
-            "documents_cut": cut, "epochs": round(max(epochs, 1.0), 4)}
+        log.warning(
+            "data: source %s has %d tokens but its share of the budget is %d: "
+            "cycling through it %.2f times",
+            source.path,
+            read,
+            need,
+            epochs,
+        )
+    return {
+        "tokens_needed": need,
+        "tokens_read": read,
+        "documents": documents,
+        "documents_cut": cut,
+        "epochs": round(max(epochs, 1.0), 4),
+    }
 
 
 def _clear(out_dir: Path) -> None:
@@ -179,6 +232,12 @@ def _clear(out_dir: Path) -> None:
 def data_stage(ctx: StageContext) -> dict:
     """Stage function (kind "data"): packs one training stage's mixture."""
     cfg = ctx.stage.config
-    return prepare_data([Source.from_config(s) for s in cfg["data"]], ctx.inputs["tokenizer"],
-                        ctx.out_dir, tokens=cfg["tokens"], seq_len=cfg["seq_len"],
-                        seed=cfg["seed"], reset_position_ids=cfg["reset_position_ids"])
+    return prepare_data(
+        [Source.from_config(s) for s in cfg["data"]],
+        ctx.inputs["tokenizer"],
+        ctx.out_dir,
+        tokens=cfg["tokens"],
+        seq_len=cfg["seq_len"],
+        seed=cfg["seed"],
+        reset_position_ids=cfg["reset_position_ids"],
+    )

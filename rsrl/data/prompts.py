@@ -22,12 +22,18 @@ def read_prompts(spec: PromptSourceSpec) -> list[dict[str, Any]]:
     for where, record in iter_records(source):
         for field in (spec.prompt_field, spec.answer_field):
             if field not in record:
-                raise source.missing_field(field, record, where,
-                                           fix="set prompt_field and answer_field")
+                raise source.missing_field(
+                    field, record, where, fix="set prompt_field and answer_field"
+                )
         if not _matches(record, spec.where or {}, source, where):
             continue
-        prompts.append({**record, "prompt": str(record[spec.prompt_field]),
-                        "answer": str(record[spec.answer_field])})
+        prompts.append(
+            {
+                **record,
+                "prompt": str(record[spec.prompt_field]),
+                "answer": str(record[spec.answer_field]),
+            }
+        )
         if spec.limit is not None and len(prompts) >= spec.limit:
             break
     if not prompts:
@@ -36,8 +42,9 @@ def read_prompts(spec: PromptSourceSpec) -> list[dict[str, Any]]:
     return prompts
 
 
-def _matches(record: dict[str, Any], conditions: dict[str, Any], source: Source,
-             location: str) -> bool:
+def _matches(
+    record: dict[str, Any], conditions: dict[str, Any], source: Source, location: str
+) -> bool:
     """`where`: every named field equals the value, or one of the listed values."""
     for name, wanted in conditions.items():
         if name not in record:

@@ -47,8 +47,9 @@ MAX_DOCUMENT_CHARS = 1_000_000
 def template_problem(template: str) -> str | None:
     """What is wrong with a record template before any record is read, or None."""
     try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(template)
-                  if field is not None]
+        fields = [
+            field for _, field, _, _ in string.Formatter().parse(template) if field is not None
+        ]
     except ValueError as err:
         return f"is not a template ({err}); write a literal brace as {{{{ or }}}}"
     if not fields:
@@ -84,8 +85,10 @@ class Source:
             raise self.missing_field(self.text_field, record, where)
         value = record[self.text_field]
         if not isinstance(value, str):
-            raise DataError(f"source '{self.path}': {where}: field '{self.text_field}' is "
-                            f"{type(value).__name__}, not text")
+            raise DataError(
+                f"source '{self.path}': {where}: field '{self.text_field}' is "
+                f"{type(value).__name__}, not text"
+            )
         return value
 
     def _fill_template(self, record: Mapping[str, Any], where: str | LineAt) -> str:
@@ -95,14 +98,23 @@ class Source:
         try:
             return self.template.format_map(record)
         except (ValueError, IndexError, AttributeError) as err:
-            raise DataError(f"source '{self.path}': template {self.template!r} cannot be "
-                            f"filled: {err}; use plain {{field}} placeholders") from None
+            raise DataError(
+                f"source '{self.path}': template {self.template!r} cannot be "
+                f"filled: {err}; use plain {{field}} placeholders"
+            ) from None
 
-    def missing_field(self, field: str, record: Mapping[str, Any], where: str | LineAt,
-                      fix: str = "set text_field or template") -> DataError:
-        return DataError(f"source '{self.path}': {where}: no field '{field}' (fields: "
-                         f"{', '.join(map(str, record)) or 'none'}); {fix} to fields the "
-                         f"records have")
+    def missing_field(
+        self,
+        field: str,
+        record: Mapping[str, Any],
+        where: str | LineAt,
+        fix: str = "set text_field or template",
+    ) -> DataError:
+        return DataError(
+            f"source '{self.path}': {where}: no field '{field}' (fields: "
+            f"{', '.join(map(str, record)) or 'none'}); {fix} to fields the "
+            f"records have"
+        )
 
 
 @dataclass(frozen=True)
@@ -128,20 +140,26 @@ def plan_read_tasks(source: Source, split_bytes: int = SPLIT_BYTES) -> list[Read
     """The read tasks of `source`, in document order."""
     if is_synthetic(source.path):
         count = len(synth.generate(synth_name(source.path)))
-        return [ReadTask(source, "", "synth", i, min(i + SYNTH_CHUNK, count))
-                for i in range(0, count, SYNTH_CHUNK)]
+        return [
+            ReadTask(source, "", "synth", i, min(i + SYNTH_CHUNK, count))
+            for i in range(0, count, SYNTH_CHUNK)
+        ]
     tasks = []
     for file in resolve_files(source.path):
         fmt = file_format(file)
         if fmt == "parquet":
-            tasks += [ReadTask(source, str(file), fmt, g, g + 1)
-                      for g in range(_parquet_row_groups(source, file))]
+            tasks += [
+                ReadTask(source, str(file), fmt, g, g + 1)
+                for g in range(_parquet_row_groups(source, file))
+            ]
         elif file.name.endswith(".gz"):
             tasks.append(ReadTask(source, str(file), fmt, 0, -1))
         else:
             size = file.stat().st_size
-            tasks += [ReadTask(source, str(file), fmt, a, min(a + split_bytes, size))
-                      for a in range(0, max(size, 1), split_bytes)]
+            tasks += [
+                ReadTask(source, str(file), fmt, a, min(a + split_bytes, size))
+                for a in range(0, max(size, 1), split_bytes)
+            ]
     return tasks
 
 
@@ -188,10 +206,15 @@ def read_texts(task: ReadTask, batch_size: int = TEXT_BATCH) -> Iterator[TextBat
 def warn_cut(source: Source, cut: int) -> None:
     """The one warning about `source`'s documents that were cut (none: no warning)."""
     if cut:
-        log.warning("data: source %s: %d document(s) longer than %d characters, each cut to "
-                    "its first %d; split such documents into several records if all their "
-                    "text matters", source.path, cut, source.max_document_chars,
-                    source.max_document_chars)
+        log.warning(
+            "data: source %s: %d document(s) longer than %d characters, each cut to "
+            "its first %d; split such documents into several records if all their "
+            "text matters",
+            source.path,
+            cut,
+            source.max_document_chars,
+            source.max_document_chars,
+        )
 
 
 def iter_texts(source: Source) -> Iterator[str]:
@@ -219,11 +242,15 @@ def _parse_line(task: ReadTask, line: str, where: str | LineAt) -> Mapping[str, 
     try:
         record = json.loads(line)
     except ValueError as err:
-        raise DataError(f"source '{task.source.path}': {where}: not valid JSON ({err}); "
-                        f"jsonl files hold one JSON object a line") from None
+        raise DataError(
+            f"source '{task.source.path}': {where}: not valid JSON ({err}); "
+            f"jsonl files hold one JSON object a line"
+        ) from None
     if not isinstance(record, dict):
-        raise DataError(f"source '{task.source.path}': {where}: a JSON "
-                        f"{type(record).__name__}, expected an object with the text field")
+        raise DataError(
+            f"source '{task.source.path}': {where}: a JSON "
+            f"{type(record).__name__}, expected an object with the text field"
+        )
     return record
 
 
@@ -232,9 +259,11 @@ def _decoded_lines(task: ReadTask) -> Iterator[tuple[str | LineAt, str]]:
         try:
             line = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as err:
-            raise DataError(f"source '{task.source.path}': {where}: undecodable bytes "
-                            f"({err.reason} at byte {err.start} of the line); files must be "
-                            f"UTF-8: re-encode it (e.g. iconv -t UTF-8)") from None
+            raise DataError(
+                f"source '{task.source.path}': {where}: undecodable bytes "
+                f"({err.reason} at byte {err.start} of the line); files must be "
+                f"UTF-8: re-encode it (e.g. iconv -t UTF-8)"
+            ) from None
         if line.strip():
             yield where, line
 
@@ -246,8 +275,9 @@ def _raw_lines(task: ReadTask) -> Iterator[tuple[str | LineAt, bytes]]:
                 for number, raw in enumerate(f, start=1):
                     yield f"{task.file}:line {number}", raw
         except (OSError, EOFError) as err:
-            raise DataError(f"source '{task.source.path}': {task.file}: not a readable gzip "
-                            f"file ({err})") from None
+            raise DataError(
+                f"source '{task.source.path}': {task.file}: not a readable gzip file ({err})"
+            ) from None
         return
     with open(task.file, "rb") as f:
         pos = task.start
@@ -289,8 +319,9 @@ def _parquet_row_groups(source: Source, file: Path) -> int:
     try:
         return pq.ParquetFile(file).num_row_groups
     except (pa.ArrowException, OSError) as err:
-        raise DataError(f"source '{source.path}': {file}: not a readable parquet file "
-                        f"({err})") from None
+        raise DataError(
+            f"source '{source.path}': {file}: not a readable parquet file ({err})"
+        ) from None
 
 
 def _parquet_records(task: ReadTask) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -308,5 +339,7 @@ def _utf8(task: ReadTask, value: Any, where: str) -> Any:
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise DataError(f"source '{task.source.path}': {where}: undecodable bytes "
-                        f"({err.reason}); store text as UTF-8") from None
+        raise DataError(
+            f"source '{task.source.path}': {where}: undecodable bytes "
+            f"({err.reason}); store text as UTF-8"
+        ) from None

@@ -24,9 +24,9 @@ from __future__ import annotations
 import functools
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from rsrl.data import synth_arith, synth_text
 
@@ -69,18 +69,41 @@ class Corpus:
 
 _TEXT = ("text",)
 _PROMPTS = ("prompt", "answer", "solution", "difficulty", "task")
-CORPORA: dict[str, Corpus] = {c.name: c for c in (
-    Corpus("pretrain", _TEXT, "facts, stories, equation drills and worked solutions",
-           lambda seed: _text_corpus("pretrain", seed, 48000, worked_share=0.25)),
-    Corpus("midtrain", _TEXT, "mostly worked step-by-step solutions",
-           lambda seed: _text_corpus("midtrain", seed, 14000, worked_share=0.75)),
-    Corpus("rl-arith", _PROMPTS, "prompts with verifiable answers, difficulty 1-5",
-           lambda seed: _prompt_corpus("rl-arith", seed, 400, eval_split=False)),
-    Corpus("eval-arith", _PROMPTS, "held-out prompts, disjoint from every other corpus",
-           lambda seed: _prompt_corpus("eval-arith", seed, 50, eval_split=True)),
-    Corpus("heldout", _TEXT, "held-out text like pretrain, for perplexity and entropy",
-           lambda seed: _text_corpus("heldout", seed, 600, worked_share=0.25)),
-)}
+CORPORA: dict[str, Corpus] = {
+    c.name: c
+    for c in (
+        Corpus(
+            "pretrain",
+            _TEXT,
+            "facts, stories, equation drills and worked solutions",
+            lambda seed: _text_corpus("pretrain", seed, 48000, worked_share=0.25),
+        ),
+        Corpus(
+            "midtrain",
+            _TEXT,
+            "mostly worked step-by-step solutions",
+            lambda seed: _text_corpus("midtrain", seed, 14000, worked_share=0.75),
+        ),
+        Corpus(
+            "rl-arith",
+            _PROMPTS,
+            "prompts with verifiable answers, difficulty 1-5",
+            lambda seed: _prompt_corpus("rl-arith", seed, 400, eval_split=False),
+        ),
+        Corpus(
+            "eval-arith",
+            _PROMPTS,
+            "held-out prompts, disjoint from every other corpus",
+            lambda seed: _prompt_corpus("eval-arith", seed, 50, eval_split=True),
+        ),
+        Corpus(
+            "heldout",
+            _TEXT,
+            "held-out text like pretrain, for perplexity and entropy",
+            lambda seed: _text_corpus("heldout", seed, 600, worked_share=0.25),
+        ),
+    )
+}
 CORPUS_NAMES = tuple(CORPORA)
 
 
@@ -92,8 +115,9 @@ def generate(name: str, seed: int = SYNTH_SEED) -> tuple[dict, ...]:
     return tuple(CORPORA[name].make(seed))
 
 
-def write_corpora(out_dir: str | Path, seed: int = SYNTH_SEED,
-                  names: tuple[str, ...] = CORPUS_NAMES) -> list[Path]:
+def write_corpora(
+    out_dir: str | Path, seed: int = SYNTH_SEED, names: tuple[str, ...] = CORPUS_NAMES
+) -> list[Path]:
     """Write each corpus to `out_dir/NAME.jsonl`; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

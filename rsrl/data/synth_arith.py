@@ -15,20 +15,56 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from rsrl.data.prompt_format import ANSWER_PREFIX, format_worked_example
 
 ANSWER_INSTRUCTION = f"Give the final answer as '{ANSWER_PREFIX}N'."
 EVAL_BUCKETS = 8  # one question in EVAL_BUCKETS goes to the eval split
 
-NAMES = ("Mia", "Leo", "Ava", "Noah", "Ella", "Sam", "Ivy", "Omar", "Lina", "Ben", "Zoe",
-         "Finn", "Nora", "Ravi", "Ada", "Tom")
-PRONOUNS = {"Mia": "She", "Ava": "She", "Ella": "She", "Ivy": "She", "Lina": "She",
-            "Zoe": "She", "Nora": "She", "Ada": "She"}
-ITEMS = ("apple", "pear", "plum", "fig", "lemon", "marble", "stamp", "shell", "coin",
-         "book", "pencil", "card")
+NAMES = (
+    "Mia",
+    "Leo",
+    "Ava",
+    "Noah",
+    "Ella",
+    "Sam",
+    "Ivy",
+    "Omar",
+    "Lina",
+    "Ben",
+    "Zoe",
+    "Finn",
+    "Nora",
+    "Ravi",
+    "Ada",
+    "Tom",
+)
+PRONOUNS = {
+    "Mia": "She",
+    "Ava": "She",
+    "Ella": "She",
+    "Ivy": "She",
+    "Lina": "She",
+    "Zoe": "She",
+    "Nora": "She",
+    "Ada": "She",
+}
+ITEMS = (
+    "apple",
+    "pear",
+    "plum",
+    "fig",
+    "lemon",
+    "marble",
+    "stamp",
+    "shell",
+    "coin",
+    "book",
+    "pencil",
+    "card",
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +87,13 @@ class Problem:
         return format_worked_example(self.prompt, self.solution)
 
     def record(self) -> dict:
-        return {"prompt": self.prompt, "answer": str(self.answer), "solution": self.solution,
-                "difficulty": self.difficulty, "task": self.task}
+        return {
+            "prompt": self.prompt,
+            "answer": str(self.answer),
+            "solution": self.solution,
+            "difficulty": self.difficulty,
+            "task": self.task,
+        }
 
 
 def pronoun(name: str) -> str:
@@ -99,8 +140,10 @@ def linear_equation(rng: random.Random) -> Problem:
     a, x, b = rng.randint(2, 9), rng.randint(0, 12), rng.randint(1, 20)
     if rng.random() < 0.5:
         c = a * x + b
-        steps = (f"Subtract {b} from both sides: {a}x = {c - b}.",
-                 f"Divide both sides by {a}: x = {x}.")
+        steps = (
+            f"Subtract {b} from both sides: {a}x = {c - b}.",
+            f"Divide both sides by {a}: x = {x}.",
+        )
         return Problem(f"Solve for x: {a}x + {b} = {c}.", steps, x, 4, "linear")
     c = a * x - b
     steps = (f"Add {b} to both sides: {a}x = {c + b}.", f"Divide both sides by {a}: x = {x}.")
@@ -112,15 +155,25 @@ def word_problem(rng: random.Random) -> Problem:
     a, bags, per_bag = rng.randint(2, 30), rng.randint(2, 6), rng.randint(2, 9)
     total = a + bags * per_bag
     given = rng.randint(1, total)
-    question = (f"{name} has {a} {item}s. {pronoun(name)} buys {bags} bags of {per_bag} "
-                f"{item}s each and gives away {given}. How many {item}s does {name} have now?")
-    steps = (f"{bags} * {per_bag} = {bags * per_bag}.", f"{a} + {bags * per_bag} = {total}.",
-             f"{total} - {given} = {total - given}.")
+    question = (
+        f"{name} has {a} {item}s. {pronoun(name)} buys {bags} bags of {per_bag} "
+        f"{item}s each and gives away {given}. How many {item}s does {name} have now?"
+    )
+    steps = (
+        f"{bags} * {per_bag} = {bags * per_bag}.",
+        f"{a} + {bags * per_bag} = {total}.",
+        f"{total} - {given} = {total - given}.",
+    )
     return Problem(question, steps, total - given, 5, "word")
 
 
 LEVELS: tuple[Callable[[random.Random], Problem], ...] = (
-    add_sub, count_items, two_step, linear_equation, word_problem)
+    add_sub,
+    count_items,
+    two_step,
+    linear_equation,
+    word_problem,
+)
 
 
 def is_eval_question(question: str) -> bool:

@@ -28,8 +28,9 @@ ENCODE_BATCH = 64  # documents handed to the tokenizer at a time
 
 def context_length(model_dirs: list[Path]) -> int:
     """The longest row every checkpoint was trained to see (capped at MAX_CONTEXT)."""
-    lengths = [json.loads((d / "config.json").read_text())["max_position_embeddings"]
-               for d in model_dirs]
+    lengths = [
+        json.loads((d / "config.json").read_text())["max_position_embeddings"] for d in model_dirs
+    ]
     return min([MAX_CONTEXT, *lengths])
 
 
@@ -53,12 +54,13 @@ def _first_tokens(heldout: HeldoutSpec, tokenizer_stage_dir: Path) -> np.ndarray
         if not batch:
             break
         chunks.append(encoder.encode(batch))
-    return np.concatenate(chunks)[:heldout.tokens] if chunks else np.zeros(0, dtype=np.int64)
+    return np.concatenate(chunks)[: heldout.tokens] if chunks else np.zeros(0, dtype=np.int64)
 
 
 @torch.no_grad()
-def score_checkpoint(model_dir: Path, rows: torch.Tensor, k: int,
-                     device: str | None = None) -> dict[str, float]:
+def score_checkpoint(
+    model_dir: Path, rows: torch.Tensor, k: int, device: str | None = None
+) -> dict[str, float]:
     """Token-weighted means of STAT_NAMES over `rows`, plus perplexity, tokens and k."""
     from transformers import AutoModelForCausalLM
 

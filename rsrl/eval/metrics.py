@@ -15,7 +15,7 @@ Dataset-level numbers are plain means of the per-problem values (`mean_over_prob
 from __future__ import annotations
 
 import operator
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 
 def _check_counts(n: int, c: int, k: int) -> None:
@@ -58,8 +58,9 @@ def avg_at_k(correct: Sequence[bool]) -> float:
     return sum(map(bool, correct)) / len(correct)
 
 
-def majority_answer(answers: Sequence[str | None],
-                    equal: Callable[[str, str], bool] = operator.eq) -> str | None:
+def majority_answer(
+    answers: Sequence[str | None], equal: Callable[[str, str], bool] = operator.eq
+) -> str | None:
     """The most frequent answer, or None when no sample gave one.
 
     Answers are grouped by `equal` against each group's first member, in sample order (so
@@ -82,8 +83,11 @@ def majority_answer(answers: Sequence[str | None],
     return max(groups, key=len)[0]
 
 
-def cons_at_k(answers: Sequence[str | None], correct_answer: str,
-              equal: Callable[[str, str], bool] = operator.eq) -> float:
+def cons_at_k(
+    answers: Sequence[str | None],
+    correct_answer: str,
+    equal: Callable[[str, str], bool] = operator.eq,
+) -> float:
     """1.0 when the majority answer (`majority_answer`, same `equal` and tie-break) equals
     `correct_answer`, else 0.0; 0.0 when no sample gave an answer."""
     if len(answers) == 0:

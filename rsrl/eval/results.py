@@ -86,5 +86,8 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def _numbers(prefix: str, values: dict[str, Any]) -> dict[str, float]:
-    return {f"{prefix}.{name}": float(v) for name, v in values.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        f"{prefix}.{name}": float(v)
+        for name, v in values.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }

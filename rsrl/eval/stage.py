@@ -17,13 +17,21 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import ray
 
-from rsrl.eval.results import (HELDOUT, METRICS_FILE, PRE_RL, RL_CURVE, RL_CURVE_FILE, RL_GAIN,
-                               flat_metrics, read_jsonl)
+from rsrl.eval.results import (
+    HELDOUT,
+    METRICS_FILE,
+    PRE_RL,
+    RL_CURVE,
+    RL_CURVE_FILE,
+    RL_GAIN,
+    flat_metrics,
+    read_jsonl,
+)
 from rsrl.eval.suite import SuiteRun, run_suite
 from rsrl.eval.uncertainty import paired_difference
 from rsrl.files import write_json_atomic
@@ -33,6 +41,7 @@ from rsrl.spec.schema import HeldoutSpec, RolloutSpec, Spec
 
 log = logging.getLogger("rsrl")
 
+
 def run_eval_stage(ctx: StageContext) -> dict:
     spec = ctx.spec
     checkpoints = model_checkpoints(ctx.inputs)
@@ -41,8 +50,10 @@ def run_eval_stage(ctx: StageContext) -> dict:
     heldout = None  # scored in its own task, beside the suites' rollout actors
     if spec.eval.heldout_text is not None:
         heldout = score_heldout.options(
-            num_cpus=bundle.get("CPU", 1), num_gpus=bundle.get("GPU", 0)).remote(
-            spec.eval.heldout_text, ctx.inputs["tokenizer"], checkpoints, spec.objective.topk.k)
+            num_cpus=bundle.get("CPU", 1), num_gpus=bundle.get("GPU", 0)
+        ).remote(
+            spec.eval.heldout_text, ctx.inputs["tokenizer"], checkpoints, spec.objective.topk.k
+        )
     if spec.eval.suites:
         sampled = suite_checkpoints(checkpoints)
         by_checkpoint = run_suites(spec, sampled, ctx.inputs["tokenizer"], ctx.out_dir)
@@ -50,10 +61,14 @@ def run_eval_stage(ctx: StageContext) -> dict:
         if len(sampled) > 1:  # before and after RL, on the same problems and seeds
             pre_rl = next(iter(sampled))
             before = by_checkpoint[pre_rl]
-            metrics[PRE_RL] = {"model": pre_rl,
-                               "suites": {name: r.summary for name, r in before.items()}}
-            metrics[RL_GAIN] = {name: rl_gain(before[name], after)
-                                for name, after in by_checkpoint[metrics["model"]].items()}
+            metrics[PRE_RL] = {
+                "model": pre_rl,
+                "suites": {name: r.summary for name, r in before.items()},
+            }
+            metrics[RL_GAIN] = {
+                name: rl_gain(before[name], after)
+                for name, after in by_checkpoint[metrics["model"]].items()
+            }
     if heldout is not None:
         metrics[HELDOUT] = ray.get(heldout)
     if "rl" in ctx.inputs:
@@ -66,14 +81,17 @@ def model_checkpoints(inputs: Mapping[str, Path]) -> dict[str, Path]:
     """{stage: its HF export} for each model stage among `inputs`, in pipeline order."""
     checkpoints = {s: Path(inputs[s]) / "hf" for s in MODEL_STAGES if s in inputs}
     if not checkpoints:
-        raise ValueError(f"the eval stage needs a model stage among its inputs "
-                         f"({', '.join(MODEL_STAGES)}), got {', '.join(inputs) or 'none'}")
+        raise ValueError(
+            f"the eval stage needs a model stage among its inputs "
+            f"({', '.join(MODEL_STAGES)}), got {', '.join(inputs) or 'none'}"
+        )
     return checkpoints
 
 
 @ray.remote(max_retries=0)
-def score_heldout(heldout: HeldoutSpec, tokenizer_stage: Path, checkpoints: dict[str, Path],
-                  k: int) -> dict[str, dict]:
+def score_heldout(
+    heldout: HeldoutSpec, tokenizer_stage: Path, checkpoints: dict[str, Path], k: int
+) -> dict[str, dict]:
     """Runs as a Ray task holding the stage's resources (a GPU when rollouts get one)."""
     from rsrl.eval.heldout import context_length, heldout_rows, score_checkpoint
 
@@ -82,8 +100,12 @@ def score_heldout(heldout: HeldoutSpec, tokenizer_stage: Path, checkpoints: dict
     scores = {}
     for stage, model_dir in checkpoints.items():
         scores[stage] = {**score_checkpoint(model_dir, rows, k), "seq_len": rows.shape[1]}
-        log.info("eval: held-out %s: perplexity %.3f, entropy %.3f", stage,
-                 scores[stage]["perplexity"], scores[stage]["entropy"])
+        log.info(
+            "eval: held-out %s: perplexity %.3f, entropy %.3f",
+            stage,
+            scores[stage]["perplexity"],
+            scores[stage]["entropy"],
+        )
     return scores
 
 
@@ -95,8 +117,9 @@ def suite_checkpoints(checkpoints: dict[str, Path]) -> dict[str, Path]:
     return {name: checkpoints[name] for name in chosen}
 
 
-def run_suites(spec: Spec, checkpoints: dict[str, Path], tokenizer_stage: Path,
-               out_dir: Path) -> dict[str, dict[str, SuiteRun]]:
+def run_suites(
+    spec: Spec, checkpoints: dict[str, Path], tokenizer_stage: Path, out_dir: Path
+) -> dict[str, dict[str, SuiteRun]]:
     """{checkpoint: {suite: results}}: every suite of `spec.eval` on each checkpoint, with the
     same problems and sampling seeds. One group of rollout actors serves them all; between
     checkpoints of one architecture only the weights are swapped."""
@@ -107,8 +130,10 @@ def run_suites(spec: Spec, checkpoints: dict[str, Path], tokenizer_stage: Path,
 
     ro = spec.rl.rollout if spec.rl is not None else RolloutSpec()
     tokenizer = load_tokenizer(tokenizer_stage)
-    suites = [(suite, read_prompts(suite.data), load_verifier(suite.verifier.name, spec.plugins))
-              for suite in spec.eval.suites]
+    suites = [
+        (suite, read_prompts(suite.data), load_verifier(suite.verifier.name, spec.plugins))
+        for suite in spec.eval.suites
+    ]
     group, loaded = None, None
     results: dict[str, dict[str, SuiteRun]] = {}
     try:
@@ -118,13 +143,28 @@ def run_suites(spec: Spec, checkpoints: dict[str, Path], tokenizer_stage: Path,
             else:
                 if group is not None:
                     group.shutdown()
-                group = RolloutGroup(ro.engine, model_dir, tokenizer_dir(tokenizer_stage),
-                                     ro.actors, ro.cpus_per_actor, ro.gpus_per_actor)
+                group = RolloutGroup(
+                    ro.engine,
+                    model_dir,
+                    tokenizer_dir(tokenizer_stage),
+                    ro.actors,
+                    ro.cpus_per_actor,
+                    ro.gpus_per_actor,
+                )
             loaded = model_dir
             results[checkpoint] = {
-                suite.name: run_suite(group, tokenizer, suite, prompts, verify, spec.seed,
-                                      out_dir / "suites" / checkpoint, out_dir)
-                for suite, prompts, verify in suites}
+                suite.name: run_suite(
+                    group,
+                    tokenizer,
+                    suite,
+                    prompts,
+                    verify,
+                    spec.seed,
+                    out_dir / "suites" / checkpoint,
+                    out_dir,
+                )
+                for suite, prompts, verify in suites
+            }
             for name, run in results[checkpoint].items():
                 log.info("eval: %s on %s: %s", name, checkpoint, _headline(run.summary))
     finally:
@@ -135,13 +175,17 @@ def run_suites(spec: Spec, checkpoints: dict[str, Path], tokenizer_stage: Path,
 
 def rl_gain(before: SuiteRun, after: SuiteRun) -> dict[str, dict[str, float]]:
     """{metric: {"mean", "se", "z"}}: after - before, paired by problem."""
-    return {name: paired_difference(before.values[name], values)
-            for name, values in after.values.items()}
+    return {
+        name: paired_difference(before.values[name], values)
+        for name, values in after.values.items()
+    }
 
 
 def same_architecture(a: Path, b: Path) -> bool:
     """True when two HF exports differ at most in their weights (one engine serves both)."""
-    return json.loads((a / "config.json").read_text()) == json.loads((b / "config.json").read_text())
+    return json.loads((a / "config.json").read_text()) == json.loads(
+        (b / "config.json").read_text()
+    )
 
 
 def read_rl_curve(rl_stage_dir: Path) -> dict[str, list[dict]]:
@@ -153,5 +197,8 @@ def read_rl_curve(rl_stage_dir: Path) -> dict[str, list[dict]]:
 
 
 def _headline(summary: dict) -> str:
-    return ", ".join(f"{k} {summary[k]:.3f} ± {summary[k + '_se']:.3f}" for k in summary
-                     if k.startswith(("pass@", "avg@", "cons@")) and k + "_se" in summary)
+    return ", ".join(
+        f"{k} {summary[k]:.3f} ± {summary[k + '_se']:.3f}"
+        for k in summary
+        if k.startswith(("pass@", "avg@", "cons@")) and k + "_se" in summary
+    )

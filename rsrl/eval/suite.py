@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rsrl.eval.metrics import avg_at_k, cons_at_k, majority_answer, mean_over_problems, pass_at_k
 from rsrl.eval.uncertainty import bootstrap_interval, standard_error
@@ -37,57 +38,91 @@ class SuiteRun:
     values: dict[str, list[float]]  # metric -> its value on each problem, in problem order
 
 
-def run_suite(group, tokenizer, suite: SuiteSpec, prompts: list[dict], verify, seed: int,
-              problems_dir: Path | None = None, relative_to: Path | None = None) -> SuiteRun:
+def run_suite(
+    group,
+    tokenizer,
+    suite: SuiteSpec,
+    prompts: list[dict],
+    verify,
+    seed: int,
+    problems_dir: Path | None = None,
+    relative_to: Path | None = None,
+) -> SuiteRun:
     """Sample and score one suite on the group's current weights. The per-problem table
     goes to `problems_dir/<suite>.parquet` (named relative to `relative_to` in the summary)
     unless `problems_dir` is None."""
     outputs = sample_suite(group, tokenizer, suite, prompts, seed)
-    problems = [score_problem(suite, verify, item, completions, i)
-                for i, (item, completions) in enumerate(zip(prompts, outputs))]
+    problems = [
+        score_problem(suite, verify, item, completions, i)
+        for i, (item, completions) in enumerate(zip(prompts, outputs))
+    ]
     problems_file = ""
     if problems_dir is not None:
         path = problems_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', suite.name)}.parquet"
         write_problems(problems, path)
         problems_file = str(path.relative_to(relative_to or problems_dir))
-    return SuiteRun(summarise_suite(suite, problems, problems_file),
-                    per_problem_values(suite, problems))
+    return SuiteRun(
+        summarise_suite(suite, problems, problems_file), per_problem_values(suite, problems)
+    )
 
 
-def sample_suite(group, tokenizer, suite: SuiteSpec, prompts: list[dict],
-                 seed: int) -> list[list]:
+def sample_suite(group, tokenizer, suite: SuiteSpec, prompts: list[dict], seed: int) -> list[list]:
     """`suite.n_samples` completions for each prompt, rendered with the prompt template."""
     from rsrl.models.tokenizer import render_prompt
 
     texts = [render_prompt(tokenizer, item["prompt"]) for item in prompts]
-    return group.generate(texts, n=suite.n_samples, temperature=suite.temperature,
-                          top_p=suite.top_p, max_new_tokens=suite.max_new_tokens, seed=seed)
+    return group.generate(
+        texts,
+        n=suite.n_samples,
+        temperature=suite.temperature,
+        top_p=suite.top_p,
+        max_new_tokens=suite.max_new_tokens,
+        seed=seed,
+    )
 
 
-def score_problem(suite: SuiteSpec, verify, item: dict, completions: Sequence,
-                  index: int) -> Problem:
+def score_problem(
+    suite: SuiteSpec, verify, item: dict, completions: Sequence, index: int
+) -> Problem:
     """The per-problem row: every completion with its score and answer, and the metrics."""
     from rsrl.verifiers import score
 
     fields = {k: v for k, v in item.items() if k not in ("prompt", "answer")}
     texts = [c.text for c in completions]
-    verdicts = [score(verify, item["prompt"], text, item["answer"],
-                      timeout_s=suite.verifier.timeout_s, **{**suite.verifier.options, **fields})
-                for text in texts]
+    verdicts = [
+        score(
+            verify,
+            item["prompt"],
+            text,
+            item["answer"],
+            timeout_s=suite.verifier.timeout_s,
+            **{**suite.verifier.options, **fields},
+        )
+        for text in texts
+    ]
     scores = [v.score for v in verdicts]
     correct = [s >= CORRECT_SCORE for s in scores]
     extract, equal = answer_rule(suite.verifier.name)
     answers = [extract(text) for text in texts]
     n, c = len(texts), sum(correct)
-    return {"index": index, "prompt": item["prompt"], "answer": item["answer"], "n": n,
-            "correct": c, "mean_score": sum(scores) / n, "avg": avg_at_k(correct),
-            "cons": cons_at_k(answers, item["answer"], equal),
-            "majority_answer": majority_answer(answers, equal),
-            **{f"pass@{k}": pass_at_k(n, c, k) for k in suite.k},
-            "completions": texts, "scores": scores, "reasons": [v.reason for v in verdicts],
-            "answers": answers,
-            "finish_reasons": [str(comp.finish_reason) for comp in completions],
-            "lengths": [len(comp.token_ids) for comp in completions]}
+    return {
+        "index": index,
+        "prompt": item["prompt"],
+        "answer": item["answer"],
+        "n": n,
+        "correct": c,
+        "mean_score": sum(scores) / n,
+        "avg": avg_at_k(correct),
+        "cons": cons_at_k(answers, item["answer"], equal),
+        "majority_answer": majority_answer(answers, equal),
+        **{f"pass@{k}": pass_at_k(n, c, k) for k in suite.k},
+        "completions": texts,
+        "scores": scores,
+        "reasons": [v.reason for v in verdicts],
+        "answers": answers,
+        "finish_reasons": [str(comp.finish_reason) for comp in completions],
+        "lengths": [len(comp.token_ids) for comp in completions],
+    }
 
 
 def summarise_suite(suite: SuiteSpec, problems: Sequence[Problem], problems_file: str) -> dict:
@@ -112,11 +147,12 @@ def per_problem_values(suite: SuiteSpec, problems: Sequence[Problem]) -> dict[st
     """{metric: its value on each problem, in problem order}: what the suite's means, errors
     and paired differences are taken over."""
     n = suite.n_samples
-    return {f"avg@{n}": [p["avg"] for p in problems],
-            f"cons@{n}": [p["cons"] for p in problems],
-            "mean_score": [p["mean_score"] for p in problems],
-            **{f"pass@{k}": [pass_at_k(p["n"], p["correct"], k) for p in problems]
-               for k in suite.k}}
+    return {
+        f"avg@{n}": [p["avg"] for p in problems],
+        f"cons@{n}": [p["cons"] for p in problems],
+        "mean_score": [p["mean_score"] for p in problems],
+        **{f"pass@{k}": [pass_at_k(p["n"], p["correct"], k) for p in problems] for k in suite.k},
+    }
 
 
 def write_problems(problems: Sequence[Problem], path: Path) -> None:

@@ -14,7 +14,7 @@ the spread of the per-problem values.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -42,8 +42,12 @@ def paired_difference(before: Sequence[float], after: Sequence[float]) -> dict[s
     return {"mean": mean, "se": se, "z": z}
 
 
-def bootstrap_interval(values: Sequence[float], level: float = INTERVAL_LEVEL,
-                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float]:
+def bootstrap_interval(
+    values: Sequence[float],
+    level: float = INTERVAL_LEVEL,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> list[float]:
     """[low, high]: the percentile interval of the mean of `values` over `resamples`
     resamples of the problems with replacement (seeded, so a report is reproducible)."""
     x = np.asarray(values, dtype=np.float64)
@@ -57,8 +61,21 @@ def bootstrap_interval(values: Sequence[float], level: float = INTERVAL_LEVEL,
 
 
 # Two-sided 95% points of Student's t by degrees of freedom (beyond the table: the normal's).
-T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-        9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
+T_95 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    15: 2.131,
+    20: 2.086,
+    30: 2.042,
+}
 
 
 def t_interval(values: Sequence[float]) -> dict[str, float]:

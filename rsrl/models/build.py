@@ -37,9 +37,15 @@ def resolve_shape(model: ModelSpec) -> dict:
     return shape
 
 
-def model_config(model: ModelSpec, *, rope_theta: float, max_seq_len: int,
-                 eos_token_id: int | None = None, bos_token_id: int | None = None,
-                 pad_token_id: int | None = None) -> PretrainedConfig:
+def model_config(
+    model: ModelSpec,
+    *,
+    rope_theta: float,
+    max_seq_len: int,
+    eos_token_id: int | None = None,
+    bos_token_id: int | None = None,
+    pad_token_id: int | None = None,
+) -> PretrainedConfig:
     """A Qwen3Config (dense) or Qwen3MoeConfig (moe) for `model`.
 
     `rope_theta` and `max_seq_len` come from the training stage (mid-training raises both).
@@ -49,25 +55,42 @@ def model_config(model: ModelSpec, *, rope_theta: float, max_seq_len: int,
     """
     shape = resolve_shape(model)
     common = dict(
-        vocab_size=shape["vocab_size"], hidden_size=shape["hidden_size"],
-        num_hidden_layers=shape["num_layers"], num_attention_heads=shape["num_heads"],
-        num_key_value_heads=shape["num_kv_heads"], head_dim=shape["head_dim"],
-        tie_word_embeddings=shape["tie_embeddings"], max_position_embeddings=max_seq_len,
+        vocab_size=shape["vocab_size"],
+        hidden_size=shape["hidden_size"],
+        num_hidden_layers=shape["num_layers"],
+        num_attention_heads=shape["num_heads"],
+        num_key_value_heads=shape["num_kv_heads"],
+        head_dim=shape["head_dim"],
+        tie_word_embeddings=shape["tie_embeddings"],
+        max_position_embeddings=max_seq_len,
         rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta)},
-        eos_token_id=eos_token_id, bos_token_id=bos_token_id, pad_token_id=pad_token_id)
+        eos_token_id=eos_token_id,
+        bos_token_id=bos_token_id,
+        pad_token_id=pad_token_id,
+    )
     if shape["arch"] == "dense":
         return Qwen3Config(intermediate_size=shape["ffn_size"], **common)
     return Qwen3MoeConfig(
         # Every layer is sparse; intermediate_size would only size dense (mlp_only) layers.
         intermediate_size=shape.get("ffn_size") or shape["expert_ffn_size"],
-        moe_intermediate_size=shape["expert_ffn_size"], num_experts=shape["num_experts"],
-        num_experts_per_tok=shape["experts_per_token"], norm_topk_prob=True,
+        moe_intermediate_size=shape["expert_ffn_size"],
+        num_experts=shape["num_experts"],
+        num_experts_per_tok=shape["experts_per_token"],
+        norm_topk_prob=True,
         router_aux_loss_coef=shape.get("router_aux_loss_coef", ROUTER_AUX_LOSS_COEF),
-        output_router_logits=False, **common)
+        output_router_logits=False,
+        **common,
+    )
 
 
-def build_model(model: ModelSpec, *, rope_theta: float, max_seq_len: int, seed: int,
-                **special_token_ids: int | None) -> PreTrainedModel:
+def build_model(
+    model: ModelSpec,
+    *,
+    rope_theta: float,
+    max_seq_len: int,
+    seed: int,
+    **special_token_ids: int | None,
+) -> PreTrainedModel:
     """A freshly initialised fp32 causal LM; the same `seed` gives the same weights.
 
     `special_token_ids` (eos_token_id, bos_token_id, pad_token_id) pass to `model_config`.
@@ -75,8 +98,9 @@ def build_model(model: ModelSpec, *, rope_theta: float, max_seq_len: int, seed: 
     """
     from transformers import AutoModelForCausalLM
 
-    config = model_config(model, rope_theta=rope_theta, max_seq_len=max_seq_len,
-                          **special_token_ids)
+    config = model_config(
+        model, rope_theta=rope_theta, max_seq_len=max_seq_len, **special_token_ids
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return AutoModelForCausalLM.from_config(config, dtype=torch.float32)

@@ -31,8 +31,9 @@ class ParamCounts:
     active_non_embedding: int
 
 
-def count_module_params(module: nn.Module, experts_per_token: int = 0,
-                        num_experts: int = 0) -> ParamCounts:
+def count_module_params(
+    module: nn.Module, experts_per_token: int = 0, num_experts: int = 0
+) -> ParamCounts:
     """Counts of an instantiated (or meta) module; MoE expert weights scaled by k/E."""
     total = active = embedding = 0
     for name, param in module.named_parameters():  # shared (tied) tensors appear once
@@ -54,8 +55,9 @@ def count_params(model: ModelSpec) -> ParamCounts:
     config = model_config(model, rope_theta=_ROPE_THETA, max_seq_len=_MAX_SEQ_LEN)
     with torch.device("meta"):
         meta_model = AutoModelForCausalLM.from_config(config)
-    return count_module_params(meta_model, shape.get("experts_per_token", 0),
-                               shape.get("num_experts", 0))
+    return count_module_params(
+        meta_model, shape.get("experts_per_token", 0), shape.get("num_experts", 0)
+    )
 
 
 def human(n: int) -> str:
@@ -68,17 +70,39 @@ def human(n: int) -> str:
 
 def presets_table() -> str:
     """The table `rsrl models` prints: each preset's shape and parameter counts."""
-    header = ("preset", "arch", "layers", "hidden", "heads/kv", "experts", "total", "active",
-              "active non-emb")
+    header = (
+        "preset",
+        "arch",
+        "layers",
+        "hidden",
+        "heads/kv",
+        "experts",
+        "total",
+        "active",
+        "active non-emb",
+    )
     rows = [header]
     for name, shape in PRESETS.items():
         counts = count_params(ModelSpec(preset=name))
-        experts = (f"{shape['experts_per_token']}/{shape['num_experts']}"
-                   if shape["arch"] == "moe" else "-")
-        rows.append((name, shape["arch"], str(shape["num_layers"]), str(shape["hidden_size"]),
-                     f"{shape['num_heads']}/{shape['num_kv_heads']}", experts,
-                     human(counts.total), human(counts.active),
-                     human(counts.active_non_embedding)))
+        experts = (
+            f"{shape['experts_per_token']}/{shape['num_experts']}"
+            if shape["arch"] == "moe"
+            else "-"
+        )
+        rows.append(
+            (
+                name,
+                shape["arch"],
+                str(shape["num_layers"]),
+                str(shape["hidden_size"]),
+                f"{shape['num_heads']}/{shape['num_kv_heads']}",
+                experts,
+                human(counts.total),
+                human(counts.active),
+                human(counts.active_non_embedding),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
-                     for row in rows)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows
+    )

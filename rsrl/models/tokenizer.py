@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from transformers import PreTrainedTokenizerFast
 
@@ -34,9 +35,13 @@ EOS, BOS, PAD = "<|endoftext|>", "<|startoftext|>", "<|pad|>"
 SAMPLE_CHARS = 2_000_000  # text the BPE is trained on: seconds of training, stable merges
 CHAT_TEMPLATE = (
     "{% for m in messages %}"
-    "{% if m['role'] == 'user' %}" + QUESTION_PREFIX + "{{ m['content'] }}" + SOLUTION_PREFIX
+    "{% if m['role'] == 'user' %}"
+    + QUESTION_PREFIX
+    + "{{ m['content'] }}"
+    + SOLUTION_PREFIX
     + "{% elif m['role'] == 'assistant' %} {{ m['content'] }}{{ eos_token }}{% endif %}"
-    "{% endfor %}")
+    "{% endfor %}"
+)
 
 
 def tokenizer_dir(stage_dir: str | Path) -> Path:
@@ -45,20 +50,25 @@ def tokenizer_dir(stage_dir: str | Path) -> Path:
 
 def load_tokenizer(stage_dir: str | Path) -> PreTrainedTokenizerFast:
     """The tokenizer a tokenizer stage wrote under `stage_dir` (never from a hub)."""
-    return PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir(stage_dir)),
-                                                   local_files_only=True)
+    return PreTrainedTokenizerFast.from_pretrained(
+        str(tokenizer_dir(stage_dir)), local_files_only=True
+    )
 
 
 def render_prompt(tokenizer: PreTrainedTokenizerFast, prompt: str) -> str:
     """`prompt` as the policy sees it; the completion is generated right after it."""
-    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                         tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def special_token_ids(tokenizer: PreTrainedTokenizerFast) -> dict[str, int | None]:
     """eos/bos/pad ids as keyword arguments for `rsrl.models.build.build_model`."""
-    return {"eos_token_id": tokenizer.eos_token_id, "bos_token_id": tokenizer.bos_token_id,
-            "pad_token_id": tokenizer.pad_token_id}
+    return {
+        "eos_token_id": tokenizer.eos_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
 
 
 def sample_texts(sources: Iterable[Source], max_chars: int = SAMPLE_CHARS) -> list[str]:
@@ -85,22 +95,30 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, BOS, PAD],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS, BOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer)
     return _with_specials(PreTrainedTokenizerFast(tokenizer_object=tok))
 
 
 def _with_specials(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
     """Our EOS/BOS/PAD where the tokenizer has none, and rsrl's prompt template."""
-    missing = {name: token for name, token in
-               (("eos_token", EOS), ("bos_token", BOS), ("pad_token", PAD))
-               if getattr(tokenizer, name) is None}
+    missing = {
+        name: token
+        for name, token in (("eos_token", EOS), ("bos_token", BOS), ("pad_token", PAD))
+        if getattr(tokenizer, name) is None
+    }
     if missing:
         tokenizer.add_special_tokens(missing)
     tokenizer.chat_template = CHAT_TEMPLATE
@@ -114,8 +132,10 @@ def copy_pretrained(src: str | Path, dst: Path) -> PreTrainedTokenizerFast:
     try:
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(src), local_files_only=True)
     except (OSError, ValueError) as err:
-        raise DataError(f"tokenizer.path '{src}': not a loadable HF tokenizer directory "
-                        f"({str(err).splitlines()[0]})") from None
+        raise DataError(
+            f"tokenizer.path '{src}': not a loadable HF tokenizer directory "
+            f"({str(err).splitlines()[0]})"
+        ) from None
     shutil.copytree(src, dst, dirs_exist_ok=True)  # keep any extra files it ships
     return _with_specials(tokenizer)
 
@@ -129,8 +149,12 @@ def tokenizer_stage(ctx: StageContext) -> dict:
     else:
         sources = [Source.from_config(s) for s in ctx.stage.config.get("sample_from", [])]
         texts = sample_texts(sources)
-        log.info("tokenizer: training a %d-token BPE on %d documents (%d chars)",
-                 cfg["vocab_size"], len(texts), sum(map(len, texts)))
+        log.info(
+            "tokenizer: training a %d-token BPE on %d documents (%d chars)",
+            cfg["vocab_size"],
+            len(texts),
+            sum(map(len, texts)),
+        )
         tokenizer = train_bpe(texts, cfg["vocab_size"])
     tokenizer.save_pretrained(str(out))
     return {"kind": cfg["kind"], "vocab_size": len(tokenizer), **special_token_ids(tokenizer)}

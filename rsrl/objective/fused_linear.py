@@ -56,9 +56,18 @@ class _Chunked(NamedTuple):
     grad_weight: Tensor | None
 
 
-def _run_chunks(hidden: Tensor, weight: Tensor, x: Tensor, valid: Tensor, sh: Shaping,
-                impl: Impl, chunk: int, with_stats: bool, scale: Tensor | None,
-                needs: tuple[bool, bool]) -> _Chunked:
+def _run_chunks(
+    hidden: Tensor,
+    weight: Tensor,
+    x: Tensor,
+    valid: Tensor,
+    sh: Shaping,
+    impl: Impl,
+    chunk: int,
+    with_stats: bool,
+    scale: Tensor | None,
+    needs: tuple[bool, bool],
+) -> _Chunked:
     """Loss rows (and, given the per-row scale, scaled gradients) chunk by chunk."""
     n = hidden.shape[0]
     need_top = sh.ranks_matter or with_stats
@@ -106,9 +115,18 @@ class _WeightGrad:
 
 class FusedLinearLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, hidden: Tensor, weight: Tensor, targets: Tensor, sh: Shaping,
-                ignore_index: int, reduction: str, with_stats: bool, impl: Impl,
-                chunk_size: int | None) -> tuple[Tensor, Tensor]:
+    def forward(
+        ctx: Any,
+        hidden: Tensor,
+        weight: Tensor,
+        targets: Tensor,
+        sh: Shaping,
+        ignore_index: int,
+        reduction: str,
+        with_stats: bool,
+        impl: Impl,
+        chunk_size: int | None,
+    ) -> tuple[Tensor, Tensor]:
         valid = targets != ignore_index
         x = torch.where(valid, targets, 0)
         needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1])
@@ -133,10 +151,13 @@ class FusedLinearLoss(torch.autograd.Function):
             hidden, weight, x, valid = ctx.saved_tensors
             sh, impl, chunk = ctx.run
             with torch.no_grad():
-                out = _run_chunks(hidden, weight, x, valid, sh, impl, chunk, False,
-                                  grad_loss * valid, ctx.needs)
+                out = _run_chunks(
+                    hidden, weight, x, valid, sh, impl, chunk, False, grad_loss * valid, ctx.needs
+                )
             grads = (out.grad_hidden, out.grad_weight)
         else:
-            grads = tuple(None if g is None else scale_grad(g, grad_loss, ctx.reduction)
-                          for g in ctx.saved_tensors)
+            grads = tuple(
+                None if g is None else scale_grad(g, grad_loss, ctx.reduction)
+                for g in ctx.saved_tensors
+            )
         return grads + (None,) * 7

@@ -41,7 +41,8 @@ def select_impl(impl: str, device: torch.device) -> Impl:
     if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError(
             f"impl='triton' on {device.type} tensors needs the Triton interpreter: set "
-            "TRITON_INTERPRET=1 before anything imports triton, or use impl='reference'")
+            "TRITON_INTERPRET=1 before anything imports triton, or use impl='reference'"
+        )
     from . import kernels  # imports triton: only on this path
 
     kernels.check_device(device)

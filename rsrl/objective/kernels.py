@@ -47,7 +47,8 @@ def check_device(device: torch.device) -> None:
         raise ValueError(
             f"impl='triton' on {device.type} tensors needs the Triton interpreter, but "
             "rsrl.objective.kernels was imported without TRITON_INTERPRET=1: set it before "
-            "the first Triton call, or use impl='reference'")
+            "the first Triton call, or use impl='reference'"
+        )
 
 
 @triton.jit
@@ -83,8 +84,16 @@ def _group_tile(row_ptr, groups_ptr, start, n_groups, V, G: tl.constexpr, TILE: 
 
 
 @triton.jit
-def _tile_keys(row_ptr, items_ptr, start, n_items, V, OF_GROUPS: tl.constexpr, G: tl.constexpr,
-               TILE: tl.constexpr):
+def _tile_keys(
+    row_ptr,
+    items_ptr,
+    start,
+    n_items,
+    V,
+    OF_GROUPS: tl.constexpr,
+    G: tl.constexpr,
+    TILE: tl.constexpr,
+):
     """Keys of items [start, start + TILE): stored keys, or the logits of listed groups."""
     if OF_GROUPS:
         z, ok, col = _group_tile(row_ptr, items_ptr, start, n_items, V, G, TILE)
@@ -95,8 +104,19 @@ def _tile_keys(row_ptr, items_ptr, start, n_items, V, OF_GROUPS: tl.constexpr, G
 
 
 @triton.jit
-def _kth_key(row_ptr, items_ptr, n_items, kk, lo, hi, V, OF_GROUPS: tl.constexpr,
-             G: tl.constexpr, TILE: tl.constexpr, NC: tl.constexpr):
+def _kth_key(
+    row_ptr,
+    items_ptr,
+    n_items,
+    kk,
+    lo,
+    hi,
+    V,
+    OF_GROUPS: tl.constexpr,
+    G: tl.constexpr,
+    TILE: tl.constexpr,
+    NC: tl.constexpr,
+):
     """Largest key t with #{keys >= t} >= kk, given #{keys >= lo} >= kk > #{keys >= hi}.
 
     A pass counts the keys at NC cut points spread from lo to hi and notes, per cut, the
@@ -136,11 +156,26 @@ def _kth_key(row_ptr, items_ptr, n_items, kk, lo, hi, V, OF_GROUPS: tl.constexpr
 
 
 @triton.jit
-def _row_sums_kernel(z_ptr, z_stride, x_ptr, out_ptr, keys_ptr, groups_ptr, N, V, k, n_groups,
-                     NEED_TOP: tl.constexpr, ALL_TOP: tl.constexpr, SELECT: tl.constexpr,
-                     BLOCK: tl.constexpr,
-                     G: tl.constexpr, KEY_TILE: tl.constexpr, GROUP_TILE: tl.constexpr,
-                     NC: tl.constexpr):
+def _row_sums_kernel(
+    z_ptr,
+    z_stride,
+    x_ptr,
+    out_ptr,
+    keys_ptr,
+    groups_ptr,
+    N,
+    V,
+    k,
+    n_groups,
+    NEED_TOP: tl.constexpr,
+    ALL_TOP: tl.constexpr,
+    SELECT: tl.constexpr,
+    BLOCK: tl.constexpr,
+    G: tl.constexpr,
+    KEY_TILE: tl.constexpr,
+    GROUP_TILE: tl.constexpr,
+    NC: tl.constexpr,
+):
     row = tl.program_id(0).to(tl.int64)
     row_ptr = z_ptr + row * z_stride
     keys_row = keys_ptr + row * n_groups
@@ -162,7 +197,8 @@ def _row_sums_kernel(z_ptr, z_stride, x_ptr, out_ptr, keys_ptr, groups_ptr, N, V
         e = tl.exp(z - m_new)
         e_rest = tl.where(col == x, 0.0, e)
         a_rest = rescale * (a_rest + _finite(m - m_new) * sum_rest) + tl.sum(
-            e_rest * _finite(z - m_new), axis=0)
+            e_rest * _finite(z - m_new), axis=0
+        )
         sum_all = sum_all * rescale + tl.sum(e, axis=0)
         sum_rest = sum_rest * rescale + tl.sum(e_rest, axis=0)
         m = m_new
@@ -193,8 +229,9 @@ def _row_sums_kernel(z_ptr, z_stride, x_ptr, out_ptr, keys_ptr, groups_ptr, N, V
                 cut = _kth_key(row_ptr, keys_row, n_groups, k, cut, top, V, False, G, KEY_TILE, NC)
             n_sel = _list_groups(keys_row, groups_row, n_groups, cut, KEY_TILE)
             tl.debug_barrier()  # the list was stored by other threads of this program
-            thr = _value(_kth_key(row_ptr, groups_row, n_sel, k, cut, top, V, True, G,
-                                  GROUP_TILE, NC))
+            thr = _value(
+                _kth_key(row_ptr, groups_row, n_sel, k, cut, top, V, True, G, GROUP_TILE, NC)
+            )
             s_acc = 0.0
             a_acc = 0.0
             for start in range(0, n_sel, GROUP_TILE):
@@ -235,8 +272,21 @@ def _store_sums(out_ptr, row, N, z_max, log_z, z_x, u, plogp_rest, s_top, plogp_
 
 
 @triton.jit
-def _grad_kernel(z_ptr, z_stride, g_ptr, g_stride, x_ptr, lse_ptr, thr_ptr, c_tail_ptr,
-                 c_top_ptr, g_x_ptr, V, RANKED: tl.constexpr, BLOCK: tl.constexpr):
+def _grad_kernel(
+    z_ptr,
+    z_stride,
+    g_ptr,
+    g_stride,
+    x_ptr,
+    lse_ptr,
+    thr_ptr,
+    c_tail_ptr,
+    c_top_ptr,
+    g_x_ptr,
+    V,
+    RANKED: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """g_j = exp(z_j - lse) * c_j, c_j = c_top on K and c_tail elsewhere; g_x at column x."""
     row = tl.program_id(0).to(tl.int64)
     x = tl.load(x_ptr + row)
@@ -284,17 +334,35 @@ def row_sums(logits: Tensor, x: Tensor, sh: Shaping, need_top: bool) -> tuple[Ro
     keys = torch.empty(scratch, dtype=torch.int32, device=z.device)
     groups = torch.empty(scratch, dtype=torch.int32, device=z.device)
     out = torch.empty(N_SUMS, n, dtype=torch.float32, device=z.device)
-    _row_sums_kernel[(n,)](z, z.stride(0), x, out, keys, groups, n, vocab, sh.k, n_groups,
-                           NEED_TOP=need_top, ALL_TOP=sh.all_top(vocab), SELECT=select,
-                           BLOCK=block, G=group,
-                           KEY_TILE=KEY_TILE, GROUP_TILE=GROUP_TILE, NC=CUTS, num_warps=8)
+    _row_sums_kernel[(n,)](
+        z,
+        z.stride(0),
+        x,
+        out,
+        keys,
+        groups,
+        n,
+        vocab,
+        sh.k,
+        n_groups,
+        NEED_TOP=need_top,
+        ALL_TOP=sh.all_top(vocab),
+        SELECT=select,
+        BLOCK=block,
+        G=group,
+        KEY_TILE=KEY_TILE,
+        GROUP_TILE=GROUP_TILE,
+        NC=CUTS,
+        num_warps=8,
+    )
     z_max, log_z, z_x, u, plogp_rest, s_top, plogp_top, thr = out.unbind(0)
     sums = RowSums(z_max, log_z, z_x, u, plogp_rest, s_top, plogp_top, z_x >= thr)
     return sums, GradState(z, x, z_max + log_z, thr)
 
 
-def gradient(state: GradState, terms: RowTerms, sh: Shaping, scale: Tensor,
-             overwrite_logits: bool = False) -> Tensor:
+def gradient(
+    state: GradState, terms: RowTerms, sh: Shaping, scale: Tensor, overwrite_logits: bool = False
+) -> Tensor:
     """scale * dL/dz in the logits' dtype; written over the logits when the caller owns them
     (each element is read before the same lane writes it)."""
     z = state.logits
@@ -303,7 +371,20 @@ def gradient(state: GradState, terms: RowTerms, sh: Shaping, scale: Tensor,
     c_top = ((terms.W - sh.lam_top) * scale).float().contiguous()
     g_x = (terms.g_x * scale).float().contiguous()
     grad = z if overwrite_logits else torch.empty_like(z)
-    _grad_kernel[(n,)](z, z.stride(0), grad, grad.stride(0), state.x, state.lse, state.thr,
-                       c_tail, c_top, g_x, vocab, RANKED=sh.ranks_matter and not sh.all_top(vocab),
-                       BLOCK=_block(vocab), num_warps=8)
+    _grad_kernel[(n,)](
+        z,
+        z.stride(0),
+        grad,
+        grad.stride(0),
+        state.x,
+        state.lse,
+        state.thr,
+        c_tail,
+        c_top,
+        g_x,
+        vocab,
+        RANKED=sh.ranks_matter and not sh.all_top(vocab),
+        BLOCK=_block(vocab),
+        num_warps=8,
+    )
     return grad

@@ -33,11 +33,20 @@ class LossStats(TypedDict):
     p_target: Tensor
 
 
-def reward_shaped_loss(logits: Tensor, targets: Tensor, *, beta: float = 0.0,
-                       lam_top: float = 0.0, lam_tail: float = 0.0, k: int = 100,
-                       positive_form: str = "product", ignore_index: int = -100,
-                       reduction: str = "mean", impl: str = "auto",
-                       return_stats: bool = False) -> Tensor | tuple[Tensor, LossStats]:
+def reward_shaped_loss(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    beta: float = 0.0,
+    lam_top: float = 0.0,
+    lam_tail: float = 0.0,
+    k: int = 100,
+    positive_form: str = "product",
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    impl: str = "auto",
+    return_stats: bool = False,
+) -> Tensor | tuple[Tensor, LossStats]:
     """The reward-shaped loss of [N, V] or [B, T, V] logits (DESIGN.md section 2).
 
     K_t is every token whose logit is >= the k-th largest of its row (k >= V: all). The loss
@@ -50,19 +59,34 @@ def reward_shaped_loss(logits: Tensor, targets: Tensor, *, beta: float = 0.0,
     check_call(ignore_index, reduction, impl, return_stats)
     _check_tensor("logits", logits, floating=True, ndims=(2, 3))
     _check_targets(targets, logits.shape[:-1])
-    loss, stats = _RewardShapedLoss.apply(logits.reshape(-1, logits.shape[-1]),
-                                          targets.reshape(-1).long(), sh, ignore_index, reduction,
-                                          return_stats, select_impl(impl, logits.device))
+    loss, stats = _RewardShapedLoss.apply(
+        logits.reshape(-1, logits.shape[-1]),
+        targets.reshape(-1).long(),
+        sh,
+        ignore_index,
+        reduction,
+        return_stats,
+        select_impl(impl, logits.device),
+    )
     return finish(loss, stats, targets.shape, reduction, return_stats)
 
 
-def fused_linear_reward_shaped_loss(hidden: Tensor, weight: Tensor, targets: Tensor, *,
-                                    beta: float = 0.0, lam_top: float = 0.0,
-                                    lam_tail: float = 0.0, k: int = 100,
-                                    positive_form: str = "product", ignore_index: int = -100,
-                                    reduction: str = "mean", impl: str = "auto",
-                                    return_stats: bool = False, chunk_size: int | None = None
-                                    ) -> Tensor | tuple[Tensor, LossStats]:
+def fused_linear_reward_shaped_loss(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    *,
+    beta: float = 0.0,
+    lam_top: float = 0.0,
+    lam_tail: float = 0.0,
+    k: int = 100,
+    positive_form: str = "product",
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    impl: str = "auto",
+    return_stats: bool = False,
+    chunk_size: int | None = None,
+) -> Tensor | tuple[Tensor, LossStats]:
     """`reward_shaped_loss(hidden @ weight.T, targets, ...)` without the [N, V] logits.
 
     hidden is [N, D] or [B, T, D], weight the [V, D] head. See `fused_linear` for memory
@@ -73,22 +97,35 @@ def fused_linear_reward_shaped_loss(hidden: Tensor, weight: Tensor, targets: Ten
     _check_tensor("hidden", hidden, floating=True, ndims=(2, 3))
     _check_tensor("weight", weight, floating=True, ndims=(2,))
     if weight.shape[1] != hidden.shape[-1]:
-        raise ValueError(f"weight must be [V, D] with D = hidden.shape[-1] = {hidden.shape[-1]},"
-                         f" got {tuple(weight.shape)}")
+        raise ValueError(
+            f"weight must be [V, D] with D = hidden.shape[-1] = {hidden.shape[-1]},"
+            f" got {tuple(weight.shape)}"
+        )
     if weight.dtype != hidden.dtype or weight.device != hidden.device:
-        raise ValueError(f"weight must have hidden's dtype and device ({hidden.dtype}, "
-                         f"{hidden.device}), got {weight.dtype}, {weight.device}")
+        raise ValueError(
+            f"weight must have hidden's dtype and device ({hidden.dtype}, "
+            f"{hidden.device}), got {weight.dtype}, {weight.device}"
+        )
     _check_targets(targets, hidden.shape[:-1])
     if chunk_size is not None and (not _is_int(chunk_size) or chunk_size < 1):
         raise ValueError(f"chunk_size must be None or an int >= 1, got {chunk_size!r}")
-    loss, stats = FusedLinearLoss.apply(hidden.reshape(-1, hidden.shape[-1]), weight,
-                                        targets.reshape(-1).long(), sh, ignore_index, reduction,
-                                        return_stats, select_impl(impl, hidden.device), chunk_size)
+    loss, stats = FusedLinearLoss.apply(
+        hidden.reshape(-1, hidden.shape[-1]),
+        weight,
+        targets.reshape(-1).long(),
+        sh,
+        ignore_index,
+        reduction,
+        return_stats,
+        select_impl(impl, hidden.device),
+        chunk_size,
+    )
     return finish(loss, stats, targets.shape, reduction, return_stats)
 
 
-def finish(loss: Tensor, stats: Tensor, shape: torch.Size, reduction: str,
-           return_stats: bool) -> Tensor | tuple[Tensor, LossStats]:
+def finish(
+    loss: Tensor, stats: Tensor, shape: torch.Size, reduction: str, return_stats: bool
+) -> Tensor | tuple[Tensor, LossStats]:
     if reduction == "none":
         loss = loss.view(shape)
     if not return_stats:
@@ -99,8 +136,16 @@ def finish(loss: Tensor, stats: Tensor, shape: torch.Size, reduction: str,
 
 class _RewardShapedLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, logits: Tensor, targets: Tensor, sh: Shaping, ignore_index: int,
-                reduction: str, with_stats: bool, impl: Impl) -> tuple[Tensor, Tensor]:
+    def forward(
+        ctx: Any,
+        logits: Tensor,
+        targets: Tensor,
+        sh: Shaping,
+        ignore_index: int,
+        reduction: str,
+        with_stats: bool,
+        impl: Impl,
+    ) -> tuple[Tensor, Tensor]:
         valid = targets != ignore_index
         x = torch.where(valid, targets, 0)
         sums, state = impl.row_sums(logits, x, sh, sh.ranks_matter or with_stats)
@@ -128,8 +173,8 @@ class _RewardShapedLoss(torch.autograd.Function):
             grad = scale_grad(grad, rows_grad, ctx.reduction)
         else:
             saved = ctx.saved_tensors
-            state = ctx.state_type(*saved[:ctx.n_state])
-            W, g_x, scale = saved[ctx.n_state:]
+            state = ctx.state_type(*saved[: ctx.n_state])
+            W, g_x, scale = saved[ctx.n_state :]
             terms = RowTerms(grad_loss.new_empty(0), W, g_x, None)
             grad = ctx.impl.gradient(state, terms, ctx.sh, scale * grad_loss)
         return grad, None, None, None, None, None, None
@@ -137,8 +182,10 @@ class _RewardShapedLoss(torch.autograd.Function):
 
 # ---- argument checks: each error names the argument at fault ----------------------------
 
-def make_shaping(beta: float, lam_top: float, lam_tail: float, k: int,
-                 positive_form: str) -> Shaping:
+
+def make_shaping(
+    beta: float, lam_top: float, lam_tail: float, k: int, positive_form: str
+) -> Shaping:
     for name, value in (("beta", beta), ("lam_top", lam_top), ("lam_tail", lam_tail)):
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not is_number or not math.isfinite(value):
@@ -174,8 +221,10 @@ def _check_tensor(name: str, t: object, *, floating: bool, ndims: tuple[int, ...
     if floating and not t.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {t.dtype}")
     if t.dim() not in ndims or t.shape[-1] == 0:
-        raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimensions and a "
-                         f"non-empty last one, got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"{name} must have {' or '.join(map(str, ndims))} dimensions and a "
+            f"non-empty last one, got shape {tuple(t.shape)}"
+        )
 
 
 def _check_targets(targets: object, shape: torch.Size) -> None:
@@ -183,5 +232,7 @@ def _check_targets(targets: object, shape: torch.Size) -> None:
         kind = targets.dtype if isinstance(targets, Tensor) else type(targets).__name__
         raise ValueError(f"targets must be an int64 (or int32) tensor, got {kind}")
     if targets.shape != shape:
-        raise ValueError(f"targets must have shape {tuple(shape)} (the logits' leading "
-                         f"dimensions), got {tuple(targets.shape)}")
+        raise ValueError(
+            f"targets must have shape {tuple(shape)} (the logits' leading "
+            f"dimensions), got {tuple(targets.shape)}"
+        )

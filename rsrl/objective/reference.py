@@ -90,8 +90,9 @@ def _top_set(z: Tensor, x: Tensor, lse: Tensor, k: int) -> tuple[TopSet, Tensor,
     return TopSet(idx, p_others, tie_rows, tie_extra, tie_p), thr, s_top, plogp_top
 
 
-def gradient(state: GradState, terms: RowTerms, sh: Shaping, scale: Tensor,
-             overwrite_logits: bool = False) -> Tensor:
+def gradient(
+    state: GradState, terms: RowTerms, sh: Shaping, scale: Tensor, overwrite_logits: bool = False
+) -> Tensor:
     """scale * dL/dz as float32 [N, V], written over state.p: pi_j (W - c_j), then column x.
 
     It never touches the logits, so overwrite_logits (allowed, not required) is moot here.

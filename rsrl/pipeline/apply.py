@@ -63,18 +63,25 @@ def check_fits(stages: list[Stage], nodes: list[dict]) -> None:
         for bundle in stage.resources.bundles:
             need = {r: v for r, v in bundle.items() if v}
             if not any(all(node.get(r, 0) >= v for r, v in need.items()) for node in alive):
-                largest = ", ".join(f"{max((n.get(r, 0) for n in alive), default=0):g} {r}"
-                                    for r in need)
+                largest = ", ".join(
+                    f"{max((n.get(r, 0) for n in alive), default=0):g} {r}" for r in need
+                )
                 raise ClusterTooSmall(
                     f"stage '{stage.name}' asks for workers of "
                     f"{', '.join(f'{v:g} {r}' for r, v in need.items())}, but the largest node "
                     f"of this Ray cluster has {largest}; lower what the spec asks for "
                     f"(stages.{stage.name}.cpus_per_worker, resources.cpus_per_worker, "
-                    f"rl.rollout.cpus_per_actor, ...) or add larger nodes")
+                    f"rl.rollout.cpus_per_actor, ...) or add larger nodes"
+                )
 
 
-def apply_plan(plan: Plan, *, wait_for_lock: bool = False, shared_workdir: bool = False,
-               stage_fns: Mapping[str, StageFn] | None = None) -> list[StageOutcome]:
+def apply_plan(
+    plan: Plan,
+    *,
+    wait_for_lock: bool = False,
+    shared_workdir: bool = False,
+    stage_fns: Mapping[str, StageFn] | None = None,
+) -> list[StageOutcome]:
     """Run every stage of `plan` that is not cached; return one outcome per stage, in order.
 
     The workdir is locked for the whole apply, unless `shared_workdir` (sweep trials share
@@ -97,14 +104,15 @@ def _apply(plan: Plan, stage_fns: Mapping[str, StageFn] | None) -> list[StageOut
         upstream = [refs[name] for name in stage.inputs if name in refs]
         # "DEFAULT": never inside a caller's placement group (a Tune trial captures its
         # child tasks): a stage schedules its own workers wherever the cluster has room.
-        refs[stage.name] = _run_stage.options(name=f"rsrl:{stage.name}",
-                                              scheduling_strategy="DEFAULT").remote(
-            plan, stage.name, dict(stage_fns or {}), *upstream)
+        refs[stage.name] = _run_stage.options(
+            name=f"rsrl:{stage.name}", scheduling_strategy="DEFAULT"
+        ).remote(plan, stage.name, dict(stage_fns or {}), *upstream)
     return _collect(plan, statuses, refs)
 
 
-def _collect(plan: Plan, statuses: dict[str, Status],
-             refs: dict[str, ray.ObjectRef]) -> list[StageOutcome]:
+def _collect(
+    plan: Plan, statuses: dict[str, Status], refs: dict[str, ray.ObjectRef]
+) -> list[StageOutcome]:
     by_ref = {ref: name for name, ref in refs.items()}
     finished: dict[str, tuple[dict, float]] = {}
     progress = StageProgress({name: plan.stage(name).out_dir(plan.workdir) for name in refs})
@@ -163,7 +171,6 @@ def _run_stage(plan: Plan, name: str, stage_fns: dict, *upstream) -> tuple[dict,
         inputs = {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs}
         fn = resolve_stage_fn(stage.kind, stage_fns)
         start = time.time()
-        result = fn(StageContext(spec=plan.spec, stage=stage, out_dir=out_dir,
-                                 inputs=inputs)) or {}
+        result = fn(StageContext(spec=plan.spec, stage=stage, out_dir=out_dir, inputs=inputs)) or {}
         write_manifest(stage, out_dir, result)
         return result, time.time() - start

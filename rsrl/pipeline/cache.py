@@ -48,8 +48,10 @@ def manifest_problem(stage: Stage, out_dir: Path) -> str | None:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("result"), dict):
         return f"{MANIFEST} is not a finished stage's manifest (no result)"
     if (manifest.get("stage"), manifest.get("key")) != (stage.name, stage.key):
-        return (f"{MANIFEST} belongs to {manifest.get('stage')!r} with key "
-                f"{manifest.get('key')!r}, not to this stage")
+        return (
+            f"{MANIFEST} belongs to {manifest.get('stage')!r} with key "
+            f"{manifest.get('key')!r}, not to this stage"
+        )
     outputs = manifest.get("outputs", [])  # absent in manifests written before it was kept
     if not isinstance(outputs, list):
         return f"{MANIFEST} lists its outputs as {outputs!r}, not as a list of names"
@@ -60,9 +62,17 @@ def manifest_problem(stage: Stage, out_dir: Path) -> str | None:
 
 
 def write_manifest(stage: Stage, out_dir: Path, result: dict) -> None:
-    outputs = sorted(p.name for p in out_dir.iterdir()
-                     if p.name != MANIFEST and not p.name.startswith("."))
-    manifest = {"stage": stage.name, "kind": stage.kind, "key": stage.key,
-                "inputs": list(stage.inputs), "config": stage.config, "outputs": outputs,
-                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "result": result}
+    outputs = sorted(
+        p.name for p in out_dir.iterdir() if p.name != MANIFEST and not p.name.startswith(".")
+    )
+    manifest = {
+        "stage": stage.name,
+        "kind": stage.kind,
+        "key": stage.key,
+        "inputs": list(stage.inputs),
+        "config": stage.config,
+        "outputs": outputs,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "result": result,
+    }
     write_json_atomic(out_dir / MANIFEST, manifest)

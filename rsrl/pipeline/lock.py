@@ -12,9 +12,9 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 LOCK_FILE = ".rsrl.lock"
 
@@ -53,9 +53,11 @@ def workdir_lock(workdir: Path, wait: bool = False) -> Iterator[None]:
         with file_lock(workdir / LOCK_FILE, wait):
             yield
     except WorkdirBusy as busy:
-        raise WorkdirBusy(f"another rsrl run holds {workdir} ({busy}); wait for it to finish, "
-                          f"pass --wait, or use another workdir") from None
+        raise WorkdirBusy(
+            f"another rsrl run holds {workdir} ({busy}); wait for it to finish, "
+            f"pass --wait, or use another workdir"
+        ) from None
 
 
-def stage_lock(out_dir: Path) -> "contextmanager":
+def stage_lock(out_dir: Path) -> contextmanager:
     return file_lock(out_dir.with_name(f".{out_dir.name}.lock"), wait=True)

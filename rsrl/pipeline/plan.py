@@ -32,8 +32,14 @@ STAGE_VERSIONS = {
 TRAINING_STAGES = ("pretrain", "midtrain")
 MODEL_STAGES = (*TRAINING_STAGES, "rl")  # the stages that produce a model, in order
 # Knobs that change how a stage runs, not what it produces: not part of its key.
-_NON_SEMANTIC_STAGE_KEYS = ("data", "log_every", "checkpoint_every", "keep_checkpoints",
-                            "micro_batch_size", "cpus_per_worker")
+_NON_SEMANTIC_STAGE_KEYS = (
+    "data",
+    "log_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "micro_batch_size",
+    "cpus_per_worker",
+)
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,11 @@ class Plan:
 
 
 def stage_key(kind: str, config: Any, input_keys: list[str]) -> str:
-    payload = json.dumps({"kind": kind, "version": STAGE_VERSIONS[kind], "config": config,
-                          "inputs": input_keys}, sort_keys=True, default=str)
+    payload = json.dumps(
+        {"kind": kind, "version": STAGE_VERSIONS[kind], "config": config, "inputs": input_keys},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -92,21 +101,36 @@ def compile_plan(spec: Spec) -> Plan:
             last_model = builder.add_training(name, stage_spec, data, last_model)
     if spec.rl is not None and last_model is not None:
         rl = {k: v for k, v in _plain(spec.rl).items() if k != "keep_checkpoints"}
-        rl_config = {"rl": rl, "seed": spec.seed, "plugins": spec.plugins,
-                     "precision": spec.resources.deepspeed.precision}
+        rl_config = {
+            "rl": rl,
+            "seed": spec.seed,
+            "plugins": spec.plugins,
+            "precision": spec.resources.deepspeed.precision,
+        }
         if spec.rl.eval_every > 0:  # the RL curve samples the eval suites
             rl_config["eval_suites"] = spec.eval.suites
-        last_model = builder.add("rl", "rl", rl_config, ["tokenizer", last_model],
-                                 builder.rl_resources())
+        last_model = builder.add(
+            "rl", "rl", rl_config, ["tokenizer", last_model], builder.rl_resources()
+        )
     models = [s.name for s in builder.stages if s.kind in MODEL_STAGES]
     if spec.eval is not None and models:
         # topk.k: the held-out local entropy and tail mass are measured against K_t.
-        builder.add("eval", "eval", {"eval": spec.eval, "seed": spec.seed,
-                                     "plugins": spec.plugins, "k": spec.objective.topk.k},
-                    ["tokenizer", *models], builder.rollout_resources())
+        builder.add(
+            "eval",
+            "eval",
+            {
+                "eval": spec.eval,
+                "seed": spec.seed,
+                "plugins": spec.plugins,
+                "k": spec.objective.topk.k,
+            },
+            ["tokenizer", *models],
+            builder.rollout_resources(),
+        )
     if models:
-        report_inputs = [s.name for s in builder.stages if s.kind != "tokenizer"
-                         and s.kind != "data"]
+        report_inputs = [
+            s.name for s in builder.stages if s.kind != "tokenizer" and s.kind != "data"
+        ]
         builder.add("report", "report", {"name": spec.name}, report_inputs, _one_cpu())
     # Absolute: stage tasks run in Ray workers whose working directory may differ.
     return Plan(spec=spec, workdir=Path(spec.workdir).resolve(), stages=tuple(builder.stages))
@@ -121,12 +145,21 @@ class _PlanBuilder:
         self.spec = spec
         self.stages: list[Stage] = []
 
-    def add(self, name: str, kind: str, config: Any, inputs: list[str],
-            resources: Resources) -> str:
+    def add(
+        self, name: str, kind: str, config: Any, inputs: list[str], resources: Resources
+    ) -> str:
         config = _plain(config)
         keys = [self._key_of(i) for i in inputs]
-        self.stages.append(Stage(name=name, kind=kind, key=stage_key(kind, config, keys),
-                                 inputs=tuple(inputs), config=config, resources=resources))
+        self.stages.append(
+            Stage(
+                name=name,
+                kind=kind,
+                key=stage_key(kind, config, keys),
+                inputs=tuple(inputs),
+                config=config,
+                resources=resources,
+            )
+        )
         return name
 
     def _key_of(self, name: str) -> str:
@@ -140,15 +173,24 @@ class _PlanBuilder:
         self.add("tokenizer", "tokenizer", config, [], _one_cpu())
 
     def add_data(self, stage_name: str, s: TrainStageSpec) -> str:
-        config = {"data": s.data, "tokens": s.tokens, "seq_len": s.seq_len,
-                  "reset_position_ids": s.reset_position_ids, "seed": self.spec.seed}
+        config = {
+            "data": s.data,
+            "tokens": s.tokens,
+            "seq_len": s.seq_len,
+            "reset_position_ids": s.reset_position_ids,
+            "seed": self.spec.seed,
+        }
         return self.add(f"data-{stage_name}", "data", config, ["tokenizer"], _one_cpu())
 
     def add_training(self, name: str, s: TrainStageSpec, data: str, init: str | None) -> str:
         hyper = {k: v for k, v in _plain(s).items() if k not in _NON_SEMANTIC_STAGE_KEYS}
         hyper["objective"] = effective_objective(self.spec, s)
-        config = {"model": self.spec.model, "stage": hyper, "seed": self.spec.seed,
-                  "precision": self.spec.resources.deepspeed.precision}
+        config = {
+            "model": self.spec.model,
+            "stage": hyper,
+            "seed": self.spec.seed,
+            "precision": self.spec.resources.deepspeed.precision,
+        }
         inputs = ["tokenizer", data] + ([init] if init else [])
         return self.add(name, name, config, inputs, self.training_resources(s))
 
@@ -167,8 +209,9 @@ class _PlanBuilder:
         return Resources(bundles=tuple(dict(actor) for _ in range(ro.actors)))
 
     def rl_resources(self) -> Resources:
-        return Resources(bundles=self.training_resources().bundles
-                         + self.rollout_resources().bundles)
+        return Resources(
+            bundles=self.training_resources().bundles + self.rollout_resources().bundles
+        )
 
 
 def _plain(obj: Any) -> Any:

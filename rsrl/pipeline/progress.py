@@ -42,8 +42,9 @@ class StageProgress:
                 continue
             bar = self.bars.get(name)
             if bar is None:
-                bar = self.bars[name] = tqdm(total=record["total_steps"], desc=name,
-                                             unit="step", leave=True)
+                bar = self.bars[name] = tqdm(
+                    total=record["total_steps"], desc=name, unit="step", leave=True
+                )
             bar.update(record["step"] - bar.n)
 
     def finish(self, name: str) -> None:

@@ -1,11 +1,14 @@
-"""Which function runs each kind of stage. A stage not built yet fails loudly, never fakes output."""
+"""Which function runs each kind of stage.
+
+A stage not built yet fails loudly, never fakes output.
+"""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 from rsrl.pipeline.plan import Stage
 from rsrl.spec.schema import Spec
@@ -46,6 +49,7 @@ def resolve_stage_fn(kind: str, overrides: Mapping[str, StageFn] | None = None) 
     if kind not in BUILTIN_STAGES:
         raise StageNotImplemented(
             f"stage '{kind}' is not implemented yet in this version of rsrl "
-            f"(the stages finished before it are kept)")
+            f"(the stages finished before it are kept)"
+        )
     module, _, attr = BUILTIN_STAGES[kind].partition(":")
     return getattr(importlib.import_module(module), attr)

@@ -21,15 +21,15 @@ def connect(address: str | None = None) -> None:
     if sys.prefix != sys.base_prefix:  # in a venv: DeepSpeed's JIT-built ops are cached in
         # it, where `make install` built the CPU shared-memory one (the embedded session's
         # workers inherit this environment; without it they would rebuild in ~/.cache)
-        os.environ.setdefault("TORCH_EXTENSIONS_DIR",
-                              os.path.join(sys.prefix, "torch_extensions"))
+        os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.join(sys.prefix, "torch_extensions"))
     address = address or os.environ.get("RAY_ADDRESS")
     runtime_env = {"worker_process_setup_hook": WORKER_SETUP_HOOK}
     if address:
         ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
     else:  # "local": never attach to some other Ray that happens to run on this machine
-        ray.init(address="local", include_dashboard=False, log_to_driver=True,
-                 runtime_env=runtime_env)
+        ray.init(
+            address="local", include_dashboard=False, log_to_driver=True, runtime_env=runtime_env
+        )
 
 
 def quiet_ray_internals() -> None:
@@ -40,5 +40,4 @@ def quiet_ray_internals() -> None:
     train = os.path.join(os.path.dirname(ray.__file__), "train", "v2", "_internal")
     # That module names its logger by its file path, not its module name.
     drop_below(os.path.join(train, "execution", "context.py"), logging.WARNING)
-    drop_below("ray.train.v2._internal.execution.controller.placement_group_cleaner",
-               logging.ERROR)
+    drop_below("ray.train.v2._internal.execution.controller.placement_group_cleaner", logging.ERROR)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rsrl.pipeline.cache import Status, manifest_problem, stage_status
 from rsrl.pipeline.plan import Plan
@@ -13,22 +14,38 @@ if TYPE_CHECKING:  # apply.py imports Ray; showing a plan must not
 
 def _table(header: Sequence[str], rows: list[Sequence[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+
+    def line(r: Sequence[str]) -> str:
+        return "  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+
     return "\n".join([line(header), *map(line, rows)])
 
 
 def format_plan(plan: Plan) -> str:
-    rows = [(s.name, s.key, stage_status(s, plan.workdir).value, s.resources.describe(),
-             ", ".join(s.inputs) or "-") for s in plan.stages]
+    rows = [
+        (
+            s.name,
+            s.key,
+            stage_status(s, plan.workdir).value,
+            s.resources.describe(),
+            ", ".join(s.inputs) or "-",
+        )
+        for s in plan.stages
+    ]
     title = f"plan for '{plan.spec.name}' in {plan.workdir}"
-    notes = [f"{s.name} is broken: {manifest_problem(s, s.out_dir(plan.workdir))}; `rsrl apply` "
-             "runs it again, keeping what its directory holds" for s in plan.stages
-             if stage_status(s, plan.workdir) is Status.BROKEN]
+    notes = [
+        f"{s.name} is broken: {manifest_problem(s, s.out_dir(plan.workdir))}; `rsrl apply` "
+        "runs it again, keeping what its directory holds"
+        for s in plan.stages
+        if stage_status(s, plan.workdir) is Status.BROKEN
+    ]
     table = _table(("stage", "key", "status", "resources", "needs"), rows)
     return "\n".join([title, table, *notes])
 
 
-def format_outcomes(outcomes: list["StageOutcome"]) -> str:
-    rows = [(o.stage, "cached" if o.seconds == 0.0 else f"ran {o.seconds:.1f}s", str(o.out_dir))
-            for o in outcomes]
+def format_outcomes(outcomes: list[StageOutcome]) -> str:
+    rows = [
+        (o.stage, "cached" if o.seconds == 0.0 else f"ran {o.seconds:.1f}s", str(o.out_dir))
+        for o in outcomes
+    ]
     return "done\n" + _table(("stage", "", "output"), rows)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from rsrl.report.workdir import load_workdirs
 from rsrl.report.write import write_report
@@ -19,8 +19,10 @@ def report_command(workdirs: Sequence[Path], out_dir: Path | None) -> int:
         for note in run.notes:
             print(f"rsrl: {run.where} ({run.label}): {note}", file=sys.stderr)
     if all(run.empty for run in runs):
-        print("rsrl: nothing to report: no run has logged metrics or eval results yet",
-              file=sys.stderr)
+        print(
+            "rsrl: nothing to report: no run has logged metrics or eval results yet",
+            file=sys.stderr,
+        )
         return 1
     out_dir = out_dir or (workdirs[0] / "report" if len(workdirs) == 1 else MULTI_RUN_OUT)
     print(f"report: {write_report(runs, out_dir)}")

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rsrl.report.runs import Run
 from rsrl.report.tables import Row, columns
@@ -37,21 +38,26 @@ class Section:
 def render_page(title: str, runs: Sequence[Run], sections: Sequence[Section]) -> str:
     body = [f"<h1>{escape(title)}</h1>", _runs_list(runs), _notes(runs)]
     body += [_section(s) for s in sections]
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-            + "\n".join(part for part in body if part) + "\n</body>\n</html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(part for part in body if part)
+        + "\n</body>\n</html>\n"
+    )
 
 
 def _runs_list(runs: Sequence[Run]) -> str:
-    items = "".join(f"<li><b>{escape(r.label)}</b>: <code>{escape(str(r.where))}</code></li>"
-                    for r in runs)
+    items = "".join(
+        f"<li><b>{escape(r.label)}</b>: <code>{escape(str(r.where))}</code></li>" for r in runs
+    )
     return f"<h2>Runs</h2>\n<ul>{items}</ul>"
 
 
 def _notes(runs: Sequence[Run]) -> str:
-    items = "".join(f"<li><b>{escape(r.label)}</b>: {escape(note)}</li>"
-                    for r in runs for note in r.notes)
-    return f"<h2>Notes</h2>\n<ul class=\"notes\">{items}</ul>" if items else ""
+    items = "".join(
+        f"<li><b>{escape(r.label)}</b>: {escape(note)}</li>" for r in runs for note in r.notes
+    )
+    return f'<h2>Notes</h2>\n<ul class="notes">{items}</ul>' if items else ""
 
 
 def _section(section: Section) -> str:
@@ -59,7 +65,7 @@ def _section(section: Section) -> str:
     parts += [_table(caption, rows) for caption, rows in section.tables if rows]
     parts += [_figure(png) for png in section.figures]
     if len(parts) == 1:
-        parts.append(f"<p class=\"missing\">{escape(section.missing)}</p>")
+        parts.append(f'<p class="missing">{escape(section.missing)}</p>')
     return "\n".join(parts)
 
 
@@ -75,10 +81,12 @@ def _cell(value: Any) -> str:
         return f"<td>{value:.4g}</td>" if math.isfinite(value) else f"<td>{value}</td>"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"<td>{value}</td>"
-    return f"<td class=\"text\">{escape('' if value is None else str(value))}</td>"
+    return f'<td class="text">{escape("" if value is None else str(value))}</td>'
 
 
 def _figure(png: Path) -> str:
     data = base64.b64encode(png.read_bytes()).decode("ascii")
-    return (f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{escape(png.stem)}\">"
-            f"<figcaption>{escape(png.name)}</figcaption></figure>")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{escape(png.stem)}">'
+        f"<figcaption>{escape(png.name)}</figcaption></figure>"
+    )

@@ -8,8 +8,8 @@ A function returns None when no run has the data its figure needs.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from matplotlib import colormaps
 from matplotlib.axes import Axes
@@ -37,8 +37,9 @@ class Panel:
 TRAINING_PANELS = (
     Panel("loss: shaped (solid), NLL (dashed)", (("shaped_loss", "-"), ("nll", "--"))),
     Panel("perplexity", (("perplexity", "-"),), log_y=True),
-    Panel("entropy: global (solid), local top-k (dashed)",
-          (("entropy", "-"), ("local_entropy", "--"))),
+    Panel(
+        "entropy: global (solid), local top-k (dashed)", (("entropy", "-"), ("local_entropy", "--"))
+    ),
     Panel("tail mass (outside the top-k)", (("tail_mass", "-"),)),
 )
 RL_PANELS = (
@@ -53,15 +54,19 @@ def run_color(index: int) -> tuple:
     return colormaps["tab10"](index % 10)
 
 
-def curves_figure(runs: Sequence[Run], stage: str, panels: Sequence[Panel],
-                  title: str) -> Figure | None:
+def curves_figure(
+    runs: Sequence[Run], stage: str, panels: Sequence[Panel], title: str
+) -> Figure | None:
     """A 2x2 grid of per-step curves of `stage` (a metrics.jsonl per run)."""
     if not any(run.curves.get(stage) for run in runs):
         return None
     fig = Figure(figsize=(11, 7.5), layout="constrained")
     for ax, panel in zip(fig.subplots(2, 2).flat, panels):
-        drawn = [_draw_series(ax, run.curves.get(stage, []), key, style, run_color(i))
-                 for i, run in enumerate(runs) for key, style in panel.series]
+        drawn = [
+            _draw_series(ax, run.curves.get(stage, []), key, style, run_color(i))
+            for i, run in enumerate(runs)
+            for key, style in panel.series
+        ]
         _finish(ax, panel.title, "step", any(drawn), panel.log_y)
     _legend(fig, runs, [i for i, run in enumerate(runs) if run.curves.get(stage)])
     fig.suptitle(title)
@@ -71,8 +76,14 @@ def curves_figure(runs: Sequence[Run], stage: str, panels: Sequence[Panel],
 def _draw_series(ax: Axes, records: list[dict], key: str, style: str, color: tuple) -> bool:
     points = [(r["step"], r[key]) for r in records if _finite(r.get(key))]
     if points:  # dots too when there are few points, so single steps stay visible
-        ax.plot(*zip(*points), style, color=color, linewidth=1.4,
-                marker="o" if len(points) <= FEW_POINTS else None, markersize=3)
+        ax.plot(
+            *zip(*points),
+            style,
+            color=color,
+            linewidth=1.4,
+            marker="o" if len(points) <= FEW_POINTS else None,
+            markersize=3,
+        )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return bool(points)
 
@@ -80,8 +91,12 @@ def _draw_series(ax: Axes, records: list[dict], key: str, style: str, color: tup
 def pass_at_k_figure(runs: Sequence[Run], suite: str) -> Figure | None:
     """Pass@k against k = 1..n for one suite, before RL (dashed) and after (solid) on one
     axis, each with a band of +- 1.96 standard errors; dots at the suite's reported k."""
-    results = [(i, style, result) for i, run in enumerate(runs) if run.eval
-               for style, result in _before_after(run.eval, suite)]
+    results = [
+        (i, style, result)
+        for i, run in enumerate(runs)
+        if run.eval
+        for style, result in _before_after(run.eval, suite)
+    ]
     if not results:
         return None
     fig = Figure(figsize=(7.5, 5), layout="constrained")
@@ -98,9 +113,14 @@ def pass_at_k_figure(runs: Sequence[Run], suite: str) -> Figure | None:
     ax.set_xticks([2**e for e in range(n.bit_length())], [str(2**e) for e in range(n.bit_length())])
     ax.set_ylim(0, 1.02)
     before = any(style == "--" for _, style, _ in results)
-    _finish(ax, f"suite '{suite}': unbiased Pass@k" + (", before RL (dashed) and after (solid)"
-                                                      if before else ""),
-            "k (samples per problem)", True, False)
+    _finish(
+        ax,
+        f"suite '{suite}': unbiased Pass@k"
+        + (", before RL (dashed) and after (solid)" if before else ""),
+        "k (samples per problem)",
+        True,
+        False,
+    )
     ax.set_ylabel("pass@k (band: 95% over problems)")
     _legend(fig, runs, sorted({i for i, *_ in results}))
     return fig
@@ -116,22 +136,37 @@ def _before_after(metrics: dict, suite: str) -> list[tuple[str, dict]]:
 def rl_curve_figure(runs: Sequence[Run], suite: str) -> Figure | None:
     """The paper's RL figure: Avg@n and Pass@k of one suite's subset against the RL step,
     with +- 1.96 standard-error bars, one panel per metric."""
-    curves = [(i, run.eval[RL_CURVE][suite]) for i, run in enumerate(runs)
-              if run.eval and run.eval.get(RL_CURVE, {}).get(suite)]
+    curves = [
+        (i, run.eval[RL_CURVE][suite])
+        for i, run in enumerate(runs)
+        if run.eval and run.eval.get(RL_CURVE, {}).get(suite)
+    ]
     if not curves:
         return None
     # pass@1 is avg@n again (the mean correctness of the samples): drawn once.
-    metrics = list(dict.fromkeys(k for _, rows in curves for k in rows[0]
-                                 if k.startswith(("avg@", "pass@")) and k != "pass@1"
-                                 and not k.endswith(("_se", "_ci"))))
+    metrics = list(
+        dict.fromkeys(
+            k
+            for _, rows in curves
+            for k in rows[0]
+            if k.startswith(("avg@", "pass@")) and k != "pass@1" and not k.endswith(("_se", "_ci"))
+        )
+    )
     fig = Figure(figsize=(4 * len(metrics), 4), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics):
         for i, rows in curves:
             points = [r for r in rows if _finite(r.get(metric))]
-            ax.errorbar([r["step"] for r in points], [r[metric] for r in points],
-                        yerr=[Z_95 * r.get(f"{metric}_se", 0.0) for r in points], fmt="o-",
-                        color=run_color(i), capsize=3, linewidth=1.4, markersize=4)
+            ax.errorbar(
+                [r["step"] for r in points],
+                [r[metric] for r in points],
+                yerr=[Z_95 * r.get(f"{metric}_se", 0.0) for r in points],
+                fmt="o-",
+                color=run_color(i),
+                capsize=3,
+                linewidth=1.4,
+                markersize=4,
+            )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         _finish(ax, metric, "RL step", True, False)
     problems = curves[0][1][0].get("problems")
@@ -141,9 +176,14 @@ def rl_curve_figure(runs: Sequence[Run], suite: str) -> Figure | None:
 
 
 def _band(ax: Axes, xs, mean: Sequence[float], se: Sequence[float], color: tuple) -> None:
-    ax.fill_between(xs, [m - Z_95 * e for m, e in zip(mean, se)],
-                    [m + Z_95 * e for m, e in zip(mean, se)], color=color, alpha=0.15,
-                    linewidth=0)
+    ax.fill_between(
+        xs,
+        [m - Z_95 * e for m, e in zip(mean, se)],
+        [m + Z_95 * e for m, e in zip(mean, se)],
+        color=color,
+        alpha=0.15,
+        linewidth=0,
+    )
 
 
 def heldout_figure(runs: Sequence[Run]) -> Figure | None:
@@ -171,8 +211,9 @@ def _finish(ax: Axes, title: str, xlabel: str, drawn: bool, log_y: bool) -> None
     ax.set_xlabel(xlabel)
     ax.grid(True, alpha=0.3)
     if not drawn:
-        ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes,
-                color="grey")
+        ax.text(
+            0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="grey"
+        )
     elif log_y:
         values = [v for line in ax.get_lines() for v in line.get_ydata()]
         if min(values) > 0 and max(values) > LOG_SCALE_SPAN * min(values):
@@ -181,8 +222,13 @@ def _finish(ax: Axes, title: str, xlabel: str, drawn: bool, log_y: bool) -> None
 
 def _legend(fig: Figure, runs: Sequence[Run], shown: list[int]) -> None:
     handles = [Line2D([], [], color=run_color(i), linewidth=2) for i in shown]
-    fig.legend(handles, [runs[i].label for i in shown], loc="outside lower center",
-               ncols=min(len(shown), 3), fontsize=9)
+    fig.legend(
+        handles,
+        [runs[i].label for i in shown],
+        loc="outside lower center",
+        ncols=min(len(shown), 3),
+        fontsize=9,
+    )
 
 
 def _finite(value: object) -> bool:

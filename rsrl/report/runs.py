@@ -7,9 +7,9 @@ or unfinished becomes a note that the report prints; the rest is shown as it is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from rsrl.eval.results import read_eval_metrics
 from rsrl.pipeline.cache import MANIFEST

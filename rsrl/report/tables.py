@@ -3,7 +3,8 @@ per run, suite and metric for the RL gain; per run and checkpoint; per run and s
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rsrl.eval.results import PRE_RL, RL_GAIN
 from rsrl.eval.uncertainty import covers_zero
@@ -20,10 +21,13 @@ HELDOUT_COLUMNS = ("perplexity", *STAT_NAMES, "tokens")
 def suite_table(runs: Sequence[Run]) -> list[Row]:
     """A row per run, checkpoint the suites sampled (before RL, then last) and suite; each
     metric as 'mean ± standard error'."""
-    return [{"run": run.label, "checkpoint": model, "suite": suite, **_with_errors(result)}
-            for run in runs if run.eval
-            for model, suites in _sampled(run.eval)
-            for suite, result in suites.items()]
+    return [
+        {"run": run.label, "checkpoint": model, "suite": suite, **_with_errors(result)}
+        for run in runs
+        if run.eval
+        for model, suites in _sampled(run.eval)
+        for suite, result in suites.items()
+    ]
 
 
 def rl_gain_table(runs: Sequence[Run]) -> list[Row]:
@@ -36,13 +40,24 @@ def rl_gain_table(runs: Sequence[Run]) -> list[Row]:
         before = run.eval[PRE_RL]["suites"]
         for suite, gains in run.eval.get(RL_GAIN, {}).items():
             for metric, gain in gains.items():
-                rows.append({"run": run.label, "suite": suite, "metric": metric,
-                             "before RL": before[suite][metric],
-                             "after RL": run.eval["suites"][suite][metric],
-                             "gain": plus_minus(gain["mean"], gain["se"]), "z": gain["z"],
-                             "reading": ("no detectable difference"
-                                         if covers_zero(gain["mean"], gain["se"])
-                                         else "gain" if gain["mean"] > 0 else "loss")})
+                rows.append(
+                    {
+                        "run": run.label,
+                        "suite": suite,
+                        "metric": metric,
+                        "before RL": before[suite][metric],
+                        "after RL": run.eval["suites"][suite][metric],
+                        "gain": plus_minus(gain["mean"], gain["se"]),
+                        "z": gain["z"],
+                        "reading": (
+                            "no detectable difference"
+                            if covers_zero(gain["mean"], gain["se"])
+                            else "gain"
+                            if gain["mean"] > 0
+                            else "loss"
+                        ),
+                    }
+                )
     return rows
 
 
@@ -78,20 +93,35 @@ def _suite_column_rank(name: str) -> tuple[int, int, str]:
 
 
 def heldout_table(runs: Sequence[Run]) -> list[Row]:
-    return [{"run": run.label, "checkpoint": stage,
-             **{k: heldout[stage][k] for k in HELDOUT_COLUMNS if k in heldout[stage]}}
-            for run in runs if run.eval
-            for heldout in [run.eval.get("heldout", {})]
-            for stage in MODEL_STAGES if stage in heldout]
+    return [
+        {
+            "run": run.label,
+            "checkpoint": stage,
+            **{k: heldout[stage][k] for k in HELDOUT_COLUMNS if k in heldout[stage]},
+        }
+        for run in runs
+        if run.eval
+        for heldout in [run.eval.get("heldout", {})]
+        for stage in MODEL_STAGES
+        if stage in heldout
+    ]
 
 
-def last_step_table(runs: Sequence[Run], stages: Sequence[str],
-                    panels: Sequence[Panel]) -> list[Row]:
+def last_step_table(
+    runs: Sequence[Run], stages: Sequence[str], panels: Sequence[Panel]
+) -> list[Row]:
     """The last logged step of each of `stages`, with the metrics `panels` draw."""
     keys = ["step", *(key for panel in panels for key, _ in panel.series)]
-    return [{"run": run.label, "stage": stage,
-             **{k: run.curves[stage][-1][k] for k in keys if k in run.curves[stage][-1]}}
-            for run in runs for stage in stages if run.curves.get(stage)]
+    return [
+        {
+            "run": run.label,
+            "stage": stage,
+            **{k: run.curves[stage][-1][k] for k in keys if k in run.curves[stage][-1]},
+        }
+        for run in runs
+        for stage in stages
+        if run.curves.get(stage)
+    ]
 
 
 def columns(rows: Sequence[Row]) -> list[str]:

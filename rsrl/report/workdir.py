@@ -9,8 +9,9 @@ of each stage is taken instead, and the report says so.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -23,8 +24,10 @@ MAX_LABEL_KEYS = 3
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / SPEC_FILE).is_file() or any(
-        STAGE_DIR.match(child.name) for child in path.iterdir() if child.is_dir()))
+    return path.is_dir() and (
+        (path / SPEC_FILE).is_file()
+        or any(STAGE_DIR.match(child.name) for child in path.iterdir() if child.is_dir())
+    )
 
 
 def expand_workdirs(paths: Sequence[Path]) -> list[Path]:
@@ -53,8 +56,10 @@ def load_workdir(workdir: Path, label: str) -> Run:
         notes.append(f"no readable {SPEC_FILE}; showing the newest directory of each stage")
     run = load_run(label, workdir, stage_dirs)
     if not stage_dirs:
-        notes.append(f"not an rsrl run directory (no {SPEC_FILE}, no stage directories); "
-                     f"give the workdir that `rsrl apply` wrote")
+        notes.append(
+            f"not an rsrl run directory (no {SPEC_FILE}, no stage directories); "
+            f"give the workdir that `rsrl apply` wrote"
+        )
     run.notes[:0] = notes
     return run
 
@@ -101,12 +106,19 @@ def run_labels(workdirs: Sequence[Path], specs: Sequence[dict]) -> list[str]:
     made unique with the path."""
     flats = [_flatten(spec) for spec in specs]
     keys = sorted({k for f in flats for k in f})
-    differing = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1
-                 and not k.startswith(UNLABELLED_KEYS)][:MAX_LABEL_KEYS]
-    labels = [", ".join(f"{k}={f.get(k)}" for k in differing) or _plain_label(w, f, len(flats))
-              for w, f in zip(workdirs, flats)]
-    return [label if labels.count(label) == 1 else f"{label} ({w})"
-            for w, label in zip(workdirs, labels)]
+    differing = [
+        k
+        for k in keys
+        if len({repr(f.get(k)) for f in flats}) > 1 and not k.startswith(UNLABELLED_KEYS)
+    ][:MAX_LABEL_KEYS]
+    labels = [
+        ", ".join(f"{k}={f.get(k)}" for k in differing) or _plain_label(w, f, len(flats))
+        for w, f in zip(workdirs, flats)
+    ]
+    return [
+        label if labels.count(label) == 1 else f"{label} ({w})"
+        for w, label in zip(workdirs, labels)
+    ]
 
 
 def _plain_label(workdir: Path, flat_spec: dict[str, Any], runs: int) -> str:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from matplotlib.figure import Figure
 
 from rsrl.files import write_text_atomic
 from rsrl.pipeline.plan import TRAINING_STAGES
 from rsrl.report.html import Section, render_page
-from rsrl.report.plots import (RL_PANELS, TRAINING_PANELS, curves_figure, heldout_figure,
-                               pass_at_k_figure, rl_curve_figure)
+from rsrl.report.plots import (
+    RL_PANELS,
+    TRAINING_PANELS,
+    curves_figure,
+    heldout_figure,
+    pass_at_k_figure,
+    rl_curve_figure,
+)
 from rsrl.report.runs import Run
 from rsrl.report.tables import heldout_table, last_step_table, rl_gain_table, suite_table
 
@@ -25,31 +31,54 @@ def write_report(runs: Sequence[Run], out_dir: Path, title: str = "rsrl report")
     out_dir.mkdir(parents=True, exist_ok=True)
     suites = list(dict.fromkeys(s for run in runs if run.eval for s in run.eval.get("suites", {})))
     sections = [
-        Section("Results", tables=(("eval suites: mean ± standard error over problems",
-                                    suite_table(runs)),
-                                   ("RL gain: after - before RL, paired by problem",
-                                    rl_gain_table(runs)),
-                                   ("held-out text, by checkpoint", heldout_table(runs)),
-                                   ("training, last logged step", last_step_table(
-                                       runs, TRAINING_STAGES, TRAINING_PANELS)),
-                                   ("RL, last logged step", last_step_table(
-                                       runs, ("rl",), RL_PANELS))),
-                missing="no results yet: no stage has logged anything"),
-        Section("Held-out text by checkpoint", figures=_save(out_dir, "heldout",
-                                                             heldout_figure(runs)),
-                missing="no eval results yet"),
-        *(Section(title_, figures=_save(out_dir, f"train-{stage}", curves_figure(
-            runs, stage, TRAINING_PANELS, title_)), missing=f"no run has {stage} metrics")
-          for stage, title_ in (("pretrain", "Pre-training"), ("midtrain", "Mid-training"))),
-        Section("RL (GRPO)", figures=_save(out_dir, "rl", curves_figure(
-            runs, "rl", RL_PANELS, "RL (GRPO)")) + tuple(
-            png for suite in suites for png in _save(
-                out_dir, f"rl-curve-{suite}", rl_curve_figure(runs, suite))),
-                missing="no run has RL metrics"),
-        Section("Pass@k before and after RL", figures=tuple(
-            png for suite in suites for png in _save(
-                out_dir, f"passk-{suite}", pass_at_k_figure(runs, suite))),
-                missing="no eval suite results yet"),
+        Section(
+            "Results",
+            tables=(
+                ("eval suites: mean ± standard error over problems", suite_table(runs)),
+                ("RL gain: after - before RL, paired by problem", rl_gain_table(runs)),
+                ("held-out text, by checkpoint", heldout_table(runs)),
+                (
+                    "training, last logged step",
+                    last_step_table(runs, TRAINING_STAGES, TRAINING_PANELS),
+                ),
+                ("RL, last logged step", last_step_table(runs, ("rl",), RL_PANELS)),
+            ),
+            missing="no results yet: no stage has logged anything",
+        ),
+        Section(
+            "Held-out text by checkpoint",
+            figures=_save(out_dir, "heldout", heldout_figure(runs)),
+            missing="no eval results yet",
+        ),
+        *(
+            Section(
+                title_,
+                figures=_save(
+                    out_dir, f"train-{stage}", curves_figure(runs, stage, TRAINING_PANELS, title_)
+                ),
+                missing=f"no run has {stage} metrics",
+            )
+            for stage, title_ in (("pretrain", "Pre-training"), ("midtrain", "Mid-training"))
+        ),
+        Section(
+            "RL (GRPO)",
+            figures=_save(out_dir, "rl", curves_figure(runs, "rl", RL_PANELS, "RL (GRPO)"))
+            + tuple(
+                png
+                for suite in suites
+                for png in _save(out_dir, f"rl-curve-{suite}", rl_curve_figure(runs, suite))
+            ),
+            missing="no run has RL metrics",
+        ),
+        Section(
+            "Pass@k before and after RL",
+            figures=tuple(
+                png
+                for suite in suites
+                for png in _save(out_dir, f"passk-{suite}", pass_at_k_figure(runs, suite))
+            ),
+            missing="no eval suite results yet",
+        ),
     ]
     path = out_dir / REPORT_FILE
     write_text_atomic(path, render_page(title, runs, sections))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -29,10 +29,19 @@ class PaddedBatch:
     advantages: torch.Tensor  # [B]
     rollout_logp: torch.Tensor  # [B, L-1], aligned with the policy's TokenLogprobs
 
-    def to(self, device) -> "PaddedBatch":
-        return PaddedBatch(*(t.to(device) for t in (self.input_ids, self.attention_mask,
-                                                    self.labels, self.advantages,
-                                                    self.rollout_logp)))
+    def to(self, device) -> PaddedBatch:
+        return PaddedBatch(
+            *(
+                t.to(device)
+                for t in (
+                    self.input_ids,
+                    self.attention_mask,
+                    self.labels,
+                    self.advantages,
+                    self.rollout_logp,
+                )
+            )
+        )
 
 
 def pad_samples(samples: Sequence[Sample], pad_id: int) -> PaddedBatch:
@@ -44,10 +53,10 @@ def pad_samples(samples: Sequence[Sample], pad_id: int) -> PaddedBatch:
     rollout_logp = torch.zeros((n, length - 1))
     for i, s in enumerate(samples):
         p, r = len(s.prompt_ids), len(s.response_ids)
-        input_ids[i, :p + r] = torch.tensor(s.prompt_ids + s.response_ids)
-        attention[i, :p + r] = 1
-        labels[i, p:p + r] = torch.tensor(s.response_ids)
-        rollout_logp[i, p - 1:p - 1 + r] = torch.tensor(s.rollout_logprobs)
+        input_ids[i, : p + r] = torch.tensor(s.prompt_ids + s.response_ids)
+        attention[i, : p + r] = 1
+        labels[i, p : p + r] = torch.tensor(s.response_ids)
+        rollout_logp[i, p - 1 : p - 1 + r] = torch.tensor(s.rollout_logprobs)
     advantages = torch.tensor([s.advantage for s in samples], dtype=torch.float32)
     return PaddedBatch(input_ids, attention, labels, advantages, rollout_logp)
 

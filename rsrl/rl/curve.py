@@ -26,14 +26,23 @@ class CurveSuite:
 
 
 class RLCurve:
-    def __init__(self, stage_dir: Path, suites: list[CurveSuite], every: int, steps: int,
-                 plugins: list[str], seed: int, resume_step: int):
+    def __init__(
+        self,
+        stage_dir: Path,
+        suites: list[CurveSuite],
+        every: int,
+        steps: int,
+        plugins: list[str],
+        seed: int,
+        resume_step: int,
+    ):
         from rsrl.verifiers import load_verifier
 
         self.path = Path(stage_dir) / RL_CURVE_FILE
         self.suites, self.every, self.steps, self.seed = suites, every, steps, seed
-        self.verifiers = {s.suite.name: load_verifier(s.suite.verifier.name, plugins)
-                          for s in suites}
+        self.verifiers = {
+            s.suite.name: load_verifier(s.suite.verifier.name, plugins) for s in suites
+        }
         kept = [row for row in read_jsonl(self.path) if row["step"] <= resume_step]
         self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
         self.measured = {row["step"] for row in kept}
@@ -50,10 +59,14 @@ class RLCurve:
         headline: dict[str, float] = {}
         with open(self.path, "a") as f:
             for s in self.suites:
-                run = run_suite(group, tokenizer, s.suite, s.prompts,
-                                self.verifiers[s.suite.name], self.seed)
-                row = {"suite": s.suite.name, "step": step,
-                       **{k: v for k, v in run.summary.items() if isinstance(v, (int, float))}}
+                run = run_suite(
+                    group, tokenizer, s.suite, s.prompts, self.verifiers[s.suite.name], self.seed
+                )
+                row = {
+                    "suite": s.suite.name,
+                    "step": step,
+                    **{k: v for k, v in run.summary.items() if isinstance(v, (int, float))},
+                }
                 f.write(json.dumps(row) + "\n")
                 avg = f"avg@{s.suite.n_samples}"
                 headline[f"eval_{s.suite.name}_{avg}"] = run.summary[avg]

@@ -32,9 +32,18 @@ class PolicyLoss:
     approx_kl: Tensor  # mean of (ratio - 1) - log ratio against the rollout-time policy
 
 
-def clipped_policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, *,
-                        eps_low: float, eps_high: float, loss_agg: str,
-                        total_tokens: float, total_sequences: float) -> PolicyLoss:
+def clipped_policy_loss(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    *,
+    eps_low: float,
+    eps_high: float,
+    loss_agg: str,
+    total_tokens: float,
+    total_sequences: float,
+) -> PolicyLoss:
     """PPO-clip over response tokens. `logp`, `old_logp`, `mask`: [B, T]; `advantages`: [B].
 
     `total_tokens` / `total_sequences` are the counts of the whole step (across micro-batches
@@ -56,8 +65,7 @@ def clipped_policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask
     was_clipped = (clipped < unclipped) & mask.bool()
     n = mask.sum().clamp(min=1)
     approx_kl = ((ratio - 1) - log_ratio) * mask
-    return PolicyLoss(loss=loss, clip_fraction=was_clipped.sum() / n,
-                      approx_kl=approx_kl.sum() / n)
+    return PolicyLoss(loss=loss, clip_fraction=was_clipped.sum() / n, approx_kl=approx_kl.sum() / n)
 
 
 def kl_to_reference(logp: Tensor, ref_logp: Tensor, mask: Tensor, total_tokens: float) -> Tensor:

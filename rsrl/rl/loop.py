@@ -54,8 +54,9 @@ class RLJob:
         per_update = self.rl.prompts_per_step * self.rl.group_size // self.rl.mini_batches
         per_worker = max(1, -(-per_update // self.world_size))
         micro = min(self.rl.micro_batch_size, per_worker)
-        return BatchLayout(micro_batch_size=micro, grad_accum=-(-per_worker // micro),
-                           world_size=self.world_size)
+        return BatchLayout(
+            micro_batch_size=micro, grad_accum=-(-per_worker // micro), world_size=self.world_size
+        )
 
 
 def rl_worker(job: RLJob, rank: int, report=None) -> None:
@@ -71,17 +72,24 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
     torch.manual_seed(job.seed)
     # Rank 0's rollout actors start first: their engines load while this worker builds
     # the DeepSpeed engine.
-    rollouts = (RolloutController(job.rl, job.prompts, job.init_dir, job.tokenizer_dir,
-                                  job.plugins, job.seed) if rank == 0 else None)
+    rollouts = (
+        RolloutController(
+            job.rl, job.prompts, job.init_dir, job.tokenizer_dir, job.plugins, job.seed
+        )
+        if rank == 0
+        else None
+    )
     tokenizer = load_tokenizer(job.tokenizer_dir)
     lm = AutoModelForCausalLM.from_pretrained(job.init_dir, dtype=torch.float32)
     reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
     module = PolicyLM(lm, job.impl)
-    optimizer = build_optimizer(module, job.rl.weight_decay,
-                                offload=job.deepspeed.offload_optimizer)
+    optimizer = build_optimizer(
+        module, job.rl.weight_decay, offload=job.deepspeed.offload_optimizer
+    )
     # The loop calls the DeepSpeed engine `policy`: in rl/, "engine" is a rollout engine.
-    policy, *_ = deepspeed.initialize(model=module, optimizer=optimizer,
-                                      config=deepspeed_config(job.deepspeed, job.layout))
+    policy, *_ = deepspeed.initialize(
+        model=module, optimizer=optimizer, config=deepspeed_config(job.deepspeed, job.layout)
+    )
     if reference is not None:  # copied before initialize (ZeRO-3 partitions the policy's)
         reference = place_like(reference, policy.module, policy.device)
     for group in policy.optimizer.param_groups:
@@ -89,10 +97,22 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
     step = load_checkpoint(policy, job.stage_dir)["step"]
     if step > 0:  # resumed: the actors start from the initial weights, give them ours
         _sync(policy, rollouts, rank)
-    metrics = (MetricsWriter(job.stage_dir, step, "rl", job.rl.steps, HEADLINE)
-               if rank == 0 else None)
-    curve = (RLCurve(job.stage_dir, list(job.curve_suites), job.rl.eval_every, job.rl.steps,
-                     job.plugins, job.seed, step) if rollouts and job.curve_suites else None)
+    metrics = (
+        MetricsWriter(job.stage_dir, step, "rl", job.rl.steps, HEADLINE) if rank == 0 else None
+    )
+    curve = (
+        RLCurve(
+            job.stage_dir,
+            list(job.curve_suites),
+            job.rl.eval_every,
+            job.rl.steps,
+            job.plugins,
+            job.seed,
+            step,
+        )
+        if rollouts and job.curve_suites
+        else None
+    )
     if curve and curve.due(step):  # the starting point of the curve
         curve.measure(rollouts.group, rollouts.tokenizer, step)
 
@@ -133,8 +153,9 @@ def _sync(policy, rollouts, rank: int) -> float:
     return rollouts.sync(state) if rollouts else 0.0
 
 
-def _update(policy, samples: list[Sample], job: RLJob, rank: int, pad_id: int,
-            reference) -> dict[str, float]:
+def _update(
+    policy, samples: list[Sample], job: RLJob, rank: int, pad_id: int, reference
+) -> dict[str, float]:
     """`mini_batches` optimizer updates over the step's samples; old log-probs are the
     policy's before the first update (so with one mini-batch the ratio is exactly 1)."""
     rl, layout = job.rl, job.layout
@@ -147,11 +168,20 @@ def _update(policy, samples: list[Sample], job: RLJob, rank: int, pad_id: int,
         counts = _response_counts([samples[i] for i in np.concatenate(split[m])])
         for c, chunk in enumerate(np.array_split(mini, layout.grad_accum)):
             batch = _micro_batch(samples, chunk, pad_id, policy.device)
-            out = policy(batch.input_ids, batch.attention_mask, batch.labels, rl.rollout.temperature)
+            out = policy(
+                batch.input_ids, batch.attention_mask, batch.labels, rl.rollout.temperature
+            )
             old_logp = old[m][c] if old else out.logp.detach()
-            pl = clipped_policy_loss(out.logp, old_logp, batch.advantages, out.mask,
-                                     eps_low=rl.clip.eps_low, eps_high=rl.clip.eps_high,
-                                     loss_agg=rl.loss_agg, **counts)
+            pl = clipped_policy_loss(
+                out.logp,
+                old_logp,
+                batch.advantages,
+                out.mask,
+                eps_low=rl.clip.eps_low,
+                eps_high=rl.clip.eps_high,
+                loss_agg=rl.loss_agg,
+                **counts,
+            )
             loss = pl.loss
             if reference is not None:
                 ref_logp = _reference_logprobs(reference, batch, rl.rollout.temperature)
@@ -165,8 +195,9 @@ def _update(policy, samples: list[Sample], job: RLJob, rank: int, pad_id: int,
             if rl.rollout.temperature == 1.0:  # rollout engines return temperature-1 logprobs
                 # Against the policy that sampled (before this step's first update).
                 mismatch = ((old_logp - batch.rollout_logp).abs() * out.mask).sum()
-                _accumulate(totals, "logprob_mismatch", mismatch / out.mask.sum().clamp(min=1),
-                            len(chunk))
+                _accumulate(
+                    totals, "logprob_mismatch", mismatch / out.mask.sum().clamp(min=1), len(chunk)
+                )
             for name in ("clip_fraction", "approx_kl"):
                 _accumulate(totals, name, getattr(pl, name), len(chunk))
             _accumulate(totals, "entropy", out.entropy, len(chunk))
@@ -181,8 +212,10 @@ def mini_batch_indices(n: int, world_size: int, mini_batches: int) -> list[list[
 
 
 def _response_counts(samples: list[Sample]) -> dict[str, float]:
-    return {"total_tokens": float(sum(len(s.response_ids) for s in samples)),
-            "total_sequences": float(len(samples))}
+    return {
+        "total_tokens": float(sum(len(s.response_ids) for s in samples)),
+        "total_sequences": float(len(samples)),
+    }
 
 
 def _micro_batch(samples: list[Sample], chunk: np.ndarray, pad_id: int, device) -> PaddedBatch:
@@ -194,10 +227,16 @@ def _old_logprobs(policy, samples, minis, layout, pad_id, rl) -> list[list[torch
     old = []
     with torch.no_grad():
         for mini in minis:
-            batches = [_micro_batch(samples, chunk, pad_id, policy.device)
-                       for chunk in np.array_split(mini, layout.grad_accum)]
-            old.append([policy(b.input_ids, b.attention_mask, b.labels,
-                               rl.rollout.temperature).logp for b in batches])
+            batches = [
+                _micro_batch(samples, chunk, pad_id, policy.device)
+                for chunk in np.array_split(mini, layout.grad_accum)
+            ]
+            old.append(
+                [
+                    policy(b.input_ids, b.attention_mask, b.labels, rl.rollout.temperature).logp
+                    for b in batches
+                ]
+            )
     return old
 
 
@@ -229,5 +268,7 @@ def _accumulate(totals: dict[str, float], name: str, value, weight: int) -> None
 
 def _mean_over_samples(totals: dict[str, float], num_samples: int, policy) -> dict[str, float]:
     sums = sum_across_workers(totals)
-    return {**{name: total / max(num_samples, 1) for name, total in sums.items()},
-            "grad_norm": grad_norm(policy)}
+    return {
+        **{name: total / max(num_samples, 1) for name, total in sums.items()},
+        "grad_norm": grad_norm(policy),
+    }

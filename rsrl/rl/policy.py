@@ -33,12 +33,24 @@ class PolicyLM(nn.Module):
         self.lm = lm
         self.impl = impl
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                labels: torch.Tensor, temperature: float) -> TokenLogprobs:
-        logits = self.lm(input_ids=input_ids, attention_mask=attention_mask,
-                         use_cache=False).logits[:, :-1]
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        temperature: float,
+    ) -> TokenLogprobs:
+        logits = self.lm(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        ).logits[:, :-1]
         targets = labels[:, 1:]
-        nll, stats = reward_shaped_loss(logits.float() / temperature, targets, reduction="none",
-                                        impl=self.impl, return_stats=True)
-        return TokenLogprobs(logp=-nll, mask=(targets != IGNORE).float(),
-                             entropy=stats["entropy"].detach())
+        nll, stats = reward_shaped_loss(
+            logits.float() / temperature,
+            targets,
+            reduction="none",
+            impl=self.impl,
+            return_stats=True,
+        )
+        return TokenLogprobs(
+            logp=-nll, mask=(targets != IGNORE).float(), entropy=stats["entropy"].detach()
+        )

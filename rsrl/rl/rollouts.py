@@ -22,8 +22,15 @@ class RolloutBatch:
 
 
 class RolloutController:
-    def __init__(self, rl: RLSpec, prompts: list[dict], model_dir: Path, tokenizer_dir: Path,
-                 plugins: list[str], seed: int):
+    def __init__(
+        self,
+        rl: RLSpec,
+        prompts: list[dict],
+        model_dir: Path,
+        tokenizer_dir: Path,
+        plugins: list[str],
+        seed: int,
+    ):
         from rsrl.models.tokenizer import load_tokenizer
         from rsrl.rl.rollout.actors import RolloutGroup
         from rsrl.verifiers import load_verifier
@@ -33,8 +40,9 @@ class RolloutController:
         self.verify = load_verifier(rl.verifier.name, plugins)
         ro = rl.rollout
         # The export carries its tokenizer: the engines load both from one HF directory.
-        self.group = RolloutGroup(ro.engine, model_dir, model_dir, ro.actors,
-                                  ro.cpus_per_actor, ro.gpus_per_actor)
+        self.group = RolloutGroup(
+            ro.engine, model_dir, model_dir, ro.actors, ro.cpus_per_actor, ro.gpus_per_actor
+        )
 
     def collect(self, step: int) -> RolloutBatch:
         """`prompts_per_step` groups for `step`; with dynamic sampling, only groups whose
@@ -50,22 +58,27 @@ class RolloutController:
             if rounds == 0:
                 first_round_rewards = rewards.flatten().tolist()
             lengths += [len(s.response_ids) for g in groups for s in g]
-            keep = informative_groups(rewards) if self.rl.dynamic_sampling else torch.ones(
-                len(groups), dtype=torch.bool)
+            keep = (
+                informative_groups(rewards)
+                if self.rl.dynamic_sampling
+                else torch.ones(len(groups), dtype=torch.bool)
+            )
             kept += [g for g, k in zip(groups, keep.tolist()) if k]
             dropped += int((~keep).sum())
             rounds += 1
         seconds = time.perf_counter() - start
         samples = [s for g in kept[: self.rl.prompts_per_step] for s in g]
         # Reward and accuracy of the first round only: fresh prompts, before any filtering.
-        stats = {"reward_mean": float(np.mean(first_round_rewards)),
-                 "accuracy": float(np.mean([r >= 1.0 for r in first_round_rewards])),
-                 "kept_groups": float(len(kept[: self.rl.prompts_per_step])),
-                 "dropped_groups": float(dropped),
-                 "sample_rounds": float(rounds),
-                 "response_length": float(np.mean(lengths)),
-                 "rollout_tokens_per_s": sum(lengths) / seconds,
-                 "rollout_seconds": seconds}
+        stats = {
+            "reward_mean": float(np.mean(first_round_rewards)),
+            "accuracy": float(np.mean([r >= 1.0 for r in first_round_rewards])),
+            "kept_groups": float(len(kept[: self.rl.prompts_per_step])),
+            "dropped_groups": float(dropped),
+            "sample_rounds": float(rounds),
+            "response_length": float(np.mean(lengths)),
+            "rollout_tokens_per_s": sum(lengths) / seconds,
+            "rollout_seconds": seconds,
+        }
         return RolloutBatch(samples=samples, stats=stats)
 
     def _sample_groups(self, step: int, round_: int, count: int):
@@ -74,30 +87,48 @@ class RolloutController:
         from rsrl.models.tokenizer import render_prompt
 
         rng = np.random.default_rng([self.seed, step, round_])
-        items = [self.prompts[i] for i in rng.choice(len(self.prompts), size=count,
-                                                     replace=count > len(self.prompts))]
+        items = [
+            self.prompts[i]
+            for i in rng.choice(len(self.prompts), size=count, replace=count > len(self.prompts))
+        ]
         texts = [render_prompt(self.tokenizer, item["prompt"]) for item in items]
         ro = self.rl.rollout
-        outputs = self.group.generate(texts, n=self.rl.group_size, temperature=ro.temperature,
-                                      top_p=ro.top_p, max_new_tokens=ro.max_new_tokens,
-                                      seed=int(rng.integers(2**31)))
-        rewards = torch.tensor([[self._score(item, c.text) for c in comps]
-                                for item, comps in zip(items, outputs)], dtype=torch.float32)
+        outputs = self.group.generate(
+            texts,
+            n=self.rl.group_size,
+            temperature=ro.temperature,
+            top_p=ro.top_p,
+            max_new_tokens=ro.max_new_tokens,
+            seed=int(rng.integers(2**31)),
+        )
+        rewards = torch.tensor(
+            [[self._score(item, c.text) for c in comps] for item, comps in zip(items, outputs)],
+            dtype=torch.float32,
+        )
         advantages = group_advantages(rewards, self.rl.adv_norm)
         groups = []
         for text, comps, adv, rew in zip(texts, outputs, advantages, rewards):
             prompt_ids = self.tokenizer(text)["input_ids"]  # as the engine tokenized it
-            groups.append([Sample(prompt_ids, list(c.token_ids), list(c.logprobs), float(r),
-                                  float(a)) for c, a, r in zip(comps, adv, rew)])
+            groups.append(
+                [
+                    Sample(prompt_ids, list(c.token_ids), list(c.logprobs), float(r), float(a))
+                    for c, a, r in zip(comps, adv, rew)
+                ]
+            )
         return groups, rewards
 
     def _score(self, item: dict, completion: str) -> float:
         from rsrl.verifiers import score
 
         fields = {k: v for k, v in item.items() if k not in ("prompt", "answer")}
-        return score(self.verify, item["prompt"], completion, item["answer"],
-                     timeout_s=self.rl.verifier.timeout_s,
-                     **{**self.rl.verifier.options, **fields}).score
+        return score(
+            self.verify,
+            item["prompt"],
+            completion,
+            item["answer"],
+            timeout_s=self.rl.verifier.timeout_s,
+            **{**self.rl.verifier.options, **fields},
+        ).score
 
     def sync(self, state_dict: dict[str, torch.Tensor]) -> float:
         """Push the policy's weights to every rollout actor; return the seconds it took."""

@@ -15,11 +15,19 @@ def make_rl_job(ctx: StageContext) -> RLJob:
 
     spec = ctx.spec
     model_stage = next(name for name in ctx.stage.inputs if name != "tokenizer")
-    return RLJob(stage_dir=ctx.out_dir, init_dir=ctx.inputs[model_stage] / "hf",
-                 tokenizer_dir=ctx.inputs["tokenizer"], rl=spec.rl,
-                 prompts=read_prompts(spec.rl.prompts), plugins=list(spec.plugins),
-                 deepspeed=spec.resources.deepspeed, impl=spec.objective.impl, seed=spec.seed,
-                 world_size=spec.resources.num_workers, curve_suites=curve_suites(spec))
+    return RLJob(
+        stage_dir=ctx.out_dir,
+        init_dir=ctx.inputs[model_stage] / "hf",
+        tokenizer_dir=ctx.inputs["tokenizer"],
+        rl=spec.rl,
+        prompts=read_prompts(spec.rl.prompts),
+        plugins=list(spec.plugins),
+        deepspeed=spec.resources.deepspeed,
+        impl=spec.objective.impl,
+        seed=spec.seed,
+        world_size=spec.resources.num_workers,
+        curve_suites=curve_suites(spec),
+    )
 
 
 def curve_suites(spec: Spec) -> tuple[CurveSuite, ...]:
@@ -28,8 +36,10 @@ def curve_suites(spec: Spec) -> tuple[CurveSuite, ...]:
 
     if spec.rl.eval_every == 0:
         return ()
-    return tuple(CurveSuite(suite, read_prompts(suite.data)[: spec.rl.eval_problems])
-                 for suite in spec.eval.suites)
+    return tuple(
+        CurveSuite(suite, read_prompts(suite.data)[: spec.rl.eval_problems])
+        for suite in spec.eval.suites
+    )
 
 
 def run_rl_stage(ctx: StageContext) -> dict:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -82,9 +83,11 @@ def _reject_resolvers(value: Any, source: str, where: str = "") -> None:
             _reject_resolvers(item, source, f"{where}[{i}]")
     elif isinstance(value, str) and (call := _RESOLVER_CALL.search(value)):
         at = f" at '{where}'" if where else ""
-        raise SpecError(f"{source}: resolver '${{{call.group(1)}:...}}'{at} is not allowed: "
-                        "the resolved spec is printed and stored with the run, so write the "
-                        "value itself (only ${dotted.path} references to other keys resolve)")
+        raise SpecError(
+            f"{source}: resolver '${{{call.group(1)}:...}}'{at} is not allowed: "
+            "the resolved spec is printed and stored with the run, so write the "
+            "value itself (only ${dotted.path} references to other keys resolve)"
+        )
 
 
 def _merge_onto_schema(raw: dict, source: str) -> DictConfig:
@@ -123,7 +126,8 @@ def _check_list_indices(cfg: DictConfig, key: str, override: str) -> None:
             raise SpecError(
                 f"override '{override}': '{prefix}' is a list of {len(node)} item(s) (indices "
                 f"0 to {len(node) - 1}), so it has no item {part}; to add items give the whole "
-                f"list, e.g. {prefix}='[...]'")
+                f"list, e.g. {prefix}='[...]'"
+            )
 
 
 def _through_unset(cfg: DictConfig, key: str, value: Any) -> tuple[str, Any]:

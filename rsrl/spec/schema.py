@@ -10,34 +10,34 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 
 @dataclass
 class ModelSpec:
     """A preset name, or an architecture given field by field (fields override the preset)."""
 
-    preset: Optional[str] = None  # tiny-dense, tiny-moe, paper-1b, ... (`rsrl models`)
-    arch: Optional[str] = None  # dense | moe
-    vocab_size: Optional[int] = None
-    hidden_size: Optional[int] = None
-    num_layers: Optional[int] = None
-    num_heads: Optional[int] = None
-    num_kv_heads: Optional[int] = None
-    head_dim: Optional[int] = None
-    ffn_size: Optional[int] = None
-    num_experts: Optional[int] = None
-    experts_per_token: Optional[int] = None
-    expert_ffn_size: Optional[int] = None
-    tie_embeddings: Optional[bool] = None
-    router_aux_loss_coef: Optional[float] = None  # MoE load-balancing loss weight (0.001)
+    preset: str | None = None  # tiny-dense, tiny-moe, paper-1b, ... (`rsrl models`)
+    arch: str | None = None  # dense | moe
+    vocab_size: int | None = None
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    num_heads: int | None = None
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+    ffn_size: int | None = None
+    num_experts: int | None = None
+    experts_per_token: int | None = None
+    expert_ffn_size: int | None = None
+    tie_embeddings: bool | None = None
+    router_aux_loss_coef: float | None = None  # MoE load-balancing loss weight (0.001)
 
 
 @dataclass
 class TokenizerSpec:
     kind: str = "bpe"  # bpe: trained on the pre-training mixture | pretrained: a local HF dir
-    vocab_size: Optional[int] = None
-    path: Optional[str] = None  # for kind: pretrained
+    vocab_size: int | None = None
+    path: str | None = None  # for kind: pretrained
 
 
 @dataclass
@@ -63,7 +63,7 @@ class DataSourceSpec:
     path: str = ""  # file, directory, glob, or synth://NAME
     weight: float = 1.0  # share of the stage's tokens, relative to the other sources
     text_field: str = "text"
-    template: Optional[str] = None  # e.g. "Q: {question}\nA: {answer}" instead of text_field
+    template: str | None = None  # e.g. "Q: {question}\nA: {answer}" instead of text_field
 
 
 @dataclass
@@ -77,7 +77,7 @@ class LRSpec:
 
 @dataclass
 class TrainStageSpec:
-    data: List[DataSourceSpec] = field(default_factory=list)
+    data: list[DataSourceSpec] = field(default_factory=list)
     tokens: int = 0  # token budget of the stage
     seq_len: int = 256
     batch_tokens: int = 8192  # tokens per optimizer step (across workers)
@@ -85,10 +85,10 @@ class TrainStageSpec:
     lr: LRSpec = field(default_factory=LRSpec)
     rope_theta: float = 10000.0
     reset_position_ids: bool = False  # restart positions at each document inside a packed row
-    objective: Optional[Dict[str, Any]] = None  # keys of `objective:` this stage overrides
+    objective: dict[str, Any] | None = None  # keys of `objective:` this stage overrides
     # CPUs per training worker in this stage, instead of resources.cpus_per_worker: a
     # training stage may take every core while RL's trainer shares them with its rollout actors.
-    cpus_per_worker: Optional[float] = None
+    cpus_per_worker: float | None = None
     log_every: int = 10
     checkpoint_every: int = 100  # optimizer steps
     keep_checkpoints: int = 2
@@ -96,8 +96,8 @@ class TrainStageSpec:
 
 @dataclass
 class StagesSpec:
-    pretrain: Optional[TrainStageSpec] = None
-    midtrain: Optional[TrainStageSpec] = None
+    pretrain: TrainStageSpec | None = None
+    midtrain: TrainStageSpec | None = None
 
 
 @dataclass
@@ -106,15 +106,15 @@ class PromptSourceSpec:
     prompt_field: str = "prompt"
     answer_field: str = "answer"
     # keep only items whose field matches: {difficulty: [1, 2]} or {task: count}
-    where: Optional[Dict[str, Any]] = None
-    limit: Optional[int] = None  # read only the first `limit` (matching) items (quick evals)
+    where: dict[str, Any] | None = None
+    limit: int | None = None  # read only the first `limit` (matching) items (quick evals)
 
 
 @dataclass
 class VerifierSpec:
     name: str = "math"  # a built-in, an `rsrl.verifiers` entry point, or from `plugins:`
     timeout_s: float = 10.0
-    options: Dict[str, Any] = field(default_factory=dict)  # passed to the verifier
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the verifier
 
 
 @dataclass
@@ -168,7 +168,7 @@ class SuiteSpec:
     data: PromptSourceSpec = field(default_factory=PromptSourceSpec)
     verifier: VerifierSpec = field(default_factory=VerifierSpec)
     n_samples: int = 16
-    k: List[int] = field(default_factory=lambda: [1])
+    k: list[int] = field(default_factory=lambda: [1])
     temperature: float = 0.7
     top_p: float = 0.95
     max_new_tokens: int = 64
@@ -183,8 +183,8 @@ class HeldoutSpec:
 
 @dataclass
 class EvalSpec:
-    suites: List[SuiteSpec] = field(default_factory=list)
-    heldout_text: Optional[HeldoutSpec] = None
+    suites: list[SuiteSpec] = field(default_factory=list)
+    heldout_text: HeldoutSpec | None = None
 
 
 @dataclass
@@ -209,15 +209,15 @@ class ResourcesSpec:
 class SearchDimSpec:
     """Exactly one of these: a grid of values, a random choice, or a range."""
 
-    grid: Optional[List[Any]] = None
-    choice: Optional[List[Any]] = None
-    uniform: Optional[List[float]] = None  # [low, high]
-    loguniform: Optional[List[float]] = None  # [low, high], low > 0
+    grid: list[Any] | None = None
+    choice: list[Any] | None = None
+    uniform: list[float] | None = None  # [low, high]
+    loguniform: list[float] | None = None  # [low, high], low > 0
 
 
 @dataclass
 class SweepSpec:
-    space: Dict[str, SearchDimSpec] = field(default_factory=dict)  # dotted spec path -> dim
+    space: dict[str, SearchDimSpec] = field(default_factory=dict)  # dotted spec path -> dim
     metric: str = ""  # e.g. eval.arith.pass@4 or pretrain.entropy
     mode: str = "max"  # max | min
     num_samples: int = 1
@@ -226,8 +226,8 @@ class SweepSpec:
     # sampling); results are aggregated over seeds.
     seeds: int = 1
     # The arm every other arm is compared with, paired by seed: e.g. {objective.beta: 0.0}
-    baseline: Optional[Dict[str, Any]] = None
-    show: List[str] = field(default_factory=list)  # more metrics for the results table
+    baseline: dict[str, Any] | None = None
+    show: list[str] = field(default_factory=list)  # more metrics for the results table
 
 
 @dataclass
@@ -239,11 +239,11 @@ class Spec:
     tokenizer: TokenizerSpec = field(default_factory=TokenizerSpec)
     objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
     stages: StagesSpec = field(default_factory=StagesSpec)
-    rl: Optional[RLSpec] = None
-    eval: Optional[EvalSpec] = None
+    rl: RLSpec | None = None
+    eval: EvalSpec | None = None
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
-    sweep: Optional[SweepSpec] = None
-    plugins: List[str] = field(default_factory=list)  # modules or .py files with verifiers
+    sweep: SweepSpec | None = None
+    plugins: list[str] = field(default_factory=list)  # modules or .py files with verifiers
 
 
 def nested_dataclass(cls: type, name: str) -> type | None:

@@ -38,8 +38,11 @@ def _reject_duplicate_keys(node: MappingNode) -> None:
             continue  # `<<: *base` merges may override keys: that is their purpose
         line, key = key_node.start_mark.line + 1, (key_node.tag, key_node.value)
         if key in first:
-            raise SpecYAMLError(f"duplicate key '{key_node.value}' at line {line} (first given "
-                                f"at line {first[key]}); keep one of them", line)
+            raise SpecYAMLError(
+                f"duplicate key '{key_node.value}' at line {line} (first given "
+                f"at line {first[key]}); keep one of them",
+                line,
+            )
         first[key] = line
 
 
@@ -62,15 +65,19 @@ def _check_expanded_size(root: Node) -> None:
         raise SpecYAMLError(
             f"expands to more than {MAX_NODES} values once its aliases (*name) are "
             "expanded; a spec holds far fewer: look for anchors (&name) used inside each "
-            "other, or move bulk data to a data file")
+            "other, or move bulk data to a data file"
+        )
 
 
 def _expanded_size(node: Node, sizes: dict[int, int], open_: set[int]) -> int:
     if id(node) in sizes:
         return sizes[id(node)]
     if id(node) in open_:
-        raise SpecYAMLError("an alias (*name) is used inside its own anchor (&name): the "
-                            "value would contain itself", node.start_mark.line + 1)
+        raise SpecYAMLError(
+            "an alias (*name) is used inside its own anchor (&name): the "
+            "value would contain itself",
+            node.start_mark.line + 1,
+        )
     open_.add(id(node))
     total = 1
     if isinstance(node, SequenceNode):

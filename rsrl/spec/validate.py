@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rsrl.data.paths import check_data_path
 from rsrl.eval.results import RESERVED_NAMES
@@ -55,8 +56,12 @@ class Problems:
 def validate(spec: Spec) -> None:
     """Raise SpecError listing every problem in `spec`; return quietly when it is sound."""
     p = Problems()
-    p.need(bool(spec.name) and "/" not in spec.name, "name", spec.name,
-           "must be a non-empty name without '/'")
+    p.need(
+        bool(spec.name) and "/" not in spec.name,
+        "name",
+        spec.name,
+        "must be a non-empty name without '/'",
+    )
     _check_model(spec, p)
     _check_tokenizer(spec, p)
     _check_objective(spec.objective, "objective", p)
@@ -71,8 +76,11 @@ def validate(spec: Spec) -> None:
     if spec.rl is not None:
         _check_rl(spec.rl, spec.plugins, p)
         if spec.rl.eval_every > 0 and not (spec.eval and spec.eval.suites):
-            p.add("rl.eval_every", f"evaluates the eval suites during RL, but eval.suites is "
-                  f"empty, got {spec.rl.eval_every}; add a suite or set rl.eval_every: 0")
+            p.add(
+                "rl.eval_every",
+                f"evaluates the eval suites during RL, but eval.suites is "
+                f"empty, got {spec.rl.eval_every}; add a suite or set rl.eval_every: 0",
+            )
     if spec.eval is not None:
         _check_eval(spec.eval, spec.plugins, p)
     _check_resources(spec.resources, p)
@@ -100,14 +108,26 @@ def _check_model(spec: Spec, p: Problems) -> None:
         else:
             p.need(value >= 1, f"model.{name}", value, "must be >= 1")
     if m.num_heads and m.num_kv_heads:
-        p.need(m.num_heads % m.num_kv_heads == 0, "model.num_kv_heads", m.num_kv_heads,
-               f"must divide num_heads ({m.num_heads})")
+        p.need(
+            m.num_heads % m.num_kv_heads == 0,
+            "model.num_kv_heads",
+            m.num_kv_heads,
+            f"must divide num_heads ({m.num_heads})",
+        )
     if m.router_aux_loss_coef is not None:
-        p.need(m.router_aux_loss_coef >= 0, "model.router_aux_loss_coef", m.router_aux_loss_coef,
-               "must be >= 0")
+        p.need(
+            m.router_aux_loss_coef >= 0,
+            "model.router_aux_loss_coef",
+            m.router_aux_loss_coef,
+            "must be >= 0",
+        )
     if m.num_experts and m.experts_per_token:
-        p.need(m.experts_per_token <= m.num_experts, "model.experts_per_token",
-               m.experts_per_token, f"must be <= num_experts ({m.num_experts})")
+        p.need(
+            m.experts_per_token <= m.num_experts,
+            "model.experts_per_token",
+            m.experts_per_token,
+            f"must be <= num_experts ({m.num_experts})",
+        )
 
 
 def model_vocab_size(spec: Spec) -> int | None:
@@ -127,12 +147,20 @@ def _check_tokenizer(spec: Spec, p: Problems) -> None:
             if problem:
                 p.add("tokenizer.path", problem)
     if t.kind == "bpe":
-        p.need(t.vocab_size is not None and t.vocab_size >= 300, "tokenizer.vocab_size",
-               t.vocab_size, "must be >= 300 for a byte-level BPE (256 bytes + specials)")
+        p.need(
+            t.vocab_size is not None and t.vocab_size >= 300,
+            "tokenizer.vocab_size",
+            t.vocab_size,
+            "must be >= 300 for a byte-level BPE (256 bytes + specials)",
+        )
         vocab = model_vocab_size(spec)
         if t.vocab_size and vocab:
-            p.need(t.vocab_size <= vocab, "tokenizer.vocab_size", t.vocab_size,
-                   f"must be <= the model's vocab_size ({vocab})")
+            p.need(
+                t.vocab_size <= vocab,
+                "tokenizer.vocab_size",
+                t.vocab_size,
+                f"must be <= the model's vocab_size ({vocab})",
+            )
 
 
 def _check_objective(o: ObjectiveSpec, path: str, p: Problems) -> None:
@@ -158,18 +186,34 @@ def _check_train_stage(spec: Spec, s: TrainStageSpec, path: str, p: Problems) ->
     _check_sources(s.data, f"{path}.data", p)
     p.need(s.tokens > 0, f"{path}.tokens", s.tokens, "must be > 0")
     p.need(s.seq_len > 0, f"{path}.seq_len", s.seq_len, "must be > 0")
-    p.need(s.batch_tokens >= s.seq_len, f"{path}.batch_tokens", s.batch_tokens,
-           f"must be >= seq_len ({s.seq_len})")
+    p.need(
+        s.batch_tokens >= s.seq_len,
+        f"{path}.batch_tokens",
+        s.batch_tokens,
+        f"must be >= seq_len ({s.seq_len})",
+    )
     p.need(s.micro_batch_size >= 1, f"{path}.micro_batch_size", s.micro_batch_size, "must be >= 1")
-    p.need(s.cpus_per_worker is None or s.cpus_per_worker > 0, f"{path}.cpus_per_worker",
-           s.cpus_per_worker, "must be > 0 (or unset: resources.cpus_per_worker)")
+    p.need(
+        s.cpus_per_worker is None or s.cpus_per_worker > 0,
+        f"{path}.cpus_per_worker",
+        s.cpus_per_worker,
+        "must be > 0 (or unset: resources.cpus_per_worker)",
+    )
     p.need(s.lr.peak > 0, f"{path}.lr.peak", s.lr.peak, "must be > 0")
-    p.need(0 <= s.lr.final <= s.lr.peak, f"{path}.lr.final", s.lr.final,
-           f"must be in [0, peak={s.lr.peak}]")
+    p.need(
+        0 <= s.lr.final <= s.lr.peak,
+        f"{path}.lr.final",
+        s.lr.final,
+        f"must be in [0, peak={s.lr.peak}]",
+    )
     p.need(s.lr.warmup_steps >= 0, f"{path}.lr.warmup_steps", s.lr.warmup_steps, "must be >= 0")
     p.one_of(s.lr.schedule, LR_SCHEDULES, f"{path}.lr.schedule")
-    p.need(0 <= s.lr.decay_fraction <= 1, f"{path}.lr.decay_fraction", s.lr.decay_fraction,
-           "must be in [0, 1]")
+    p.need(
+        0 <= s.lr.decay_fraction <= 1,
+        f"{path}.lr.decay_fraction",
+        s.lr.decay_fraction,
+        "must be in [0, 1]",
+    )
     _check_warmup_before_decay(spec, s, path, p)
     p.need(s.rope_theta > 0, f"{path}.rope_theta", s.rope_theta, "must be > 0")
     for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
@@ -189,16 +233,24 @@ def _check_warmup_before_decay(spec: Spec, s: TrainStageSpec, path: str, p: Prob
     from rsrl.train.schedule import decay_start
 
     workers = spec.resources.num_workers
-    if s.lr.decay_fraction <= 0 or not (s.tokens > 0 and 0 < s.seq_len <= s.batch_tokens
-                                         and s.micro_batch_size >= 1 and workers >= 1):
+    if s.lr.decay_fraction <= 0 or not (
+        s.tokens > 0
+        and 0 < s.seq_len <= s.batch_tokens
+        and s.micro_batch_size >= 1
+        and workers >= 1
+    ):
         return  # nothing to decay, or the step count is unknown (reported above)
     layout = BatchLayout.for_budget(s.batch_tokens, s.seq_len, s.micro_batch_size, workers)
     steps = rows_for_budget(s.tokens, s.seq_len) // layout.rows_per_step
     start = decay_start(steps, s.lr)
-    p.need(s.lr.warmup_steps <= start, f"{path}.lr.warmup_steps", s.lr.warmup_steps,
-           f"must be <= {start}: the stage has {steps} steps (tokens / batch_tokens) and "
-           f"decays over the last {steps - start} (lr.decay_fraction); lower "
-           "lr.warmup_steps or lr.decay_fraction")
+    p.need(
+        s.lr.warmup_steps <= start,
+        f"{path}.lr.warmup_steps",
+        s.lr.warmup_steps,
+        f"must be <= {start}: the stage has {steps} steps (tokens / batch_tokens) and "
+        f"decays over the last {steps - start} (lr.decay_fraction); lower "
+        "lr.warmup_steps or lr.decay_fraction",
+    )
 
 
 def _check_sources(sources: list[DataSourceSpec], path: str, p: Problems) -> None:
@@ -224,8 +276,12 @@ def _check_prompt_source(src: PromptSourceSpec, path: str, p: Problems) -> None:
         p.need(src.limit >= 1, f"{path}.limit", src.limit, "must be >= 1")
     for name, wanted in (src.where or {}).items():
         values = wanted if isinstance(wanted, list) else [wanted]
-        p.need(len(values) > 0 and all(isinstance(v, (str, int, float, bool)) for v in values),
-               f"{path}.where.{name}", wanted, "must be a value or a non-empty list of values")
+        p.need(
+            len(values) > 0 and all(isinstance(v, (str, int, float, bool)) for v in values),
+            f"{path}.where.{name}",
+            wanted,
+            "must be a value or a non-empty list of values",
+        )
 
 
 def _check_verifier(v: VerifierSpec, plugins: list[str], path: str, p: Problems) -> None:
@@ -249,17 +305,30 @@ def _check_rl(rl: RLSpec, plugins: list[str], p: Problems) -> None:
     _check_verifier(rl.verifier, plugins, "rl.verifier", p)
     p.need(rl.steps >= 1, "rl.steps", rl.steps, "must be >= 1")
     p.need(rl.prompts_per_step >= 1, "rl.prompts_per_step", rl.prompts_per_step, "must be >= 1")
-    p.need(rl.group_size >= 2, "rl.group_size", rl.group_size,
-           "must be >= 2 (group-normalised advantages need several samples per prompt)")
+    p.need(
+        rl.group_size >= 2,
+        "rl.group_size",
+        rl.group_size,
+        "must be >= 2 (group-normalised advantages need several samples per prompt)",
+    )
     p.need(rl.lr > 0, "rl.lr", rl.lr, "must be > 0")
     p.need(rl.weight_decay >= 0, "rl.weight_decay", rl.weight_decay, "must be >= 0")
     p.need(rl.clip.eps_low >= 0, "rl.clip.eps_low", rl.clip.eps_low, "must be >= 0")
     p.need(rl.clip.eps_high >= 0, "rl.clip.eps_high", rl.clip.eps_high, "must be >= 0")
     p.need(rl.kl_coef >= 0, "rl.kl_coef", rl.kl_coef, "must be >= 0")
-    p.need(rl.max_resample_rounds >= 0, "rl.max_resample_rounds", rl.max_resample_rounds,
-           "must be >= 0")
-    for name in ("mini_batches", "micro_batch_size", "checkpoint_every", "keep_checkpoints",
-                 "eval_problems"):
+    p.need(
+        rl.max_resample_rounds >= 0,
+        "rl.max_resample_rounds",
+        rl.max_resample_rounds,
+        "must be >= 0",
+    )
+    for name in (
+        "mini_batches",
+        "micro_batch_size",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "eval_problems",
+    ):
         p.need(getattr(rl, name) >= 1, f"rl.{name}", getattr(rl, name), "must be >= 1")
     p.need(rl.eval_every >= 0, "rl.eval_every", rl.eval_every, "must be >= 0 (0 turns it off)")
     p.one_of(rl.loss_agg, LOSS_AGGS, "rl.loss_agg")
@@ -273,24 +342,36 @@ def _check_eval(ev: EvalSpec, plugins: list[str], p: Problems) -> None:
     seen: set[str] = set()
     for i, suite in enumerate(ev.suites):
         path = f"eval.suites[{i}]"
-        p.need(bool(suite.name) and suite.name not in seen and suite.name not in RESERVED_NAMES,
-               f"{path}.name", suite.name, "must be a non-empty name, unique among the suites, "
-               f"and none of {', '.join(RESERVED_NAMES)} (metrics use eval.<that>.* for "
-               "held-out text and the RL comparison)")
+        p.need(
+            bool(suite.name) and suite.name not in seen and suite.name not in RESERVED_NAMES,
+            f"{path}.name",
+            suite.name,
+            "must be a non-empty name, unique among the suites, "
+            f"and none of {', '.join(RESERVED_NAMES)} (metrics use eval.<that>.* for "
+            "held-out text and the RL comparison)",
+        )
         seen.add(suite.name)
         _check_prompt_source(suite.data, f"{path}.data", p)
         _check_verifier(suite.verifier, plugins, f"{path}.verifier", p)
         p.need(suite.n_samples >= 1, f"{path}.n_samples", suite.n_samples, "must be >= 1")
         for j, k in enumerate(suite.k):
-            p.need(1 <= k <= suite.n_samples, f"{path}.k[{j}]", k,
-                   f"must be in [1, n_samples={suite.n_samples}] (pass@k needs k samples)")
+            p.need(
+                1 <= k <= suite.n_samples,
+                f"{path}.k[{j}]",
+                k,
+                f"must be in [1, n_samples={suite.n_samples}] (pass@k needs k samples)",
+            )
         _check_sampling(suite, path, p)
     if ev.heldout_text is not None:
         problem = check_data_path(ev.heldout_text.path)
         if problem:
             p.add("eval.heldout_text.path", problem)
-        p.need(ev.heldout_text.tokens > 0, "eval.heldout_text.tokens", ev.heldout_text.tokens,
-               "must be > 0")
+        p.need(
+            ev.heldout_text.tokens > 0,
+            "eval.heldout_text.tokens",
+            ev.heldout_text.tokens,
+            "must be > 0",
+        )
 
 
 def _check_resources(r: ResourcesSpec, p: Problems) -> None:
@@ -299,25 +380,38 @@ def _check_resources(r: ResourcesSpec, p: Problems) -> None:
     p.need(r.gpus_per_worker >= 0, "resources.gpus_per_worker", r.gpus_per_worker, "must be >= 0")
     p.need(r.max_failures >= 0, "resources.max_failures", r.max_failures, "must be >= 0")
     ds = r.deepspeed
-    p.need(ds.zero_stage in (0, 1, 2, 3), "resources.deepspeed.zero_stage", ds.zero_stage,
-           "must be 0, 1, 2 or 3")
+    p.need(
+        ds.zero_stage in (0, 1, 2, 3),
+        "resources.deepspeed.zero_stage",
+        ds.zero_stage,
+        "must be 0, 1, 2 or 3",
+    )
     p.one_of(ds.precision, PRECISIONS, "resources.deepspeed.precision")
     p.need(ds.grad_clip > 0, "resources.deepspeed.grad_clip", ds.grad_clip, "must be > 0")
-    p.need(ds.weight_decay >= 0, "resources.deepspeed.weight_decay", ds.weight_decay,
-           "must be >= 0")
+    p.need(
+        ds.weight_decay >= 0, "resources.deepspeed.weight_decay", ds.weight_decay, "must be >= 0"
+    )
 
 
 def _check_sweep(sw: SweepSpec, p: Problems) -> None:
     p.need(sw.seeds >= 1, "sweep.seeds", sw.seeds, "must be >= 1")
-    p.need("seed" not in sw.space, "sweep.space.seed", "seed",
-           "is not searched directly: set sweep.seeds to run every point with several seeds")
+    p.need(
+        "seed" not in sw.space,
+        "sweep.space.seed",
+        "seed",
+        "is not searched directly: set sweep.seeds to run every point with several seeds",
+    )
     for key, value in (sw.baseline or {}).items():
         dim = sw.space.get(key)
         values = (dim.grid or dim.choice or []) if dim is not None else []
-        p.need(value in values, f"sweep.baseline.{key}", value,
-               f"must be one of the grid values of sweep.space.{key} ({values})"
-               if dim is not None else f"must name a path of sweep.space "
-               f"({', '.join(sw.space) or 'none'})")
+        p.need(
+            value in values,
+            f"sweep.baseline.{key}",
+            value,
+            f"must be one of the grid values of sweep.space.{key} ({values})"
+            if dim is not None
+            else f"must name a path of sweep.space ({', '.join(sw.space) or 'none'})",
+        )
     for key, dim in sw.space.items():
         path = f"sweep.space.{key}"
         problem = spec_path_problem(key)
@@ -334,11 +428,20 @@ def _check_sweep(sw: SweepSpec, p: Problems) -> None:
         else:
             ok = len(values) == 2 and values[0] < values[1]
             ok = ok and (given[0] == "uniform" or values[0] > 0)
-            p.need(ok, f"{path}.{given[0]}", values, "must be [low, high] with low < high"
-                   + (" and low > 0" if given[0] == "loguniform" else ""))
+            p.need(
+                ok,
+                f"{path}.{given[0]}",
+                values,
+                "must be [low, high] with low < high"
+                + (" and low > 0" if given[0] == "loguniform" else ""),
+            )
     root = sw.metric.split(".", 1)[0]
-    p.need(root in METRIC_ROOTS and "." in sw.metric, "sweep.metric", sw.metric,
-           f"must be a dotted metric under {', '.join(METRIC_ROOTS)} (e.g. eval.arith.pass@4)")
+    p.need(
+        root in METRIC_ROOTS and "." in sw.metric,
+        "sweep.metric",
+        sw.metric,
+        f"must be a dotted metric under {', '.join(METRIC_ROOTS)} (e.g. eval.arith.pass@4)",
+    )
     p.one_of(sw.mode, ("max", "min"), "sweep.mode")
     p.need(sw.num_samples >= 1, "sweep.num_samples", sw.num_samples, "must be >= 1")
     p.need(sw.max_concurrent >= 1, "sweep.max_concurrent", sw.max_concurrent, "must be >= 1")
@@ -356,7 +459,9 @@ def spec_path_problem(dotted: str) -> str | None:
             return None  # free-form options, e.g. rl.verifier.options.*
         fields = [f.name for f in dataclasses.fields(cls)]
         if part not in fields:
-            return f"'{dotted}' is not a spec path: unknown key '{part}'{did_you_mean(part, fields)}"
+            return (
+                f"'{dotted}' is not a spec path: unknown key '{part}'{did_you_mean(part, fields)}"
+            )
         hint = typing.get_type_hints(cls)[part]
         cls = nested_dataclass(cls, part) or (dict if "Dict" in str(hint) else None)
     return None

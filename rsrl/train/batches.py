@@ -16,8 +16,9 @@ class BatchLayout:
         return self.micro_batch_size * self.grad_accum * self.world_size
 
     @classmethod
-    def for_budget(cls, batch_tokens: int, seq_len: int, micro_batch_size: int,
-                   world_size: int) -> "BatchLayout":
+    def for_budget(
+        cls, batch_tokens: int, seq_len: int, micro_batch_size: int, world_size: int
+    ) -> BatchLayout:
         """The layout closest to `batch_tokens` per step (at least one micro-batch per worker)."""
         micro = min(micro_batch_size, max(1, batch_tokens // (seq_len * world_size)))
         accum = max(1, round(batch_tokens / (seq_len * micro * world_size)))

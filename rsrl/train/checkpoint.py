@@ -43,11 +43,18 @@ def latest_checkpoint(stage_dir: Path) -> tuple[int, Path] | None:
         return latest["step"], root / latest["tag"]
     intact = sorted(p for p in root.iterdir() if _is_intact(p))
     if not intact:
-        log.warning("%s %s, and no intact checkpoint is beside it: training starts from "
-                    "step 0", path, problem)
+        log.warning(
+            "%s %s, and no intact checkpoint is beside it: training starts from step 0",
+            path,
+            problem,
+        )
         return None
-    log.warning("%s %s; resuming from the newest intact checkpoint, %s, instead", path,
-                problem, intact[-1].name)
+    log.warning(
+        "%s %s; resuming from the newest intact checkpoint, %s, instead",
+        path,
+        problem,
+        intact[-1].name,
+    )
     return int(intact[-1].name.removeprefix("step-")), intact[-1]
 
 
@@ -66,21 +73,29 @@ def _latest_problem(path: Path) -> str | None:
 def _is_intact(path: Path) -> bool:
     """A `step-NNNNNN` directory holding DeepSpeed's model states (temporary tags excluded)."""
     digits = path.name.removeprefix("step-")
-    return (path.name.startswith("step-") and digits.isdigit() and path.is_dir()
-            and any(path.glob("*model_states.pt")))
+    return (
+        path.name.startswith("step-")
+        and digits.isdigit()
+        and path.is_dir()
+        and any(path.glob("*model_states.pt"))
+    )
 
 
-def save_checkpoint(engine, stage_dir: Path, step: int, keep: int, rank: int,
-                    client_state: dict | None = None) -> None:
+def save_checkpoint(
+    engine, stage_dir: Path, step: int, keep: int, rank: int, client_state: dict | None = None
+) -> None:
     """Collective. `client_state` (e.g. the data position) comes back from load_checkpoint."""
     root = stage_dir / "checkpoints"
     tag = f"step-{step:06d}"
     tmp_tag = f".tmp-{tag}"
     try:
         with names_full_disk(root / tmp_tag):
-            engine.save_checkpoint(str(root), tag=tmp_tag,
-                                   client_state={**(client_state or {}), "step": step},
-                                   save_latest=False)
+            engine.save_checkpoint(
+                str(root),
+                tag=tmp_tag,
+                client_state={**(client_state or {}), "step": step},
+                save_latest=False,
+            )
     except Exception as err:
         # torch's writer says "unexpected pos" on a full disk: ask the files themselves
         if not isinstance(err, DiskFull) and not _writes_fail(root / tmp_tag):

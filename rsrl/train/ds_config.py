@@ -6,8 +6,9 @@ from rsrl.spec.schema import DeepSpeedSpec
 from rsrl.train.batches import BatchLayout
 
 
-def deepspeed_config(ds: DeepSpeedSpec, layout: BatchLayout, *,
-                     persist_small_params: bool = True) -> dict:
+def deepspeed_config(
+    ds: DeepSpeedSpec, layout: BatchLayout, *, persist_small_params: bool = True
+) -> dict:
     """The optimizer is built by the caller (`optimizer.py`), with its parameter groups.
 
     `persist_small_params=False` partitions every parameter under ZeRO-3, however small

@@ -18,8 +18,13 @@ import torch.distributed as dist
 from rsrl.spec.schema import DeepSpeedSpec, LRSpec, ModelSpec, ObjectiveSpec
 from rsrl.train.batches import BatchLayout
 from rsrl.train.checkpoint import export_hf, load_checkpoint, save_checkpoint
-from rsrl.train.metrics import (MetricsWriter, grad_norm, peak_flops, record_timings,
-                                sum_across_workers)
+from rsrl.train.metrics import (
+    MetricsWriter,
+    grad_norm,
+    peak_flops,
+    record_timings,
+    sum_across_workers,
+)
 from rsrl.train.schedule import wsd_lr
 
 HEADLINE = ("shaped_loss", "nll", "entropy", "tail_mass", "tokens_per_s")
@@ -63,15 +68,22 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
 
     setup_started = time.time()
     torch.manual_seed(job.seed)
-    loader = PackedLoader(PackedDataset(job.data_dir), job.layout.micro_batch_size, rank,
-                          job.layout.world_size, job.reset_position_ids)
+    loader = PackedLoader(
+        PackedDataset(job.data_dir),
+        job.layout.micro_batch_size,
+        rank,
+        job.layout.world_size,
+        job.reset_position_ids,
+    )
     tokenizer = load_tokenizer(job.tokenizer_dir)
     module = ShapedLossLM(load_lm(job, tokenizer), job.objective)
     flops_per_token = 6 * sum(p.numel() for p in module.parameters())  # before ZeRO-3 shards
-    optimizer = build_optimizer(module, job.deepspeed.weight_decay,
-                                offload=job.deepspeed.offload_optimizer)
-    config = deepspeed_config(job.deepspeed, job.layout,
-                              persist_small_params=job.persist_small_params)
+    optimizer = build_optimizer(
+        module, job.deepspeed.weight_decay, offload=job.deepspeed.offload_optimizer
+    )
+    config = deepspeed_config(
+        job.deepspeed, job.layout, persist_small_params=job.persist_small_params
+    )
     ds_started = time.time()
     engine, *_ = deepspeed.initialize(model=module, optimizer=optimizer, config=config)
     ds_seconds = time.time() - ds_started
@@ -80,10 +92,17 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
     if "data" in state:
         loader.load_state_dict(state["data"])
     if rank == 0:  # model, optimizer, DeepSpeed engine and resume, before the first step
-        record_timings(job.stage_dir, setup_seconds=time.time() - setup_started,
-                       deepspeed_init_seconds=ds_seconds, resumed_at_step=step)
-    metrics = (MetricsWriter(job.stage_dir, step, job.stage, job.total_steps, HEADLINE)
-               if rank == 0 else None)
+        record_timings(
+            job.stage_dir,
+            setup_seconds=time.time() - setup_started,
+            deepspeed_init_seconds=ds_seconds,
+            resumed_at_step=step,
+        )
+    metrics = (
+        MetricsWriter(job.stage_dir, step, job.stage, job.total_steps, HEADLINE)
+        if rank == 0
+        else None
+    )
     timer = _Throughput(job.layout.rows_per_step * job.seq_len, flops_per_token)
 
     while step < job.total_steps:
@@ -93,24 +112,39 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
         stats = _one_step(engine, loader, job)
         step += 1
         if step % job.log_every == 0 or step == job.total_steps or step == 1:
-            record = {"step": step, "lr": lr, "grad_norm": grad_norm(engine),
-                      **_mean_across_workers(stats), **timer.tick(step)}
+            record = {
+                "step": step,
+                "lr": lr,
+                "grad_norm": grad_norm(engine),
+                **_mean_across_workers(stats),
+                **timer.tick(step),
+            }
             if metrics:
                 metrics.write(record)
             if report:
                 report(record)
         if step % job.checkpoint_every == 0 and step < job.total_steps:
-            save_checkpoint(engine, job.stage_dir, step, job.keep_checkpoints, rank,
-                            {"data": loader.state_dict()})
+            save_checkpoint(
+                engine,
+                job.stage_dir,
+                step,
+                job.keep_checkpoints,
+                rank,
+                {"data": loader.state_dict()},
+            )
     steps_finished = time.time()
-    save_checkpoint(engine, job.stage_dir, step, job.keep_checkpoints, rank,
-                    {"data": loader.state_dict()})
+    save_checkpoint(
+        engine, job.stage_dir, step, job.keep_checkpoints, rank, {"data": loader.state_dict()}
+    )
     export_hf(engine, tokenizer, job.stage_dir / "hf", rank)
     if metrics:
         metrics.close()
     if rank == 0:
-        record_timings(job.stage_dir, steps_finished=steps_finished,
-                       checkpoint_export_seconds=time.time() - steps_finished)
+        record_timings(
+            job.stage_dir,
+            steps_finished=steps_finished,
+            checkpoint_export_seconds=time.time() - steps_finished,
+        )
 
 
 def load_lm(job: TrainJob, tokenizer):
@@ -121,8 +155,13 @@ def load_lm(job: TrainJob, tokenizer):
     from rsrl.models.tokenizer import special_token_ids
 
     if job.init_dir is None:
-        return build_model(job.model, rope_theta=job.rope_theta, max_seq_len=job.seq_len,
-                           seed=job.seed, **special_token_ids(tokenizer))
+        return build_model(
+            job.model,
+            rope_theta=job.rope_theta,
+            max_seq_len=job.seq_len,
+            seed=job.seed,
+            **special_token_ids(tokenizer),
+        )
     # Mid-training may raise the RoPE base and the context length: both live in the config,
     # and the rotary frequencies are rebuilt from it (they are not stored in the weights).
     config = AutoConfig.from_pretrained(job.init_dir)
@@ -143,8 +182,10 @@ def _one_step(engine, loader, job: TrainJob) -> dict[str, float]:
             totals[name] = totals.get(name, 0.0) + float(value) / job.layout.grad_accum
         if out.expert_load is not None:  # 1.0 is perfect balance, num_experts is collapse
             load = out.expert_load.float()
-            totals["expert_load_max"] = totals.get("expert_load_max", 0.0) + float(
-                load.max() * load.shape[-1]) / job.layout.grad_accum
+            totals["expert_load_max"] = (
+                totals.get("expert_load_max", 0.0)
+                + float(load.max() * load.shape[-1]) / job.layout.grad_accum
+            )
     return totals
 
 

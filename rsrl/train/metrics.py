@@ -26,8 +26,14 @@ class MetricsWriter:
     progress from the file, and `time`, the wall clock in seconds since the epoch) and
     prints a headline; a resume drops lines past its step."""
 
-    def __init__(self, stage_dir: Path, resume_step: int, label: str, total_steps: int,
-                 headline: tuple[str, ...]):
+    def __init__(
+        self,
+        stage_dir: Path,
+        resume_step: int,
+        label: str,
+        total_steps: int,
+        headline: tuple[str, ...],
+    ):
         self.label, self.total_steps, self.headline = label, total_steps, headline
         self.path = stage_dir / METRICS_FILE
         self._truncate_after(resume_step)
@@ -40,8 +46,11 @@ class MetricsWriter:
     def _truncate_after(self, step: int) -> None:
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text().splitlines()
-                if line and json.loads(line)["step"] <= step]
+        kept = [
+            line
+            for line in self.path.read_text().splitlines()
+            if line and json.loads(line)["step"] <= step
+        ]
         write_text_atomic(self.path, "".join(line + "\n" for line in kept))  # a full disk
         # leaves the old lines
 
@@ -51,12 +60,18 @@ class MetricsWriter:
             f.write(json.dumps(record) + "\n")
         shown = " ".join(f"{k} {record[k]:.4g}" for k in self.headline if k in record)
         # The process's own stdout: Ray Train's patched print would log it and echo it.
-        print(f"{self.label} step {record['step']}/{self.total_steps} {shown}",
-              file=sys.__stdout__, flush=True)
+        print(
+            f"{self.label} step {record['step']}/{self.total_steps} {shown}",
+            file=sys.__stdout__,
+            flush=True,
+        )
         with names_full_disk(self.tb_dir):  # its writer thread's error comes back here
             for name, value in record.items():
-                if (name not in ("step", "time") and isinstance(value, (int, float))
-                        and math.isfinite(value)):
+                if (
+                    name not in ("step", "time")
+                    and isinstance(value, (int, float))
+                    and math.isfinite(value)
+                ):
                     self.tb.add_scalar(name, value, record["step"])
             self.tb.flush()
 

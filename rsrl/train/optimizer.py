@@ -13,11 +13,15 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     for param in model.parameters():
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
 
 
-def build_optimizer(model: nn.Module, weight_decay: float, *, offload: bool) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, weight_decay: float, *, offload: bool
+) -> torch.optim.Optimizer:
     """torch AdamW on CPU; DeepSpeed's fused Adam on GPU, its CPU Adam when offloading
     (those two JIT-compile on first use)."""
     groups = param_groups(model, weight_decay)

@@ -37,12 +37,20 @@ class ShapedLossLM(nn.Module):
         self.is_moe = getattr(lm.config, "num_experts", None) is not None
         self.fused_head = FusedHead(lm.lm_head.weight) if objective.fused_head else None
 
-    def forward(self, input_ids: torch.Tensor, targets: torch.Tensor,
-                position_ids: torch.Tensor | None = None) -> LossOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        targets: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+    ) -> LossOutput:
         # No attention_mask: given restarting position_ids (reset_position_ids), transformers
         # then masks attention per document itself; a 2D mask would switch that off.
-        out = self.lm.model(input_ids=input_ids, position_ids=position_ids,
-                            output_router_logits=self.is_moe or None, use_cache=False)
+        out = self.lm.model(
+            input_ids=input_ids,
+            position_ids=position_ids,
+            output_router_logits=self.is_moe or None,
+            use_cache=False,
+        )
         hidden = out.last_hidden_state.flatten(0, 1)
         loss, stats = self._shaped_loss(hidden, targets.flatten())
         stats = {name: value.detach() for name, value in stats.items()}
@@ -56,8 +64,15 @@ class ShapedLossLM(nn.Module):
 
     def _shaped_loss(self, hidden: torch.Tensor, targets: torch.Tensor):
         o = self.objective
-        kwargs = dict(beta=o.beta, lam_top=o.topk.lam_top, lam_tail=o.topk.lam_tail, k=o.topk.k,
-                      positive_form=o.positive_form, impl=o.impl, return_stats=True)
+        kwargs = dict(
+            beta=o.beta,
+            lam_top=o.topk.lam_top,
+            lam_tail=o.topk.lam_tail,
+            k=o.topk.k,
+            positive_form=o.positive_form,
+            impl=o.impl,
+            return_stats=True,
+        )
         if self.fused_head is not None:
             return self.fused_head(hidden, targets, **kwargs)
         return reward_shaped_loss(self.lm.lm_head(hidden), targets, **kwargs)

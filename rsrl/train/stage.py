@@ -27,13 +27,25 @@ def make_train_job(ctx: StageContext, **overrides) -> TrainJob:
     layout = BatchLayout.for_budget(s.batch_tokens, s.seq_len, s.micro_batch_size, r.num_workers)
     init = ctx.inputs.get("pretrain") if name == "midtrain" else None
     fields = dict(
-        stage=name, stage_dir=ctx.out_dir, data_dir=ctx.inputs[f"data-{name}"],
-        tokenizer_dir=ctx.inputs["tokenizer"], init_dir=init / "hf" if init else None,
-        model=spec.model, objective=effective_objective(spec, s), lr=s.lr,
-        deepspeed=r.deepspeed, seq_len=s.seq_len, rope_theta=s.rope_theta, layout=layout,
+        stage=name,
+        stage_dir=ctx.out_dir,
+        data_dir=ctx.inputs[f"data-{name}"],
+        tokenizer_dir=ctx.inputs["tokenizer"],
+        init_dir=init / "hf" if init else None,
+        model=spec.model,
+        objective=effective_objective(spec, s),
+        lr=s.lr,
+        deepspeed=r.deepspeed,
+        seq_len=s.seq_len,
+        rope_theta=s.rope_theta,
+        layout=layout,
         total_steps=_steps_in(ctx.inputs[f"data-{name}"], layout),
-        reset_position_ids=s.reset_position_ids, seed=spec.seed, log_every=s.log_every,
-        checkpoint_every=s.checkpoint_every, keep_checkpoints=s.keep_checkpoints)
+        reset_position_ids=s.reset_position_ids,
+        seed=spec.seed,
+        log_every=s.log_every,
+        checkpoint_every=s.checkpoint_every,
+        keep_checkpoints=s.keep_checkpoints,
+    )
     return TrainJob(**{**fields, **overrides})
 
 
@@ -43,8 +55,10 @@ def _steps_in(data_dir: Path, layout: BatchLayout) -> int:
 
     steps = len(PackedDataset(data_dir)) // layout.rows_per_step
     if steps < 1:
-        raise ValueError(f"{data_dir} holds fewer rows than one optimizer step needs "
-                         f"({layout.rows_per_step}); raise tokens or lower batch_tokens")
+        raise ValueError(
+            f"{data_dir} holds fewer rows than one optimizer step needs "
+            f"({layout.rows_per_step}); raise tokens or lower batch_tokens"
+        )
     return steps
 
 
@@ -70,8 +84,12 @@ def fit(job, resources, run_name: str, worker=train_worker) -> None:
     cores). Either way each worker runs torch on as many intra-op threads as CPUs it
     reserved, and rank 0 records in the stage's timings.json when the fit started, when the
     worker function was entered and when it returned."""
-    config = {"job": job, "worker": worker, "fit_started": time.time(),
-              "threads": max(1, math.floor(resources.cpus_per_worker))}
+    config = {
+        "job": job,
+        "worker": worker,
+        "fit_started": time.time(),
+        "threads": max(1, math.floor(resources.cpus_per_worker)),
+    }
     if resources.num_workers == 1 and resources.gpus_per_worker == 0:
         _fit_alone(config, resources)
     else:
@@ -94,11 +112,18 @@ def _fit_ray_train(config: dict, resources, run_name: str) -> None:
         train_loop_config=config,
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(
-            num_workers=resources.num_workers, use_gpu=use_gpu,
-            resources_per_worker={"CPU": resources.cpus_per_worker,
-                                  **({"GPU": resources.gpus_per_worker} if use_gpu else {})}),
-        run_config=RunConfig(name=run_name, storage_path=storage,
-                             failure_config=FailureConfig(max_failures=resources.max_failures)),
+            num_workers=resources.num_workers,
+            use_gpu=use_gpu,
+            resources_per_worker={
+                "CPU": resources.cpus_per_worker,
+                **({"GPU": resources.gpus_per_worker} if use_gpu else {}),
+            },
+        ),
+        run_config=RunConfig(
+            name=run_name,
+            storage_path=storage,
+            failure_config=FailureConfig(max_failures=resources.max_failures),
+        ),
     )
     try:
         trainer.fit()
@@ -138,8 +163,13 @@ def _run_worker(config: dict, rank: int, world_size: int, report) -> None:
     torch.set_num_threads(config["threads"])
     stage_dir = config["job"].stage_dir
     if rank == 0:
-        record_timings(stage_dir, fit_started=config["fit_started"], worker_started=time.time(),
-                       threads=torch.get_num_threads(), world_size=world_size)
+        record_timings(
+            stage_dir,
+            fit_started=config["fit_started"],
+            worker_started=time.time(),
+            threads=torch.get_num_threads(),
+            world_size=world_size,
+        )
     config["worker"](config["job"], rank, report=report)
     if rank == 0:
         record_timings(stage_dir, worker_finished=time.time())
@@ -158,8 +188,14 @@ class SoloTrainWorker:
         with socket.socket() as s:  # a free port for the group's (local, unused) store
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1",
-                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        os.environ.update(
+            RANK="0",
+            LOCAL_RANK="0",
+            WORLD_SIZE="1",
+            LOCAL_WORLD_SIZE="1",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+        )
         dist.init_process_group("gloo", rank=0, world_size=1)
         try:
             _run_worker(config, 0, 1, report=None)

@@ -13,8 +13,9 @@ _ANSWER_MARK = re.compile(r"answer\s*(?:is)?\s*[:=]?[ \t]*", re.IGNORECASE)
 # sympify evaluates Python: only plain algebra goes near it, never arbitrary model output.
 _ALGEBRA = re.compile(r"[0-9a-z+\-*/^(). ]{1,64}", re.IGNORECASE)
 # Fraction() expands exponents exactly ("1e99999999" never returns): bound them.
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d{1,3})?(?:/\d+)?",
-                           re.IGNORECASE)
+_PLAIN_NUMBER = re.compile(
+    r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d{1,3})?(?:/\d+)?", re.IGNORECASE
+)
 # Powers are evaluated exactly too ("9^9^9" never returns): small literal exponents only,
 # and no scientific notation on the sympy path at all (Float("1e99999999") never returns).
 MAX_EXPONENT = 100
@@ -30,7 +31,7 @@ def extract_answer(completion: str) -> str | None:
     # The rest of the line after the last 'Answer:' (a line may hold more than one).
     marks = list(_ANSWER_MARK.finditer(completion))
     if marks:
-        rest = completion[marks[-1].end():].split("\n", 1)[0].strip().rstrip(".").strip()
+        rest = completion[marks[-1].end() :].split("\n", 1)[0].strip().rstrip(".").strip()
         if rest:
             return rest
     numbers = _NUMBER.findall(completion)

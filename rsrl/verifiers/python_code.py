@@ -35,8 +35,9 @@ def extract_code(completion: str) -> str:
     return blocks[-1][1] if blocks else completion
 
 
-def verify_python(prompt: str, completion: str, answer: str, tests: str | list | None = None,
-                  **fields) -> VerifyResult:
+def verify_python(
+    prompt: str, completion: str, answer: str, tests: str | list | None = None, **fields
+) -> VerifyResult:
     cases = _as_test_list(tests if tests is not None else answer)
     if not cases:
         return VerifyResult(0.0, "item has no tests")

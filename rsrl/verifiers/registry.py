@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Callable, Sequence, Union
 
 ENTRY_POINT_GROUP = "rsrl.verifiers"
 
@@ -24,7 +24,7 @@ class VerifyResult:
     reason: str = ""
 
 
-Verifier = Callable[..., Union[float, VerifyResult]]
+Verifier = Callable[..., float | VerifyResult]
 
 # Built-ins live in their own modules and are imported only when used.
 _BUILTINS = {

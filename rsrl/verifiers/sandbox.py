@@ -91,8 +91,7 @@ def missing_layers() -> tuple[str, ...]:
     return tuple(status["missing"])
 
 
-def _run_child(code: str, tests: list[str], nonce: str, limits: SandboxLimits,
-               root: Path) -> dict:
+def _run_child(code: str, tests: list[str], nonce: str, limits: SandboxLimits, root: Path) -> dict:
     """Run the child with its output in `root`/output; what it reported (see sandbox_child).
 
     The keeper (the process started here) holds the wall clock and reaps the sandbox's
@@ -107,17 +106,31 @@ def _run_child(code: str, tests: list[str], nonce: str, limits: SandboxLimits,
         os.chown(work_dir, *drop_to)
     python = _child_python(drop_to)
     command = [python, "-I", "-S", "-B", str(CHILD_SCRIPT)]
-    env = {"PATH": os.defpath, "HOME": str(work_dir), "TMPDIR": str(work_dir),
-           "LANG": "C.UTF-8"}
+    env = {"PATH": os.defpath, "HOME": str(work_dir), "TMPDIR": str(work_dir), "LANG": "C.UTF-8"}
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
-    payload = {"code": code, "tests": tests, "nonce": nonce, "limits": asdict(limits),
-               "work_dir": str(work_dir), "drop_to": drop_to, "status_fd": status_w,
-               "as_root": os.geteuid() == 0, "audit_hook": AUDIT_HOOK}
+    payload = {
+        "code": code,
+        "tests": tests,
+        "nonce": nonce,
+        "limits": asdict(limits),
+        "work_dir": str(work_dir),
+        "drop_to": drop_to,
+        "status_fd": status_w,
+        "as_root": os.geteuid() == 0,
+        "audit_hook": AUDIT_HOOK,
+    }
     try:
         with open(root / "output", "wb") as output:
-            child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=output,
-                                     stderr=subprocess.STDOUT, cwd=work_dir, env=env,
-                                     start_new_session=True, pass_fds=(status_w,))
+            child = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=work_dir,
+                env=env,
+                start_new_session=True,
+                pass_fds=(status_w,),
+            )
         os.close(status_w)
         status_w = None
         try:
@@ -187,15 +200,16 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _report(output_path: Path, nonce: str, status: int | None, total: int,
-            limits: SandboxLimits) -> TestReport:
+def _report(
+    output_path: Path, nonce: str, status: int | None, total: int, limits: SandboxLimits
+) -> TestReport:
     size = output_path.stat().st_size
     with open(output_path, "rb") as output:
         output.seek(max(0, size - VERDICT_TAIL_BYTES))
         tail = output.read().decode(errors="replace")
     for line in reversed(tail.splitlines()):
         if line.startswith(nonce + " "):
-            verdict = json.loads(line[len(nonce) + 1:])
+            verdict = json.loads(line[len(nonce) + 1 :])
             return TestReport(verdict["passed"], verdict["total"], verdict["error"])
     if size >= limits.output_bytes:
         return TestReport(0, total, f"output limit ({limits.output_bytes} bytes) reached")
@@ -206,8 +220,10 @@ def _why_no_verdict(status: int | None, limits: SandboxLimits, tail: str) -> str
     if status is None:
         return f"killed at the wall-time limit ({limits.wall_s:g}s)"
     if status < 0:
-        signals = {signal.SIGXCPU: f"CPU-time limit ({limits.cpu_s:g}s)",
-                   signal.SIGKILL: f"CPU-time limit ({limits.cpu_s:g}s) or the kernel"}
+        signals = {
+            signal.SIGXCPU: f"CPU-time limit ({limits.cpu_s:g}s)",
+            signal.SIGKILL: f"CPU-time limit ({limits.cpu_s:g}s) or the kernel",
+        }
         why = signals.get(-status, signal.Signals(-status).name)
         return f"killed by {signal.Signals(-status).name}: {why}"
     last = tail.strip().splitlines()[-1:] or [""]
@@ -240,20 +256,34 @@ def _child_python(drop_to: tuple[int, int] | None) -> str | None:
         return sys.executable
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     system = os.defpath  # /bin:/usr/bin, not a PATH that may start with pyenv shims
-    for python in dict.fromkeys([sys.executable, shutil.which(f"python{version}", path=system),
-                                 shutil.which("python3", path=system)]):
+    for python in dict.fromkeys(
+        [
+            sys.executable,
+            shutil.which(f"python{version}", path=system),
+            shutil.which("python3", path=system),
+        ]
+    ):
         if python and _imports_stdlib_as(python, version, drop_to):
             return python
-    log.warning("sandbox: no Python %s whose standard library 'nobody' can read; "
-                "untrusted code runs as root", version)
+    log.warning(
+        "sandbox: no Python %s whose standard library 'nobody' can read; "
+        "untrusted code runs as root",
+        version,
+    )
     return None
 
 
 def _imports_stdlib_as(python: str, version: str, user: tuple[int, int]) -> bool:
     check = f"import json, socket, sys; assert '%d.%d' % sys.version_info[:2] == '{version}'"
     try:
-        probe = subprocess.run([python, "-I", "-S", "-c", check], user=user[0], group=user[1],
-                               extra_groups=[], cwd="/", capture_output=True)
+        probe = subprocess.run(
+            [python, "-I", "-S", "-c", check],
+            user=user[0],
+            group=user[1],
+            extra_groups=[],
+            cwd="/",
+            capture_output=True,
+        )
     except OSError:  # `user` may not even reach the executable
         return False
     return probe.returncode == 0

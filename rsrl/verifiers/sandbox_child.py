@@ -38,18 +38,49 @@ import struct
 import sys
 
 # Events that start processes, open sockets, or undo the limits: refused outright.
-REFUSED_EVENTS = frozenset({
-    "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-    "os.kill", "os.killpg", "subprocess.Popen", "pty.spawn", "resource.setrlimit",
-    "resource.prlimit", "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata",
-    "socket.__new__", "socket.bind", "socket.connect", "socket.getaddrinfo",
-    "socket.sendto", "sys.addaudithook",
-})
+REFUSED_EVENTS = frozenset(
+    {
+        "os.fork",
+        "os.forkpty",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.kill",
+        "os.killpg",
+        "subprocess.Popen",
+        "pty.spawn",
+        "resource.setrlimit",
+        "resource.prlimit",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.cdata",
+        "socket.__new__",
+        "socket.bind",
+        "socket.connect",
+        "socket.getaddrinfo",
+        "socket.sendto",
+        "sys.addaudithook",
+    }
+)
 # Events whose first argument is a path: refused when it lies outside the work directory.
-PATH_EVENTS = frozenset({
-    "os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.symlink",
-    "os.link", "os.truncate", "os.utime", "shutil.rmtree", "shutil.copyfile", "shutil.move",
-})
+PATH_EVENTS = frozenset(
+    {
+        "os.remove",
+        "os.rename",
+        "os.rmdir",
+        "os.mkdir",
+        "os.chmod",
+        "os.chown",
+        "os.symlink",
+        "os.link",
+        "os.truncate",
+        "os.utime",
+        "shutil.rmtree",
+        "shutil.copyfile",
+        "shutil.move",
+    }
+)
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -64,49 +95,157 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 2
 
 # The root the worker sees: these, read-only, plus the interpreter's own installation.
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/passwd",
-                "/etc/group", "/etc/nsswitch.conf")
+SYSTEM_FILES = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+)
 DEVICES = ("null", "zero", "full", "random", "urandom")
 WORK_DIR = "/tmp/work"  # inside the private root: on a fresh tmpfs, gone with the namespace
 
 # Per architecture: the seccomp audit arch, and the syscall numbers the filter handles
 # (from the kernel's unistd headers; aarch64 has no fork or vfork).
 ARCHES = {
-    "x86_64": (0xC000003E, {
-        "fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "clone": 56, "clone3": 435,
-        "kill": 62, "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129,
-        "rt_tgsigqueueinfo": 297, "pidfd_send_signal": 424, "ptrace": 101,
-        "process_vm_readv": 310, "process_vm_writev": 311, "mount": 165, "umount2": 166,
-        "pivot_root": 155, "chroot": 161, "unshare": 272, "setns": 308, "socket": 41,
-        "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "keyctl": 250,
-        "add_key": 248, "request_key": 249, "io_uring_setup": 425,
-        "open_by_handle_at": 304, "name_to_handle_at": 303, "kexec_load": 246,
-        "kexec_file_load": 320, "init_module": 175, "finit_module": 313,
-        "delete_module": 176, "mount_setattr": 442, "open_tree": 428, "move_mount": 429,
-        "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "capset": 126}),
-    "aarch64": (0xC00000B7, {
-        "execve": 221, "execveat": 281, "clone": 220, "clone3": 435, "kill": 129,
-        "tkill": 130, "tgkill": 131, "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240,
-        "pidfd_send_signal": 424, "ptrace": 117, "process_vm_readv": 270,
-        "process_vm_writev": 271, "mount": 40, "umount2": 39, "pivot_root": 41,
-        "chroot": 51, "unshare": 97, "setns": 268, "socket": 198, "bpf": 280,
-        "perf_event_open": 241, "userfaultfd": 282, "keyctl": 219, "add_key": 217,
-        "request_key": 218, "io_uring_setup": 425, "open_by_handle_at": 265,
-        "name_to_handle_at": 264, "kexec_load": 104, "kexec_file_load": 294,
-        "init_module": 105, "finit_module": 273, "delete_module": 106,
-        "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "fsopen": 430,
-        "fsconfig": 431, "fsmount": 432, "fspick": 433, "capset": 91}),
+    "x86_64": (
+        0xC000003E,
+        {
+            "fork": 57,
+            "vfork": 58,
+            "execve": 59,
+            "execveat": 322,
+            "clone": 56,
+            "clone3": 435,
+            "kill": 62,
+            "tkill": 200,
+            "tgkill": 234,
+            "rt_sigqueueinfo": 129,
+            "rt_tgsigqueueinfo": 297,
+            "pidfd_send_signal": 424,
+            "ptrace": 101,
+            "process_vm_readv": 310,
+            "process_vm_writev": 311,
+            "mount": 165,
+            "umount2": 166,
+            "pivot_root": 155,
+            "chroot": 161,
+            "unshare": 272,
+            "setns": 308,
+            "socket": 41,
+            "bpf": 321,
+            "perf_event_open": 298,
+            "userfaultfd": 323,
+            "keyctl": 250,
+            "add_key": 248,
+            "request_key": 249,
+            "io_uring_setup": 425,
+            "open_by_handle_at": 304,
+            "name_to_handle_at": 303,
+            "kexec_load": 246,
+            "kexec_file_load": 320,
+            "init_module": 175,
+            "finit_module": 313,
+            "delete_module": 176,
+            "mount_setattr": 442,
+            "open_tree": 428,
+            "move_mount": 429,
+            "fsopen": 430,
+            "fsconfig": 431,
+            "fsmount": 432,
+            "fspick": 433,
+            "capset": 126,
+        },
+    ),
+    "aarch64": (
+        0xC00000B7,
+        {
+            "execve": 221,
+            "execveat": 281,
+            "clone": 220,
+            "clone3": 435,
+            "kill": 129,
+            "tkill": 130,
+            "tgkill": 131,
+            "rt_sigqueueinfo": 138,
+            "rt_tgsigqueueinfo": 240,
+            "pidfd_send_signal": 424,
+            "ptrace": 117,
+            "process_vm_readv": 270,
+            "process_vm_writev": 271,
+            "mount": 40,
+            "umount2": 39,
+            "pivot_root": 41,
+            "chroot": 51,
+            "unshare": 97,
+            "setns": 268,
+            "socket": 198,
+            "bpf": 280,
+            "perf_event_open": 241,
+            "userfaultfd": 282,
+            "keyctl": 219,
+            "add_key": 217,
+            "request_key": 218,
+            "io_uring_setup": 425,
+            "open_by_handle_at": 265,
+            "name_to_handle_at": 264,
+            "kexec_load": 104,
+            "kexec_file_load": 294,
+            "init_module": 105,
+            "finit_module": 273,
+            "delete_module": 106,
+            "mount_setattr": 442,
+            "open_tree": 428,
+            "move_mount": 429,
+            "fsopen": 430,
+            "fsconfig": 431,
+            "fsmount": 432,
+            "fspick": 433,
+            "capset": 91,
+        },
+    ),
 }
 ARCH = ARCHES.get(platform.machine())
 # Refused with EPERM; clone3 with ENOSYS, so the C library falls back to clone, whose
 # flags the filter can see (threads are allowed, new processes are not).
-DENIED_SYSCALLS = ("fork", "vfork", "execve", "execveat", "pidfd_send_signal", "ptrace",
-                   "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root",
-                   "chroot", "unshare", "setns", "socket", "bpf", "perf_event_open",
-                   "userfaultfd", "keyctl", "add_key", "request_key", "open_by_handle_at",
-                   "name_to_handle_at", "kexec_load", "kexec_file_load", "init_module",
-                   "finit_module", "delete_module", "mount_setattr", "open_tree",
-                   "move_mount", "fsopen", "fsconfig", "fsmount", "fspick")
+DENIED_SYSCALLS = (
+    "fork",
+    "vfork",
+    "execve",
+    "execveat",
+    "pidfd_send_signal",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "unshare",
+    "setns",
+    "socket",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "mount_setattr",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+)
 ENOSYS_SYSCALLS = ("clone3", "io_uring_setup")
 SIGNAL_SYSCALLS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
 
@@ -128,6 +267,7 @@ def report(status_fd: int, **fields) -> None:
 
 # --- the keeper ---------------------------------------------------------------------------
 
+
 def enter_namespaces(as_root: bool, missing: list) -> dict:
     """New user (unless root), PID, network, IPC and UTS namespaces; which ones it got."""
     got = {"user": False, "PID": False}
@@ -143,11 +283,17 @@ def enter_namespaces(as_root: bool, missing: list) -> dict:
             with open("/proc/self/gid_map", "w") as f:
                 f.write(f"0 {gid} 1")
         except OSError as err:
-            missing += [f"{name} namespace (no user namespace: {err})"
-                        for name in ("user", "PID", "network", "IPC", "UTS")]
+            missing += [
+                f"{name} namespace (no user namespace: {err})"
+                for name in ("user", "PID", "network", "IPC", "UTS")
+            ]
             return got
-    for flag, name in [(CLONE_NEWPID, "PID"), (CLONE_NEWNET, "network"),
-                       (CLONE_NEWIPC, "IPC"), (CLONE_NEWUTS, "UTS")]:
+    for flag, name in [
+        (CLONE_NEWPID, "PID"),
+        (CLONE_NEWNET, "network"),
+        (CLONE_NEWIPC, "IPC"),
+        (CLONE_NEWUTS, "UTS"),
+    ]:
         try:
             check(libc.unshare(flag), f"unshare({name})")
             got[name] = True
@@ -175,6 +321,7 @@ def keep(init: int, wall_s: float) -> tuple[bool, int]:
 
 def poll_exit(pid: int, timeout_s: float) -> bool:
     import time
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
@@ -185,10 +332,13 @@ def poll_exit(pid: int, timeout_s: float) -> bool:
 
 # --- the init: a private root -------------------------------------------------------------
 
+
 def mount(source, target, fstype, flags, data=None) -> None:
     args = [None if a is None else os.fsencode(a) for a in (source, target, fstype)]
-    check(libc.mount(*args, ctypes.c_ulong(flags), None if data is None else data.encode()),
-          f"mount {target}")
+    check(
+        libc.mount(*args, ctypes.c_ulong(flags), None if data is None else data.encode()),
+        f"mount {target}",
+    )
 
 
 def syscall(name: str, *args) -> int:
@@ -211,14 +361,19 @@ def build_root(new_root: str, tmp_mb: int, worker: tuple, missing: list) -> None
         os.makedirs(os.path.join(new_root, name), exist_ok=True)
     for name in DEVICES:
         bind_in(new_root, f"/dev/{name}")
-    for name, target in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]:
+    for name, target in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ]:
         os.symlink(target, os.path.join(new_root, "dev", name))
     make_read_only(new_root)
     tmpfs = f"size={tmp_mb}m,nr_inodes=16384,mode=0700,uid={worker[0]},gid={worker[1]}"
     for name in ("tmp", "dev/shm"):
-        mount("tmpfs", os.path.join(new_root, name), "tmpfs",
-              MS_NOSUID | MS_NODEV | MS_NOEXEC, tmpfs)
+        mount(
+            "tmpfs", os.path.join(new_root, name), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, tmpfs
+        )
     try:  # refused in a user namespace when the host's /proc has parts masked
         mount("proc", os.path.join(new_root, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     except Refused as err:
@@ -292,6 +447,7 @@ def init_main(payload: dict, status_fd: int, missing: list, got: dict) -> None:
 
 # --- the worker ---------------------------------------------------------------------------
 
+
 def set_limits(limits: dict, dropping_privileges: bool) -> None:
     cpu = max(1, int(limits["cpu_s"] + 0.999))
     memory = limits["memory_mb"] << 20
@@ -328,21 +484,37 @@ def seccomp_filter(pid: int) -> bytes:
     eperm, enosys = 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
     ld, jeq, jset, jge, ret = 0x20, 0x15, 0x45, 0x35, 0x06
     nr_offset, arch_offset, arg0_offset = 0, 4, 16
-    prog = [(ld, 0, 0, arch_offset), (jeq, 1, 0, audit_arch), (ret, 0, 0, kill),
-            (ld, 0, 0, nr_offset)]
+    prog = [
+        (ld, 0, 0, arch_offset),
+        (jeq, 1, 0, audit_arch),
+        (ret, 0, 0, kill),
+        (ld, 0, 0, nr_offset),
+    ]
     if audit_arch == ARCHES["x86_64"][0]:  # the x32 ABI shares the arch: refuse it
         prog += [(jge, 0, 1, 0x40000000), (ret, 0, 0, kill)]
     for name in DENIED_SYSCALLS + ENOSYS_SYSCALLS:
         if name in numbers:
-            prog += [(jeq, 0, 1, numbers[name]),
-                     (ret, 0, 0, enosys if name in ENOSYS_SYSCALLS else eperm)]
+            prog += [
+                (jeq, 0, 1, numbers[name]),
+                (ret, 0, 0, enosys if name in ENOSYS_SYSCALLS else eperm),
+            ]
     # clone: only threads (CLONE_THREAD shares this process; anything else is a new one)
-    prog += [(jeq, 0, 4, numbers["clone"]), (ld, 0, 0, arg0_offset),
-             (jset, 0, 1, CLONE_THREAD), (ret, 0, 0, allow), (ret, 0, 0, eperm)]
+    prog += [
+        (jeq, 0, 4, numbers["clone"]),
+        (ld, 0, 0, arg0_offset),
+        (jset, 0, 1, CLONE_THREAD),
+        (ret, 0, 0, allow),
+        (ret, 0, 0, eperm),
+    ]
     # signals: only to this process (its pid is the first argument of each)
     for name in SIGNAL_SYSCALLS:
-        prog += [(jeq, 0, 4, numbers[name]), (ld, 0, 0, arg0_offset),
-                 (jeq, 0, 1, pid), (ret, 0, 0, allow), (ret, 0, 0, eperm)]
+        prog += [
+            (jeq, 0, 4, numbers[name]),
+            (ld, 0, 0, arg0_offset),
+            (jeq, 0, 1, pid),
+            (ret, 0, 0, allow),
+            (ret, 0, 0, eperm),
+        ]
     prog.append((ret, 0, 0, allow))
     return b"".join(struct.pack("HBBI", *insn) for insn in prog)
 
@@ -352,8 +524,9 @@ def install_seccomp() -> None:
         raise Refused(errno.ENOSYS, f"no syscall table for {platform.machine()}")
     program = ctypes.create_string_buffer(seccomp_filter(os.getpid()))
     fprog = struct.pack("HxxxxxxP", len(program.raw) // 8, ctypes.addressof(program))
-    check(libc.prctl(PR_SET_SECCOMP, 2, ctypes.create_string_buffer(fprog), 0, 0),
-          "seccomp")  # 2: SECCOMP_MODE_FILTER
+    check(
+        libc.prctl(PR_SET_SECCOMP, 2, ctypes.create_string_buffer(fprog), 0, 0), "seccomp"
+    )  # 2: SECCOMP_MODE_FILTER
 
 
 def make_audit_hook(work_dir: str):
@@ -377,8 +550,7 @@ def make_audit_hook(work_dir: str):
     return hook
 
 
-def worker_main(payload: dict, status_fd: int, missing: list, work_dir: str,
-                user_ns: bool) -> None:
+def worker_main(payload: dict, status_fd: int, missing: list, work_dir: str, user_ns: bool) -> None:
     verdict_fd = os.dup(1)  # the code may replace or close sys.stdout
     drop = payload["drop_to"]
     set_limits(payload["limits"], dropping_privileges=drop is not None)
@@ -390,8 +562,10 @@ def worker_main(payload: dict, status_fd: int, missing: list, work_dir: str,
         check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
         install_seccomp()
     except OSError as err:
-        missing.append(f"seccomp ({err}): the code may start processes, open sockets and "
-                       "signal other processes of its user")
+        missing.append(
+            f"seccomp ({err}): the code may start processes, open sockets and "
+            "signal other processes of its user"
+        )
     report(status_fd, missing=missing)
     os.close(status_fd)
     os.makedirs(work_dir, exist_ok=True)
@@ -441,6 +615,7 @@ def main() -> None:
             init_main(payload, status_fd, missing, got)
         except BaseException:  # a failed setup (init or worker): say why, score 0
             import traceback
+
             traceback.print_exc()
         os._exit(70)
     timed_out, _ = keep(init, payload["limits"]["wall_s"])

@@ -20,8 +20,9 @@ from rsrl.verifiers.registry import Verifier, VerifyResult
 log = logging.getLogger("rsrl")
 
 
-def score(verifier_fn: Verifier, prompt: str, completion: str, answer: str,
-          timeout_s: float, **fields) -> VerifyResult:
+def score(
+    verifier_fn: Verifier, prompt: str, completion: str, answer: str, timeout_s: float, **fields
+) -> VerifyResult:
     """`verifier_fn(prompt, completion, answer, **fields)` as a VerifyResult, never raising.
 
     A float return becomes VerifyResult(float); a verifier that raises, runs past

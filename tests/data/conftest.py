@@ -12,16 +12,34 @@ from rsrl.spec.load import load_spec
 TEST_VOCAB = 512
 
 
-def make_plan(tmp_path: Path, data: list[dict], *, tokens: int = 20_000, seq_len: int = 64,
-              seed: int = 0, name: str = "spec", reset_position_ids: bool = False,
-              tokenizer: dict | None = None) -> Plan:
+def make_plan(
+    tmp_path: Path,
+    data: list[dict],
+    *,
+    tokens: int = 20_000,
+    seq_len: int = 64,
+    seed: int = 0,
+    name: str = "spec",
+    reset_position_ids: bool = False,
+    tokenizer: dict | None = None,
+) -> Plan:
     """A plan whose pre-training stage reads `data` (tokenizer and data-pretrain stages)."""
-    spec = {"name": name, "seed": seed, "workdir": str(tmp_path / name),
-            "model": {"preset": "tiny-dense"},
-            "tokenizer": tokenizer or {"kind": "bpe", "vocab_size": TEST_VOCAB},
-            "stages": {"pretrain": {"data": data, "tokens": tokens, "seq_len": seq_len,
-                                    "batch_tokens": seq_len,
-                                    "reset_position_ids": reset_position_ids}}}
+    spec = {
+        "name": name,
+        "seed": seed,
+        "workdir": str(tmp_path / name),
+        "model": {"preset": "tiny-dense"},
+        "tokenizer": tokenizer or {"kind": "bpe", "vocab_size": TEST_VOCAB},
+        "stages": {
+            "pretrain": {
+                "data": data,
+                "tokens": tokens,
+                "seq_len": seq_len,
+                "batch_tokens": seq_len,
+                "reset_position_ids": reset_position_ids,
+            }
+        },
+    }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return compile_plan(load_spec(path))

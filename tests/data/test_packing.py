@@ -32,8 +32,10 @@ def test_blend_order_is_seeded_and_proportional_in_every_stretch():
 
 def test_position_ids_restart_after_each_eos():
     tokens = np.array([[5, 6, EOS, 7, 8, 9, EOS, 4], [EOS, 1, 2, 3, 4, 5, 6, 7]])
-    assert position_ids(tokens, EOS).tolist() == [[0, 1, 2, 0, 1, 2, 3, 0],
-                                                  [0, 0, 1, 2, 3, 4, 5, 6]]
+    assert position_ids(tokens, EOS).tolist() == [
+        [0, 1, 2, 0, 1, 2, 3, 0],
+        [0, 0, 1, 2, 3, 4, 5, 6],
+    ]
 
 
 @pytest.mark.parametrize("world_size,block", [(1, 1), (2, 1), (3, 2), (4, 4)])
@@ -46,15 +48,26 @@ def test_shards_never_overlap_and_cover_whole_steps(world_size, block):
     assert len(every) == num_rows // (world_size * block) * world_size * block
     # rank r's first block is the r-th block of step 0
     assert [s[:block].tolist() for s in shards] == [
-        list(range(r * block, (r + 1) * block)) for r in range(world_size)]
+        list(range(r * block, (r + 1) * block)) for r in range(world_size)
+    ]
     assert sorted(every.tolist()) == list(range(len(every)))
 
 
 def write_stage(tmp_path, streams, order, seq_len, rows_per_shard, reset=False):
     shards = write_rows(tmp_path, streams, order, seq_len, rows_per_shard)
-    (tmp_path / META).write_text(json.dumps({
-        "seq_len": seq_len, "num_rows": len(order), "rows_per_shard": rows_per_shard,
-        "shards": shards, "eos_id": EOS, "pad_id": 2, "reset_position_ids": reset}))
+    (tmp_path / META).write_text(
+        json.dumps(
+            {
+                "seq_len": seq_len,
+                "num_rows": len(order),
+                "rows_per_shard": rows_per_shard,
+                "shards": shards,
+                "eos_id": EOS,
+                "pad_id": 2,
+                "reset_position_ids": reset,
+            }
+        )
+    )
     return PackedDataset(tmp_path)
 
 
@@ -65,10 +78,17 @@ def test_rows_are_consecutive_stream_slices_and_cycle(tmp_path):
     data = write_stage(tmp_path, [a, b], order, seq_len=3, rows_per_shard=2)
     assert len(data) == 5 and data.seq_len == 3
     assert sorted(p.name for p in tmp_path.glob("rows-*.npy")) == [
-        "rows-00000.npy", "rows-00001.npy", "rows-00002.npy"]
-    assert data.rows(0, 5).tolist() == [[100, 101, 102, 103], [200, 201, 202, 203],
-                                        [104, 105, 106, 107], [108, 109, 100, 101],
-                                        [204, 205, 206, 207]]
+        "rows-00000.npy",
+        "rows-00001.npy",
+        "rows-00002.npy",
+    ]
+    assert data.rows(0, 5).tolist() == [
+        [100, 101, 102, 103],
+        [200, 201, 202, 203],
+        [104, 105, 106, 107],
+        [108, 109, 100, 101],
+        [204, 205, 206, 207],
+    ]
     assert data.rows(0, 5).dtype == np.int32
     assert data.take(np.array([4, 0])).tolist() == [[204, 205, 206, 207], [100, 101, 102, 103]]
     with pytest.raises(IndexError):
@@ -78,8 +98,9 @@ def test_rows_are_consecutive_stream_slices_and_cycle(tmp_path):
 def test_loader_resumes_where_it_stopped_even_with_another_layout(tmp_path):
     stream = np.arange(1, 1 + 24 * 9, dtype=np.int32)
     stream[::5] = EOS
-    data = write_stage(tmp_path, [stream], np.zeros(24, dtype=np.int32), seq_len=8,
-                       rows_per_shard=5, reset=True)
+    data = write_stage(
+        tmp_path, [stream], np.zeros(24, dtype=np.int32), seq_len=8, rows_per_shard=5, reset=True
+    )
     first = PackedLoader(data, micro_batch_size=2, rank=1, world_size=2)
     assert len(first) == 6
     batch = next(iter(first))
@@ -102,6 +123,5 @@ def test_loader_resumes_where_it_stopped_even_with_another_layout(tmp_path):
 
 def test_loader_leaves_position_ids_out_unless_asked(tmp_path):
     stream = np.arange(1, 100, dtype=np.int32)
-    data = write_stage(tmp_path, [stream], np.zeros(4, dtype=np.int32), seq_len=8,
-                       rows_per_shard=4)
+    data = write_stage(tmp_path, [stream], np.zeros(4, dtype=np.int32), seq_len=8, rows_per_shard=4)
     assert set(next(iter(PackedLoader(data, 2)))) == {"input_ids", "labels"}

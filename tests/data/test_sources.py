@@ -43,7 +43,11 @@ def test_every_format_reads_the_same_documents(corpus_dir, name):
 def test_directories_and_globs_read_files_in_sorted_order(corpus_dir):
     (corpus_dir / "_SUCCESS").write_text("")
     assert [p.name for p in resolve_files(str(corpus_dir))] == [
-        "a.jsonl", "b.jsonl.gz", "c.txt", "d.parquet"]
+        "a.jsonl",
+        "b.jsonl.gz",
+        "c.txt",
+        "d.parquet",
+    ]
     assert list(iter_texts(Source(str(corpus_dir)))) == DOCS * 4
     assert list(iter_texts(Source(str(corpus_dir / "*.jsonl*")))) == DOCS * 2
 
@@ -57,8 +61,7 @@ def test_parquet_is_split_by_row_group(corpus_dir):
 def test_byte_ranges_give_each_line_exactly_once(corpus_dir, split_bytes):
     source = Source(str(corpus_dir / "a.jsonl"))
     tasks = plan_read_tasks(source, split_bytes=split_bytes)
-    texts = [t for task in tasks for batch in read_texts(task, batch_size=13)
-             for t in batch.texts]
+    texts = [t for task in tasks for batch in read_texts(task, batch_size=13) for t in batch.texts]
     assert texts == DOCS
 
 
@@ -70,7 +73,8 @@ def test_read_tasks_travel_as_json(corpus_dir):
 def test_template_and_text_field(tmp_path):
     path = write_jsonl(tmp_path / "qa.jsonl", [{"question": "2+2?", "answer": 4, "body": "b"}])
     assert list(iter_texts(Source(str(path), template="Q: {question}\nA: {answer}"))) == [
-        "Q: 2+2?\nA: 4"]
+        "Q: 2+2?\nA: 4"
+    ]
     assert list(iter_texts(Source(str(path), text_field="body"))) == ["b"]
 
 
@@ -89,6 +93,7 @@ def test_synth_sources_are_chunked_in_order():
 
 
 # Bad data: each error is a SpecError naming the source and what to fix.
+
 
 def test_missing_path_and_empty_glob(tmp_path):
     with pytest.raises(SpecError, match="'.*nope.jsonl' does not exist"):
@@ -157,8 +162,10 @@ def test_a_bad_line_is_named_by_its_line_number_in_any_read_task(tmp_path, split
 
 
 def test_a_document_over_the_bound_is_cut_counted_and_warned_about(tmp_path, caplog):
-    path = write_jsonl(tmp_path / "big.jsonl", [{"text": "short"}, {"text": "x" * 2500},
-                                                 {"text": "y" * 1000}, {"text": "z" * 1001}])
+    path = write_jsonl(
+        tmp_path / "big.jsonl",
+        [{"text": "short"}, {"text": "x" * 2500}, {"text": "y" * 1000}, {"text": "z" * 1001}],
+    )
     source = Source(str(path), max_document_chars=1000)
     batches = [b for task in plan_read_tasks(source) for b in read_texts(task)]
     assert [len(t) for b in batches for t in b.texts] == [5, 1000, 1000, 1000]
@@ -167,9 +174,11 @@ def test_a_document_over_the_bound_is_cut_counted_and_warned_about(tmp_path, cap
         texts = list(iter_texts(source))
     assert texts[1] == "x" * 1000 and len(texts) == 4
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"data: source {path}: 2 document(s) longer than 1000 characters, "
-                        "each cut to its first 1000; split such documents into several records "
-                        "if all their text matters"], warnings
+    assert warnings == [
+        f"data: source {path}: 2 document(s) longer than 1000 characters, "
+        "each cut to its first 1000; split such documents into several records "
+        "if all their text matters"
+    ], warnings
 
 
 def test_batches_are_bounded_in_characters(tmp_path, monkeypatch):

@@ -18,8 +18,7 @@ from rsrl.verifiers.math_answer import extract_answer, verify_math
 
 def test_corpus_names_come_from_the_registry():
     assert synth.CORPUS_NAMES == tuple(synth.CORPORA)
-    assert set(synth.CORPUS_NAMES) == {"pretrain", "midtrain", "rl-arith", "eval-arith",
-                                       "heldout"}
+    assert set(synth.CORPUS_NAMES) == {"pretrain", "midtrain", "rl-arith", "eval-arith", "heldout"}
     assert check_data_path("synth://rl-arith") is None
     assert "did you mean 'rl-arith'" in check_data_path("synth://rl-arth")
 
@@ -37,8 +36,9 @@ def test_eval_arith_is_disjoint_from_every_training_corpus():
     rl_prompts = {r["prompt"] for r in synth.generate("rl-arith")}
     assert len(eval_prompts) == 250 and len(rl_prompts) == 2000  # all distinct
     assert not eval_prompts & rl_prompts
-    training_text = "\n".join(r["text"] for name in ("pretrain", "midtrain")
-                              for r in synth.generate(name))
+    training_text = "\n".join(
+        r["text"] for name in ("pretrain", "midtrain") for r in synth.generate(name)
+    )
     assert not [p for p in eval_prompts if format_prompt(p) in training_text]
     assert all(is_eval_question(p.removesuffix(" " + ANSWER_INSTRUCTION)) for p in eval_prompts)
 
@@ -94,7 +94,8 @@ def test_prompt_and_heldout_readers(tmp_path):
     path = tmp_path / "qa.jsonl"
     path.write_text('{"q": "What is 1 + 1?", "a": 2}\n')
     assert read_prompts(PromptSourceSpec(str(path), prompt_field="q", answer_field="a")) == [
-        {"q": "What is 1 + 1?", "a": 2, "prompt": "What is 1 + 1?", "answer": "2"}]
+        {"q": "What is 1 + 1?", "a": 2, "prompt": "What is 1 + 1?", "answer": "2"}
+    ]
     texts = read_heldout_texts(HeldoutSpec(path="synth://heldout"))
     assert texts == [r["text"] for r in synth.generate("heldout")]
 
@@ -104,8 +105,9 @@ def test_prompt_reader_keeps_the_items_where_asks_for():
     easy = read_prompts(PromptSourceSpec(path="synth://rl-arith", where={"difficulty": [1, 2]}))
     assert len(counting) == 400 and {p["task"] for p in counting} == {"count"}
     assert len(easy) == 800 and {p["difficulty"] for p in easy} == {1, 2}
-    first = read_prompts(PromptSourceSpec(path="synth://rl-arith", where={"task": "count"},
-                                          limit=3))
+    first = read_prompts(
+        PromptSourceSpec(path="synth://rl-arith", where={"task": "count"}, limit=3)
+    )
     assert first == counting[:3]  # limit counts matching items
     with pytest.raises(DataError, match="no field 'level'"):
         read_prompts(PromptSourceSpec(path="synth://rl-arith", where={"level": 1}))

@@ -5,25 +5,36 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK = ["stages.pretrain.tokens=120000", "stages.midtrain.tokens=40000",
-         "stages.midtrain.seq_len=256", "rl.steps=2", "rl.prompts_per_step=4",
-         "rl.group_size=4", "rl.rollout.max_new_tokens=32", "rl.dynamic_sampling=false",
-         "rl.mini_batches=2",  # two updates per step: old log-probs, the clip at work
-         "eval.suites.0.n_samples=4",
-         "eval.suites.0.k=[1,4]", "eval.suites.0.data.limit=16",
-         "eval.suites.0.max_new_tokens=32", "eval.heldout_text.tokens=4096"]
+QUICK = [
+    "stages.pretrain.tokens=120000",
+    "stages.midtrain.tokens=40000",
+    "stages.midtrain.seq_len=256",
+    "rl.steps=2",
+    "rl.prompts_per_step=4",
+    "rl.group_size=4",
+    "rl.rollout.max_new_tokens=32",
+    "rl.dynamic_sampling=false",
+    "rl.mini_batches=2",  # two updates per step: old log-probs, the clip at work
+    "eval.suites.0.n_samples=4",
+    "eval.suites.0.k=[1,4]",
+    "eval.suites.0.data.limit=16",
+    "eval.suites.0.max_new_tokens=32",
+    "eval.heldout_text.tokens=4096",
+]
 
 
 def rsrl_cli(*args: str) -> subprocess.CompletedProcess:
     """`rsrl ARGS...` in a fresh process, output captured."""
-    return subprocess.run([sys.executable, "-m", "rsrl.cli", *args], capture_output=True,
-                          text=True, timeout=1200)
+    return subprocess.run(
+        [sys.executable, "-m", "rsrl.cli", *args], capture_output=True, text=True, timeout=1200
+    )
 
 
 def apply_quickstart(workdir: Path, *overrides: str) -> subprocess.CompletedProcess:
     """`rsrl apply specs/quickstart.yaml` with QUICK, then `overrides`, into `workdir`."""
-    return rsrl_cli("apply", str(REPO / "specs" / "quickstart.yaml"), f"workdir={workdir}",
-                    *QUICK, *overrides)
+    return rsrl_cli(
+        "apply", str(REPO / "specs" / "quickstart.yaml"), f"workdir={workdir}", *QUICK, *overrides
+    )
 
 
 def stage_dir(workdir: Path, name: str) -> Path:
@@ -34,5 +45,8 @@ def stage_dir(workdir: Path, name: str) -> Path:
 def stage_statuses(stdout: str) -> dict[str, str]:
     """Stage -> "cached" | "ran", from the table `rsrl apply` prints when done."""
     rows = stdout.split("done\n", 1)[1].splitlines()[1:]
-    return {line.split()[0]: line.split()[1] for line in rows
-            if line.strip() and not line.startswith("report:")}
+    return {
+        line.split()[0]: line.split()[1]
+        for line in rows
+        if line.strip() and not line.startswith("report:")
+    }

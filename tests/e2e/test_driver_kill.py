@@ -37,9 +37,12 @@ def wait_until_free(lock: Path, seconds: float) -> None:
 
 def test_a_killed_apply_resumes_from_its_last_checkpoint(tmp_path):
     workdir = tmp_path / "run"
-    driver = subprocess.Popen([sys.executable, "-m", "rsrl.cli", "apply", str(SPEC),
-                               f"workdir={workdir}"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "rsrl.cli", "apply", str(SPEC), f"workdir={workdir}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 600
     while checkpointed_step(workdir) < KILL_AFTER_STEP and driver.poll() is None:
         assert time.time() < deadline, "pre-training never reached its checkpoint"
@@ -53,8 +56,9 @@ def test_a_killed_apply_resumes_from_its_last_checkpoint(tmp_path):
     pretrain = stage_dir(workdir, "pretrain")
     wait_until_free(pretrain.with_name(f".{pretrain.name}.lock"), seconds=60)
     assert not (pretrain / "manifest.json").exists()
-    assert re.search(r"pretrain\s+\w+\s+resumable", rsrl_cli("plan", str(SPEC),
-                                                         f"workdir={workdir}").stdout)
+    assert re.search(
+        r"pretrain\s+\w+\s+resumable", rsrl_cli("plan", str(SPEC), f"workdir={workdir}").stdout
+    )
 
     again = rsrl_cli("apply", str(SPEC), f"workdir={workdir}")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
@@ -62,7 +66,8 @@ def test_a_killed_apply_resumes_from_its_last_checkpoint(tmp_path):
     assert statuses["tokenizer"] == statuses["data-pretrain"] == "cached"
     resumed_steps = [int(s) for s in re.findall(rf"pretrain step (\d+)/{STEPS}", again.stdout)]
     assert resumed_steps and min(resumed_steps) > killed_at  # not from the start
-    steps = [json.loads(line)["step"] for line in
-             (pretrain / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line)["step"] for line in (pretrain / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps == sorted(set(steps)) and steps[-1] == STEPS  # each logged step once, in order
     assert set(range(5, STEPS + 1, 5)) <= set(steps)

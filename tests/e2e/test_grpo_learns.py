@@ -20,16 +20,30 @@ from rsrl.spec.schema import PromptSourceSpec, SuiteSpec, VerifierSpec
 from tests.e2e.quickstart import apply_quickstart, stage_dir, stage_statuses
 
 COUNTING = "rl.prompts.where.task=count"
-LEARN = [COUNTING, "rl.steps=20", "rl.lr=1e-4", "rl.prompts_per_step=8", "rl.group_size=8",
-         "rl.dynamic_sampling=true", "rl.mini_batches=1", "rl.rollout.max_new_tokens=64"]
+LEARN = [
+    COUNTING,
+    "rl.steps=20",
+    "rl.lr=1e-4",
+    "rl.prompts_per_step=8",
+    "rl.group_size=8",
+    "rl.dynamic_sampling=true",
+    "rl.mini_batches=1",
+    "rl.rollout.max_new_tokens=64",
+]
 MIN_RISE = 0.04  # the rise seen is ~0.09; this leaves ~3 standard errors of the difference
 
 
 # The reward is the eval suite's mean score: its sampling and scoring, on the fixed prompts.
-MEASURE = SuiteSpec(name="counting", data=PromptSourceSpec(path="synth://rl-arith",
-                                                           where={"task": "count"}),
-                    verifier=VerifierSpec(name="math"), n_samples=8, k=[1], temperature=1.0,
-                    top_p=1.0, max_new_tokens=64)
+MEASURE = SuiteSpec(
+    name="counting",
+    data=PromptSourceSpec(path="synth://rl-arith", where={"task": "count"}),
+    verifier=VerifierSpec(name="math"),
+    n_samples=8,
+    k=[1],
+    temperature=1.0,
+    top_p=1.0,
+    max_new_tokens=64,
+)
 
 
 def mean_reward(model_dir, prompts: list[dict]) -> float:
@@ -41,15 +55,20 @@ def mean_reward(model_dir, prompts: list[dict]) -> float:
     from rsrl.verifiers import load_verifier
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    group = RolloutGroup("vllm", model_dir, model_dir, actors=1, cpus_per_actor=1,
-                         gpus_per_actor=0)
+    group = RolloutGroup("vllm", model_dir, model_dir, actors=1, cpus_per_actor=1, gpus_per_actor=0)
     try:
         outputs = sample_suite(group, tokenizer, MEASURE, prompts, seed=1)
     finally:
         group.shutdown()
     verify = load_verifier(MEASURE.verifier.name, [])
-    return float(np.mean([score_problem(MEASURE, verify, item, completions, i)["mean_score"]
-                          for i, (item, completions) in enumerate(zip(prompts, outputs))]))
+    return float(
+        np.mean(
+            [
+                score_problem(MEASURE, verify, item, completions, i)["mean_score"]
+                for i, (item, completions) in enumerate(zip(prompts, outputs))
+            ]
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +87,9 @@ def reward_before(quickstart_run, ray_session, counting_prompts) -> float:
 
 
 @pytest.mark.parametrize("engine", ["vllm", "hf"])
-def test_grpo_raises_the_mean_reward(quickstart_run, reward_before, counting_prompts,
-                                     ray_session, tmp_path, engine):
+def test_grpo_raises_the_mean_reward(
+    quickstart_run, reward_before, counting_prompts, ray_session, tmp_path, engine
+):
     base, _ = quickstart_run
     workdir = tmp_path / "run"  # the pre-trained stages, cached; a fresh rl stage
     shutil.copytree(base, workdir, ignore=shutil.ignore_patterns("rl-*", "eval-*", "report-*"))
@@ -79,6 +99,8 @@ def test_grpo_raises_the_mean_reward(quickstart_run, reward_before, counting_pro
     assert statuses["midtrain"] == "cached" and statuses["rl"] == "ran"  # from the same model
 
     after = mean_reward(stage_dir(workdir, "rl") / "hf", counting_prompts)
-    print(f"{engine}: mean reward on {len(counting_prompts)} counting prompts "
-          f"{reward_before:.3f} -> {after:.3f}")
+    print(
+        f"{engine}: mean reward on {len(counting_prompts)} counting prompts "
+        f"{reward_before:.3f} -> {after:.3f}"
+    )
     assert after >= reward_before + MIN_RISE

@@ -10,21 +10,31 @@ HERE = Path(__file__).parent
 
 
 def manifests(workdir: Path, stage: str) -> dict[Path, str]:
-    return {p: json.loads(p.read_text())["finished_at"]
-            for p in workdir.glob(f"{stage}-*/manifest.json")}
+    return {
+        p: json.loads(p.read_text())["finished_at"]
+        for p in workdir.glob(f"{stage}-*/manifest.json")
+    }
 
 
-def test_two_trials_share_one_pretraining_and_a_rerun_does_nothing(ray_session, tmp_path,
-                                                                    monkeypatch):
+def test_two_trials_share_one_pretraining_and_a_rerun_does_nothing(
+    ray_session, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)  # a relative workdir, as in the specs: trials must share it
     spec = str(HERE / "tiny-sweep.yaml")
-    overrides = ["workdir=sweep-runs", "sweep.seeds=2",
-                  "sweep.baseline={eval.heldout_text.tokens: 1024}"]
+    overrides = [
+        "workdir=sweep-runs",
+        "sweep.seeds=2",
+        "sweep.baseline={eval.heldout_text.tokens: 1024}",
+    ]
     result = run_sweep(spec, overrides)
     tmp_path = tmp_path / "sweep-runs"
 
     assert sorted((r["eval.heldout_text.tokens"], r["seed"]) for r in result.rows) == [
-        (1024, 0), (1024, 1), (2048, 0), (2048, 1)]
+        (1024, 0),
+        (1024, 1),
+        (2048, 0),
+        (2048, 1),
+    ]
     pretrain = manifests(tmp_path, "pretrain")
     assert len(pretrain) == 2  # one pre-training per seed, shared by that seed's trials
     assert len(manifests(tmp_path, "eval")) == 4

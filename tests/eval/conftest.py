@@ -7,8 +7,9 @@ import pytest
 from rsrl.data.sources import Source
 from rsrl.spec.schema import ModelSpec
 
-TINY_MODEL = ModelSpec(preset="tiny-dense", vocab_size=512, hidden_size=64, num_layers=2,
-                       ffn_size=128)
+TINY_MODEL = ModelSpec(
+    preset="tiny-dense", vocab_size=512, hidden_size=64, num_layers=2, ffn_size=128
+)
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +29,13 @@ def save_tiny_model(out: Path, tokenizer_stage: Path, seed: int, max_seq_len: in
     from rsrl.models.tokenizer import load_tokenizer, special_token_ids
 
     tokenizer = load_tokenizer(tokenizer_stage)
-    model = build_model(TINY_MODEL, rope_theta=10000.0, max_seq_len=max_seq_len, seed=seed,
-                        **special_token_ids(tokenizer))
+    model = build_model(
+        TINY_MODEL,
+        rope_theta=10000.0,
+        max_seq_len=max_seq_len,
+        seed=seed,
+        **special_token_ids(tokenizer),
+    )
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     return out

@@ -4,6 +4,7 @@ verifier whose verdict varies from sample to sample, so every metric is non-triv
 
 import json
 from pathlib import Path
+from statistics import fmean as mean
 
 import pyarrow.parquet as pq
 import pytest
@@ -25,9 +26,11 @@ def has_letter(prompt, completion, answer, **fields):
     """Correct when the completion contains the answer's letter (random text: sometimes)."""
     return float(answer in completion)
 '''
-PROMPTS = [{"question": "Say something with an e.", "letter": "e"},
-           {"question": "Say something with a t.", "letter": "t"},
-           {"question": "Say something with a q.", "letter": "q"}]
+PROMPTS = [
+    {"question": "Say something with an e.", "letter": "e"},
+    {"question": "Say something with a t.", "letter": "t"},
+    {"question": "Say something with a q.", "letter": "q"},
+]
 N, KS = 6, [1, 2, 6]
 
 
@@ -37,21 +40,34 @@ def eval_context(tmp_path, tokenizer_stage) -> StageContext:
     plugin.write_text(PLUGIN)
     suite_file = tmp_path / "suite.jsonl"
     suite_file.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
-    suite = {"name": "letters", "verifier": {"name": "has_letter"}, "n_samples": N, "k": KS,
-             "data": {"path": str(suite_file), "prompt_field": "question",
-                      "answer_field": "letter"}, "temperature": 1.0, "max_new_tokens": 8}
-    spec = load_spec(QUICKSTART, [
-        f"workdir={tmp_path / 'run'}", "stages.midtrain=null", f"plugins=[{plugin}]",
-        f"eval.suites=[{json.dumps(suite)}]", "eval.heldout_text.tokens=512",
-        "rl.rollout.engine=hf", "rl.rollout.actors=1"])
+    suite = {
+        "name": "letters",
+        "verifier": {"name": "has_letter"},
+        "n_samples": N,
+        "k": KS,
+        "data": {"path": str(suite_file), "prompt_field": "question", "answer_field": "letter"},
+        "temperature": 1.0,
+        "max_new_tokens": 8,
+    }
+    spec = load_spec(
+        QUICKSTART,
+        [
+            f"workdir={tmp_path / 'run'}",
+            "stages.midtrain=null",
+            f"plugins=[{plugin}]",
+            f"eval.suites=[{json.dumps(suite)}]",
+            "eval.heldout_text.tokens=512",
+            "rl.rollout.engine=hf",
+            "rl.rollout.actors=1",
+        ],
+    )
     plan = compile_plan(spec)
     stage = plan.stage("eval")
     inputs = {name: plan.stage(name).out_dir(plan.workdir) for name in stage.inputs}
     inputs["tokenizer"] = tokenizer_stage
     for seed, name in enumerate(("pretrain", "rl")):
         save_tiny_model(inputs[name] / "hf", tokenizer_stage, seed=seed)
-    return StageContext(spec=spec, stage=stage, out_dir=stage.out_dir(plan.workdir),
-                        inputs=inputs)
+    return StageContext(spec=spec, stage=stage, out_dir=stage.out_dir(plan.workdir), inputs=inputs)
 
 
 def test_eval_stage_writes_consistent_metrics(ray_session, eval_context):
@@ -73,9 +89,9 @@ def test_eval_stage_writes_consistent_metrics(ray_session, eval_context):
         assert p["correct"] == sum(p["scores"])
         assert all(0 < length <= 8 for length in p["lengths"])
     counts = [(N, p["correct"]) for p in problems]
-    mean = lambda values: sum(values) / len(values)
-    assert suite["curve"] == pytest.approx([mean([pass_at_k(n, c, k) for n, c in counts])
-                                            for k in range(1, N + 1)])
+    assert suite["curve"] == pytest.approx(
+        [mean([pass_at_k(n, c, k) for n, c in counts]) for k in range(1, N + 1)]
+    )
     for k in KS:
         assert suite[f"pass@{k}"] == pytest.approx(suite["curve"][k - 1])
     assert suite[f"avg@{N}"] == pytest.approx(mean([c / N for _, c in counts]))

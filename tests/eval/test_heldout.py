@@ -22,12 +22,14 @@ def direct_stats(model_dir, rows: torch.Tensor, k: int) -> dict[str, float]:
     targets = rows[:, 1:]
     top = p.topk(k, dim=-1).values
     local = top / top.sum(-1, keepdim=True)
-    return {"nll": float(F.nll_loss(logp.flatten(0, 1), targets.flatten())),
-            "entropy": float(-(p * logp).sum(-1).mean()),
-            "local_entropy": float(-(local * local.log()).sum(-1).mean()),
-            "topk_mass": float(top.sum(-1).mean()),
-            "tail_mass": float(1 - top.sum(-1).mean()),
-            "p_target": float(p.gather(-1, targets[..., None]).mean())}
+    return {
+        "nll": float(F.nll_loss(logp.flatten(0, 1), targets.flatten())),
+        "entropy": float(-(p * logp).sum(-1).mean()),
+        "local_entropy": float(-(local * local.log()).sum(-1).mean()),
+        "topk_mass": float(top.sum(-1).mean()),
+        "tail_mass": float(1 - top.sum(-1).mean()),
+        "p_target": float(p.gather(-1, targets[..., None]).mean()),
+    }
 
 
 def test_heldout_rows_take_the_first_tokens(tokenizer_stage):

@@ -6,8 +6,16 @@ from math import comb
 
 import pytest
 
-from rsrl.eval.metrics import (avg_at_k, cons_at_k, majority_answer, mean_over_problems,
-                               mean_pass_at_k, mean_pass_at_k_curve, pass_at_k, pass_at_k_curve)
+from rsrl.eval.metrics import (
+    avg_at_k,
+    cons_at_k,
+    majority_answer,
+    mean_over_problems,
+    mean_pass_at_k,
+    mean_pass_at_k_curve,
+    pass_at_k,
+    pass_at_k_curve,
+)
 from rsrl.verifiers.math_answer import answers_equal
 
 SMALL_N = range(1, 11)
@@ -48,8 +56,9 @@ def test_pass_at_k_is_stable_for_large_n():
     assert pass_at_k(10_000, 1, 1) == pytest.approx(1e-4, rel=1e-12)
 
 
-@pytest.mark.parametrize("n,c,k", [(4, 1, 5), (4, 5, 1), (4, 1, 0), (-1, 0, 1), (4, -1, 1),
-                                   (4.0, 1, 1), (4, True, 1)])
+@pytest.mark.parametrize(
+    "n,c,k", [(4, 1, 5), (4, 5, 1), (4, 1, 0), (-1, 0, 1), (4, -1, 1), (4.0, 1, 1), (4, True, 1)]
+)
 def test_pass_at_k_rejects_impossible_counts(n, c, k):
     with pytest.raises(ValueError):
         pass_at_k(n, c, k)
@@ -68,8 +77,10 @@ def test_dataset_means_are_means_over_problems():
     for k in (1, 2, 8):
         exact = sum(exact_pass_at_k(n, c, k) for n, c in counts) / len(counts)
         assert mean_pass_at_k(counts, k) == pytest.approx(float(exact), abs=1e-12)
-    assert mean_pass_at_k_curve(counts, [1, 2]) == [mean_pass_at_k(counts, 1),
-                                                    mean_pass_at_k(counts, 2)]
+    assert mean_pass_at_k_curve(counts, [1, 2]) == [
+        mean_pass_at_k(counts, 1),
+        mean_pass_at_k(counts, 2),
+    ]
     assert mean_pass_at_k(counts, 1) == pytest.approx(12 / 32)
     assert mean_over_problems([1.0, 0.0, 0.5]) == 0.5
     with pytest.raises(ValueError):

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from rsrl.eval.suite import summarise_suite
-from rsrl.eval.uncertainty import (bootstrap_interval, covers_zero, paired_difference,
-                                   standard_error)
+from rsrl.eval.uncertainty import bootstrap_interval, covers_zero, paired_difference, standard_error
 from rsrl.spec.schema import SuiteSpec
 
 
@@ -59,8 +58,10 @@ def test_covers_zero_at_95_percent():
 
 def test_suite_summary_carries_errors_and_intervals():
     suite = SuiteSpec(name="s", n_samples=4, k=[1, 2])
-    problems = [{"n": 4, "correct": c, "avg": c / 4, "cons": float(c > 2), "mean_score": c / 4}
-                for c in (0, 1, 3, 4, 4)]
+    problems = [
+        {"n": 4, "correct": c, "avg": c / 4, "cons": float(c > 2), "mean_score": c / 4}
+        for c in (0, 1, 3, 4, 4)
+    ]
     summary = summarise_suite(suite, problems, "p.parquet")
     avgs = [p["avg"] for p in problems]
     assert summary["avg@4_se"] == pytest.approx(statistics.stdev(avgs) / math.sqrt(5))

@@ -33,12 +33,16 @@ def test_moe_config_exposes_router_settings():
     config = model_config(ModelSpec(preset="paper-10b-a0.5b"), rope_theta=1e4, max_seq_len=512)
     assert isinstance(config, Qwen3MoeConfig)
     assert (config.num_experts, config.num_experts_per_tok, config.moe_intermediate_size) == (
-        384, 12, 320)
+        384,
+        12,
+        320,
+    )
     assert config.router_aux_loss_coef > 0 and config.output_router_logits is False
 
 
-@pytest.mark.parametrize("preset,config_type", [("tiny-dense", Qwen3Config),
-                                                ("tiny-moe", Qwen3MoeConfig)])
+@pytest.mark.parametrize(
+    "preset,config_type", [("tiny-dense", Qwen3Config), ("tiny-moe", Qwen3MoeConfig)]
+)
 def test_tiny_presets_forward_and_backward_in_fp32(preset, config_type):
     model = build_model(ModelSpec(preset=preset), rope_theta=1e4, max_seq_len=64, seed=0)
     assert isinstance(model.config, config_type) and model.config.head_dim >= 32
@@ -71,14 +75,21 @@ def test_same_seed_same_weights_and_global_rng_untouched():
     c = build_model(spec, rope_theta=1e4, max_seq_len=64, seed=8)
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert not torch.equal(sa["model.layers.0.mlp.up_proj.weight"],
-                           sc["model.layers.0.mlp.up_proj.weight"])
+    assert not torch.equal(
+        sa["model.layers.0.mlp.up_proj.weight"], sc["model.layers.0.mlp.up_proj.weight"]
+    )
 
 
 @pytest.mark.parametrize("preset", ["tiny-dense", "tiny-moe"])
 def test_hf_save_load_round_trip(tmp_path, preset):
-    model = build_model(ModelSpec(preset=preset), rope_theta=5e5, max_seq_len=128, seed=0,
-                        eos_token_id=0, pad_token_id=2).eval()
+    model = build_model(
+        ModelSpec(preset=preset),
+        rope_theta=5e5,
+        max_seq_len=128,
+        seed=0,
+        eos_token_id=0,
+        pad_token_id=2,
+    ).eval()
     model.save_pretrained(tmp_path)
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
     assert type(loaded) is type(model)

@@ -14,10 +14,15 @@ def instantiated_total(spec: ModelSpec) -> int:
     return sum(p.numel() for p in model.parameters())  # tied weights once
 
 
-@pytest.mark.parametrize("spec", [ModelSpec(preset="tiny-dense"), ModelSpec(preset="tiny-moe"),
-                                  ModelSpec(preset="tiny-dense", tie_embeddings=False),
-                                  ModelSpec(preset="tiny-moe", num_experts=4,
-                                            experts_per_token=1)])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ModelSpec(preset="tiny-dense"),
+        ModelSpec(preset="tiny-moe"),
+        ModelSpec(preset="tiny-dense", tie_embeddings=False),
+        ModelSpec(preset="tiny-moe", num_experts=4, experts_per_token=1),
+    ],
+)
 def test_meta_total_matches_an_instantiated_model(spec):
     assert count_params(spec).total == instantiated_total(spec)
 
@@ -37,7 +42,8 @@ def test_moe_active_equals_a_model_with_only_the_active_experts():
     small = ModelSpec(preset="tiny-moe", num_experts=k)
     router_rows = (experts - k) * shape["hidden_size"] * shape["num_layers"]
     assert count_params(ModelSpec(preset="tiny-moe")).active == (
-        instantiated_total(small) + router_rows)
+        instantiated_total(small) + router_rows
+    )
 
 
 def test_count_module_params_scales_only_expert_weights():

@@ -39,7 +39,8 @@ def test_bpe_round_trips_text_and_splits_digits(bpe_stage):
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(ids) == text
     digits = tokenizer.convert_ids_to_tokens(
-        tokenizer("x = 12345", add_special_tokens=False)["input_ids"])
+        tokenizer("x = 12345", add_special_tokens=False)["input_ids"]
+    )
     assert [t for t in digits if t.isdigit()] == list("12345")
 
 
@@ -49,7 +50,8 @@ def test_prompt_template_is_the_plain_format(bpe_stage):
     assert render_prompt(tokenizer, prompt) == format_prompt(prompt)
     full = tokenizer.apply_chat_template(
         [{"role": "user", "content": prompt}, {"role": "assistant", "content": "Answer: 3"}],
-        tokenize=False)
+        tokenize=False,
+    )
     assert full == format_prompt(prompt) + " Answer: 3" + EOS
 
 
@@ -57,8 +59,9 @@ def test_pretrained_kind_copies_a_local_directory(bpe_stage, tmp_path):
     src = tmp_path / "my-tokenizer"
     shutil.copytree(tokenizer_dir(bpe_stage), src)
     (src / "NOTICE").write_text("kept")
-    plan = make_plan(tmp_path, [{"path": "synth://pretrain"}],
-                     tokenizer={"kind": "pretrained", "path": str(src)})
+    plan = make_plan(
+        tmp_path, [{"path": "synth://pretrain"}], tokenizer={"kind": "pretrained", "path": str(src)}
+    )
     out = run_stage(plan, "tokenizer")
     assert (tokenizer_dir(out) / "NOTICE").read_text() == "kept"
     copied, original = load_tokenizer(out), load_tokenizer(bpe_stage)

@@ -24,8 +24,16 @@ def triton_devices() -> list[str]:
 TRITON_DEVICES = pytest.mark.parametrize("device", triton_devices())
 
 
-def make_batch(n: int, vocab: int, seed: int, *, ties: bool = False, n_ignored: int = 2,
-               scale: float = 2.0, device: str = "cpu") -> tuple[Tensor, Tensor]:
+def make_batch(
+    n: int,
+    vocab: int,
+    seed: int,
+    *,
+    ties: bool = False,
+    n_ignored: int = 2,
+    scale: float = 2.0,
+    device: str = "cpu",
+) -> tuple[Tensor, Tensor]:
     """Random logits and targets; ties=True draws integer logits so thresholds are shared."""
     gen = torch.Generator().manual_seed(seed)
     if ties:
@@ -41,8 +49,13 @@ def random_shaping(seed: int, positive_form: str, k: int) -> dict:
     """beta in (-0.9, 2), lams in [-0.5, 0.5], from a seed."""
     gen = torch.Generator().manual_seed(seed)
     beta, lam_top, lam_tail = (torch.rand(3, generator=gen, dtype=torch.float64)).tolist()
-    return dict(beta=-0.9 + 2.9 * beta, lam_top=lam_top - 0.5, lam_tail=lam_tail - 0.5, k=k,
-                positive_form=positive_form)
+    return dict(
+        beta=-0.9 + 2.9 * beta,
+        lam_top=lam_top - 0.5,
+        lam_tail=lam_tail - 0.5,
+        k=k,
+        positive_form=positive_form,
+    )
 
 
 def loss_and_grad(logits: Tensor, targets: Tensor, **kw) -> tuple[Tensor, Tensor, dict]:
@@ -57,5 +70,6 @@ def loss_and_grad(logits: Tensor, targets: Tensor, **kw) -> tuple[Tensor, Tensor
 def assert_stats_close(got: dict, want: dict, atol: float = 2e-5) -> None:
     assert set(got) == set(want)
     for name in want:
-        torch.testing.assert_close(got[name].double().cpu(), want[name].double().cpu(),
-                                   atol=atol, rtol=1e-4, msg=name)
+        torch.testing.assert_close(
+            got[name].double().cpu(), want[name].double().cpu(), atol=atol, rtol=1e-4, msg=name
+        )

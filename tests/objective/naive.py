@@ -10,9 +10,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def naive_rows(logits: Tensor, targets: Tensor, *, beta: float = 0.0, lam_top: float = 0.0,
-               lam_tail: float = 0.0, k: int = 100, positive_form: str = "product",
-               ignore_index: int = -100) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+def naive_rows(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    beta: float = 0.0,
+    lam_top: float = 0.0,
+    lam_tail: float = 0.0,
+    k: int = 100,
+    positive_form: str = "product",
+    ignore_index: int = -100,
+) -> tuple[Tensor, dict[str, Tensor], Tensor]:
     """Per-row loss (0 at ignored rows), per-row stats, and the validity mask, for [N, V]."""
     logp = F.log_softmax(logits.double(), dim=-1)
     pi = logp.exp()

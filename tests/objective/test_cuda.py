@@ -13,8 +13,14 @@ PAPER = dict(beta=-0.25, lam_tail=-0.1, k=100)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("kw", [PAPER, dict(beta=0.5, lam_top=0.1, lam_tail=-0.2, k=1000),
-                                dict(positive_form="exponent", beta=-0.5, lam_top=0.3, k=1)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        PAPER,
+        dict(beta=0.5, lam_top=0.1, lam_tail=-0.2, k=1000),
+        dict(positive_form="exponent", beta=-0.5, lam_top=0.3, k=1),
+    ],
+)
 def test_triton_matches_reference_at_full_vocab(dtype, kw):
     logits, targets = make_batch(64, VOCAB, seed=0, n_ignored=5, scale=3.0, device="cuda")
     logits = logits.to(dtype)

@@ -54,8 +54,16 @@ def test_fused_matches_unfused(impl, device, chunk_size, reduction):
     grad_out = torch.rand(N) if reduction == "none" else torch.tensor(1.5)
     kw = dict(SHAPING, reduction=reduction)
     want = run(unfused, hidden, weight, targets, grad_out, **kw)
-    got = run(fused_linear_reward_shaped_loss, hidden.to(device), weight.to(device),
-              targets.to(device), grad_out.to(device), impl=impl, chunk_size=chunk_size, **kw)
+    got = run(
+        fused_linear_reward_shaped_loss,
+        hidden.to(device),
+        weight.to(device),
+        targets.to(device),
+        grad_out.to(device),
+        impl=impl,
+        chunk_size=chunk_size,
+        **kw,
+    )
     assert_same(got, want)
 
 
@@ -65,9 +73,19 @@ def test_gradient_of_one_input_only(needs):
     for reduction in ("mean", "none"):
         grad_out = torch.ones(N) if reduction == "none" else torch.tensor(1.0)
         kw = dict(SHAPING, reduction=reduction, needs=needs)
-        assert_same(run(fused_linear_reward_shaped_loss, hidden, weight, targets, grad_out,
-                        impl="reference", chunk_size=3, **kw),
-                    run(unfused, hidden, weight, targets, grad_out, **kw))
+        assert_same(
+            run(
+                fused_linear_reward_shaped_loss,
+                hidden,
+                weight,
+                targets,
+                grad_out,
+                impl="reference",
+                chunk_size=3,
+                **kw,
+            ),
+            run(unfused, hidden, weight, targets, grad_out, **kw),
+        )
 
 
 def test_three_dimensional_hidden_and_bf16():
@@ -75,8 +93,16 @@ def test_three_dimensional_hidden_and_bf16():
     kw = dict(SHAPING, reduction="none")
     grad_out = torch.ones(N)
     want = run(unfused, hidden, weight, targets, grad_out, **kw)
-    got = run(fused_linear_reward_shaped_loss, hidden.view(1, N, D), weight,
-              targets.view(1, N), grad_out.view(1, N), impl="reference", chunk_size=4, **kw)
+    got = run(
+        fused_linear_reward_shaped_loss,
+        hidden.view(1, N, D),
+        weight,
+        targets.view(1, N),
+        grad_out.view(1, N),
+        impl="reference",
+        chunk_size=4,
+        **kw,
+    )
     assert got[0].shape == (1, N) and got[1].shape == (1, N, D)
     torch.testing.assert_close(got[0].view(N), want[0])
     torch.testing.assert_close(got[1].view(N, D), want[1])
@@ -103,14 +129,19 @@ def test_bf16_weight_gradient_over_many_chunks_is_as_accurate_as_unfused():
 
     exact = grad_weight(unfused, torch.float64).double()
     plain = relative_error(grad_weight(unfused, torch.bfloat16), exact)
-    fused = relative_error(grad_weight(fused_linear_reward_shaped_loss, torch.bfloat16,
-                                       impl="reference", chunk_size=4), exact)
+    fused = relative_error(
+        grad_weight(
+            fused_linear_reward_shaped_loss, torch.bfloat16, impl="reference", chunk_size=4
+        ),
+        exact,
+    )
     assert fused <= 1.25 * plain, (fused, plain)
 
 
 def test_no_grad_call():
     hidden, weight, targets = make_inputs(seed=4)
     with torch.no_grad():
-        loss = fused_linear_reward_shaped_loss(hidden, weight, targets, impl="reference",
-                                               chunk_size=2, **SHAPING)
+        loss = fused_linear_reward_shaped_loss(
+            hidden, weight, targets, impl="reference", chunk_size=2, **SHAPING
+        )
     torch.testing.assert_close(loss, unfused(hidden, weight, targets, **SHAPING))

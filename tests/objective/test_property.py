@@ -21,10 +21,14 @@ def problems(draw):
         logits = torch.randn(n, vocab, generator=gen) * draw(st.floats(0.1, 8.0))
     targets = torch.randint(0, vocab, (n,), generator=gen)
     targets[torch.rand(n, generator=gen) < 0.2] = -100
-    kw = dict(beta=draw(st.floats(-0.9, 2.0)), lam_top=draw(st.floats(-0.5, 0.5)),
-              lam_tail=draw(st.floats(-0.5, 0.5)), k=draw(st.integers(1, 2 * vocab)),
-              positive_form=draw(st.sampled_from(["product", "exponent"])),
-              reduction=draw(st.sampled_from(["mean", "sum", "none"])))
+    kw = dict(
+        beta=draw(st.floats(-0.9, 2.0)),
+        lam_top=draw(st.floats(-0.5, 0.5)),
+        lam_tail=draw(st.floats(-0.5, 0.5)),
+        k=draw(st.integers(1, 2 * vocab)),
+        positive_form=draw(st.sampled_from(["product", "exponent"])),
+        reduction=draw(st.sampled_from(["mean", "sum", "none"])),
+    )
     return logits, targets, kw
 
 

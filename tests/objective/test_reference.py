@@ -14,8 +14,9 @@ KS = [1, 7, V - 1, V, 2 * V]
 
 
 def check_against_naive(logits, targets, kw, *, atol=1e-6, reduction="mean"):
-    loss, grad, stats = loss_and_grad(logits, targets, impl="reference", return_stats=True,
-                                      reduction=reduction, **kw)
+    loss, grad, stats = loss_and_grad(
+        logits, targets, impl="reference", return_stats=True, reduction=reduction, **kw
+    )
     z64 = logits.detach().double().requires_grad_()
     want = naive_loss(z64, targets, reduction=reduction, **kw)
     want.backward(torch.ones_like(want))
@@ -54,8 +55,9 @@ def test_bf16_logits_accumulate_in_fp32():
     assert loss.dtype == torch.float32 and grad.dtype == torch.bfloat16
     z64 = logits.double().requires_grad_()
     naive_loss(z64, targets, **kw).backward()
-    torch.testing.assert_close(loss.double(), naive_loss(logits.double(), targets, **kw),
-                               atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        loss.double(), naive_loss(logits.double(), targets, **kw), atol=1e-6, rtol=1e-5
+    )
     torch.testing.assert_close(grad.double(), z64.grad, atol=2e-4, rtol=1e-2)
 
 
@@ -94,8 +96,7 @@ def confident_batch(gaps: list[float]):
 def test_confident_model_matches_float64():
     """From a gap of ~17 pi_x rounds to 1 in float32, but 1 - pi_x must stay accurate."""
     logits, targets = confident_batch([12.0, 16.0, 18.0, 20.0, 22.0, 25.0])
-    loss, grad, _ = loss_and_grad(logits, targets, impl="reference", reduction="none",
-                                  **CONFIDENT)
+    loss, grad, _ = loss_and_grad(logits, targets, impl="reference", reduction="none", **CONFIDENT)
     z64 = logits.double().requires_grad_()
     want = naive_loss(z64, targets, reduction="none", **CONFIDENT)
     want.sum().backward()
@@ -106,8 +107,7 @@ def test_confident_model_matches_float64():
 def test_overconfident_model_stays_finite():
     """Gaps where even float64 rounds pi_x to 1 (there the naive loss is nan)."""
     logits, targets = confident_batch([60.0, 90.0, 120.0, 200.0])
-    loss, grad, _ = loss_and_grad(logits, targets, impl="reference", reduction="none",
-                                  **CONFIDENT)
+    loss, grad, _ = loss_and_grad(logits, targets, impl="reference", reduction="none", **CONFIDENT)
     assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
     assert (loss >= 0).all() and (loss < 0.05).all()
 
@@ -128,10 +128,10 @@ def test_no_grad_and_repeated_backward():
 
 def test_stats_are_detached_scalars():
     logits, targets = make_batch(N, V, seed=7)
-    _, stats = reward_shaped_loss(logits.requires_grad_(), targets, k=3, return_stats=True,
-                                  impl="reference")
-    assert list(stats) == ["nll", "entropy", "local_entropy", "topk_mass", "tail_mass",
-                           "p_target"]
+    _, stats = reward_shaped_loss(
+        logits.requires_grad_(), targets, k=3, return_stats=True, impl="reference"
+    )
+    assert list(stats) == ["nll", "entropy", "local_entropy", "topk_mass", "tail_mass", "p_target"]
     for value in stats.values():
         assert value.shape == () and value.dtype == torch.float32 and not value.requires_grad
     torch.testing.assert_close(stats["topk_mass"] + stats["tail_mass"], torch.tensor(1.0))

@@ -23,8 +23,10 @@ def after_sgd(steps: int = 5, lr: float = 2.0, **kw) -> dict:
 
 @pytest.mark.parametrize("positive_form", ["product", "exponent"])
 def test_beta_sharpens_below_zero_and_flattens_above(positive_form):
-    entropy = {beta: after_sgd(beta=beta, positive_form=positive_form)["entropy"]
-               for beta in (-0.5, 0.0, 1.0)}
+    entropy = {
+        beta: after_sgd(beta=beta, positive_form=positive_form)["entropy"]
+        for beta in (-0.5, 0.0, 1.0)
+    }
     assert entropy[-0.5] < entropy[0.0] < entropy[1.0]
 
 

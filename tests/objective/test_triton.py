@@ -5,8 +5,7 @@ import torch
 
 from rsrl.objective import reward_shaped_loss
 
-from .helpers import (TRITON_DEVICES, assert_stats_close, loss_and_grad, make_batch,
-                      random_shaping)
+from .helpers import TRITON_DEVICES, assert_stats_close, loss_and_grad, make_batch, random_shaping
 
 N, V = 10, 96  # 12 groups of 8: k = 1 and 7 take the group-maximum selection, larger k not
 KS = [1, 7, V - 1, V, 2 * V]
@@ -48,8 +47,16 @@ def test_reductions_and_incoming_gradient(device, reduction):
 @TRITON_DEVICES
 def test_bf16_logits(device):
     logits, targets = make_batch(N, V, seed=12, device=device)
-    compare(logits.bfloat16(), targets, atol=2e-6, grad_atol=1e-3, beta=0.5, lam_top=0.2,
-            lam_tail=-0.1, k=7)
+    compare(
+        logits.bfloat16(),
+        targets,
+        atol=2e-6,
+        grad_atol=1e-3,
+        beta=0.5,
+        lam_top=0.2,
+        lam_tail=-0.1,
+        k=7,
+    )
 
 
 @TRITON_DEVICES
@@ -92,14 +99,16 @@ def hard_rows(vocab: int) -> torch.Tensor:
     noise = torch.randn(vocab, generator=gen)
     signed_zeros = torch.where(noise > 0, 0.0, -0.0)
     signed_zeros[:3] = 1.0
-    return torch.stack([
-        1.0 + 1e-6 * noise,  # a few ulps apart
-        signed_zeros,  # -0.0 == 0.0 must tie
-        noise * 1e30,  # huge magnitudes of both signs
-        torch.where(noise > 1, noise, -1e-30 * noise.abs()),  # tiny negatives below
-        torch.full((vocab,), -7.0),  # every value tied
-        noise.round(decimals=1),  # many ties everywhere
-    ])
+    return torch.stack(
+        [
+            1.0 + 1e-6 * noise,  # a few ulps apart
+            signed_zeros,  # -0.0 == 0.0 must tie
+            noise * 1e30,  # huge magnitudes of both signs
+            torch.where(noise > 1, noise, -1e-30 * noise.abs()),  # tiny negatives below
+            torch.full((vocab,), -7.0),  # every value tied
+            noise.round(decimals=1),  # many ties everywhere
+        ]
+    )
 
 
 @TRITON_DEVICES
@@ -123,6 +132,7 @@ def test_bad_rows_give_nan_not_a_crash_or_hang(device):
     logits, targets = make_batch(4, V, seed=14, n_ignored=0, device=device)
     targets[1] = V + 3  # out of range: no read outside the row
     logits[2, 5] = float("nan")  # the threshold search must still end
-    loss = reward_shaped_loss(logits, targets, impl="triton", reduction="none", k=7,
-                              lam_top=0.1, return_stats=True)[0]
+    loss = reward_shaped_loss(
+        logits, targets, impl="triton", reduction="none", k=7, lam_top=0.1, return_stats=True
+    )[0]
     assert torch.isnan(loss[1:3]).all() and torch.isfinite(loss[[0, 3]]).all()

@@ -26,14 +26,20 @@ def tokenizer(ctx: StageContext) -> dict:
 
 def data(ctx: StageContext) -> dict:
     vocab = _read_inputs(ctx)["tokenizer"]["vocab"]
-    return _write(ctx, {"rows": ctx.stage.config["tokens"] // ctx.stage.config["seq_len"],
-                        "vocab_size": len(vocab)})
+    return _write(
+        ctx,
+        {
+            "rows": ctx.stage.config["tokens"] // ctx.stage.config["seq_len"],
+            "vocab_size": len(vocab),
+        },
+    )
 
 
 def train(ctx: StageContext) -> dict:
     inputs = _read_inputs(ctx)
     steps = sum(v.get("rows", 0) for v in inputs.values()) + sum(
-        v.get("steps", 0) for v in inputs.values())
+        v.get("steps", 0) for v in inputs.values()
+    )
     return _write(ctx, {"steps": steps})
 
 
@@ -50,5 +56,12 @@ def passthrough(ctx: StageContext) -> dict:
     return _write(ctx, {"inputs": sorted(ctx.inputs)})
 
 
-ALL = {"tokenizer": tokenizer, "data": data, "pretrain": train, "midtrain": train, "rl": train,
-       "eval": passthrough, "report": passthrough}
+ALL = {
+    "tokenizer": tokenizer,
+    "data": data,
+    "pretrain": train,
+    "midtrain": train,
+    "rl": train,
+    "eval": passthrough,
+    "report": passthrough,
+}

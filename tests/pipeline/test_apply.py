@@ -101,14 +101,25 @@ def test_second_apply_on_a_locked_workdir_fails_or_waits(ray_session, tmp_path):
 
 
 def test_cli_plan_shows_dag_and_status(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "rsrl.cli", "plan", str(QUICKSTART),
-                             f"workdir={tmp_path}"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "rsrl.cli", "plan", str(QUICKSTART), f"workdir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "stage" in lines[1] and "key" in lines[1] and "status" in lines[1]
     assert [line.split()[0] for line in lines[2:]] == [
-        "tokenizer", "data-pretrain", "pretrain", "data-midtrain", "midtrain", "rl", "eval",
-        "report"]
+        "tokenizer",
+        "data-pretrain",
+        "pretrain",
+        "data-midtrain",
+        "midtrain",
+        "rl",
+        "eval",
+        "report",
+    ]
     assert all("will run" in line for line in lines[2:])
     assert not any(tmp_path.iterdir())  # plan runs nothing, writes nothing
 
@@ -118,8 +129,14 @@ def test_shared_workdir_runs_each_stage_once_across_concurrent_applies(ray_sessi
     share run once, behind their stage locks; each apply runs its own rl, eval, report."""
     plans = [plan_in(tmp_path, f"rl.group_size={g}") for g in (4, 6)]
     results = []
-    threads = [threading.Thread(target=lambda p=p: results.append(
-        apply_plan(p, shared_workdir=True, stage_fns=stage_fns.ALL))) for p in plans]
+    threads = [
+        threading.Thread(
+            target=lambda p=p: results.append(
+                apply_plan(p, shared_workdir=True, stage_fns=stage_fns.ALL)
+            )
+        )
+        for p in plans
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -152,8 +169,12 @@ def test_a_broken_manifest_is_shown_and_rerun_keeping_the_stage_dir(ray_session,
     break_manifest(out_dir, how)
     assert stage_status(plan.stage("pretrain"), tmp_path) is Status.BROKEN
 
-    shown = subprocess.run([sys.executable, "-m", "rsrl.cli", "plan", str(QUICKSTART),
-                            f"workdir={tmp_path}"], capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "rsrl.cli", "plan", str(QUICKSTART), f"workdir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.returncode == 0, shown.stderr
     row = next(line for line in shown.stdout.splitlines() if line.split()[:1] == ["pretrain"])
     assert "broken" in row and "cached" not in row

@@ -13,9 +13,20 @@ def test_bad_jsonl_line_ends_with_rsrl_message_and_its_line(tmp_path):
     # The tokenizer stage reads the file first and fails; every stage after it (both data
     # stages, training, rl, eval, report) was submitted and is never run.
     result = subprocess.run(
-        [sys.executable, "-m", "rsrl.cli", "apply", str(QUICKSTART), f"workdir={tmp_path / 'w'}",
-         f"stages.pretrain.data.0.path={data}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "rsrl.cli",
+            "apply",
+            str(QUICKSTART),
+            f"workdir={tmp_path / 'w'}",
+            f"stages.pretrain.data.0.path={data}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+    )
     output = result.stdout
     assert result.returncode == 2, output
     assert "Traceback" not in output and "Unhandled error" not in output, output

@@ -7,7 +7,6 @@ import base64
 from html.parser import HTMLParser
 from pathlib import Path
 
-
 from rsrl.cli import main
 from rsrl.pipeline.plan import compile_plan
 from rsrl.pipeline.registry import StageContext, resolve_stage_fn
@@ -71,8 +70,14 @@ def test_two_finished_runs_on_the_same_axes(tmp_path):
     assert all(not r.notes for r in runs)
     report = write_report(runs, tmp_path / "report")
     page = parse(report)
-    expected = {"train-pretrain.png", "train-midtrain.png", "rl.png", "heldout.png",
-                "passk-count.png", "rl-curve-count.png"}
+    expected = {
+        "train-pretrain.png",
+        "train-midtrain.png",
+        "rl.png",
+        "heldout.png",
+        "passk-count.png",
+        "rl-curve-count.png",
+    }
     assert_pngs(tmp_path / "report", expected)
     assert len(page.images) == len(expected)
     assert all(img.startswith(PNG_MAGIC) for img in page.images)
@@ -123,8 +128,12 @@ def test_report_stage_writes_into_its_directory(tmp_path):
     dirs = make_run(tmp_path / "run", -0.25)
     spec = load_spec(QUICKSTART, [f"workdir={tmp_path / 'run'}", "objective.beta=-0.25"])
     stage = compile_plan(spec).stage("report")
-    ctx = StageContext(spec=spec, stage=stage, out_dir=dirs["report"],
-                       inputs={name: dirs[name] for name in stage.inputs})
+    ctx = StageContext(
+        spec=spec,
+        stage=stage,
+        out_dir=dirs["report"],
+        inputs={name: dirs[name] for name in stage.inputs},
+    )
     result = resolve_stage_fn("report")(ctx)
     assert result == {"report": str(dirs["report"] / "report.html")}
     page = parse(Path(result["report"]))

@@ -7,8 +7,9 @@ from rsrl.rl.curve import RLCurve
 
 
 def test_due_at_the_start_every_n_steps_and_at_the_end(tmp_path):
-    curve = RLCurve(stage_dir=tmp_path, suites=[], every=5, steps=12, plugins=[], seed=0,
-                    resume_step=0)
+    curve = RLCurve(
+        stage_dir=tmp_path, suites=[], every=5, steps=12, plugins=[], seed=0, resume_step=0
+    )
     assert [s for s in range(13) if curve.due(s)] == [0, 5, 10, 12]
 
 
@@ -19,4 +20,3 @@ def test_a_resume_keeps_the_rows_up_to_its_step_and_measures_on_from_there(tmp_p
     curve = RLCurve(tmp_path, suites=[], every=5, steps=12, plugins=[], seed=0, resume_step=7)
     assert [r["step"] for r in read_jsonl(path)] == [0, 5]  # 10 came after the checkpoint
     assert not curve.due(5) and curve.due(10) and curve.due(12)
-

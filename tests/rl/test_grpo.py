@@ -1,7 +1,6 @@
 import torch
 
-from rsrl.rl.grpo import (clipped_policy_loss, group_advantages, informative_groups,
-                          kl_to_reference)
+from rsrl.rl.grpo import clipped_policy_loss, group_advantages, informative_groups, kl_to_reference
 
 
 def test_group_advantages_are_normalised_within_each_group():
@@ -9,7 +8,9 @@ def test_group_advantages_are_normalised_within_each_group():
     adv = group_advantages(rewards, "std")
     assert torch.allclose(adv.mean(1), torch.zeros(2), atol=1e-6)
     assert torch.allclose(adv.std(1), torch.ones(2), atol=1e-4)
-    assert torch.allclose(group_advantages(rewards, "none")[1], torch.tensor([.25, .25, .25, -.75]))
+    assert torch.allclose(
+        group_advantages(rewards, "none")[1], torch.tensor([0.25, 0.25, 0.25, -0.75])
+    )
 
 
 def test_dynamic_sampling_drops_groups_with_equal_rewards():
@@ -20,9 +21,17 @@ def test_dynamic_sampling_drops_groups_with_equal_rewards():
 def test_on_policy_ratio_is_one_and_gradient_is_advantage_weighted():
     logp = torch.tensor([[-1.0, -2.0, -3.0]], requires_grad=True)
     mask = torch.tensor([[0.0, 1.0, 1.0]])
-    out = clipped_policy_loss(logp, logp.detach(), torch.tensor([2.0]), mask, eps_low=0.2,
-                              eps_high=0.28, loss_agg="token-mean", total_tokens=2,
-                              total_sequences=1)
+    out = clipped_policy_loss(
+        logp,
+        logp.detach(),
+        torch.tensor([2.0]),
+        mask,
+        eps_low=0.2,
+        eps_high=0.28,
+        loss_agg="token-mean",
+        total_tokens=2,
+        total_sequences=1,
+    )
     out.loss.backward()
     # d/dlogp of -ratio * A / tokens = -A / tokens on response tokens, 0 on the prompt.
     assert torch.allclose(logp.grad, torch.tensor([[0.0, -1.0, -1.0]]))
@@ -33,13 +42,31 @@ def test_clip_higher_bounds_are_asymmetric():
     old = torch.zeros(1, 2)
     mask = torch.ones(1, 2)
     up = torch.log(torch.tensor([[1.25, 1.35]]))  # inside eps_high=0.28, then above it
-    out = clipped_policy_loss(up, old, torch.tensor([1.0]), mask, eps_low=0.2, eps_high=0.28,
-                              loss_agg="token-mean", total_tokens=2, total_sequences=1)
+    out = clipped_policy_loss(
+        up,
+        old,
+        torch.tensor([1.0]),
+        mask,
+        eps_low=0.2,
+        eps_high=0.28,
+        loss_agg="token-mean",
+        total_tokens=2,
+        total_sequences=1,
+    )
     assert float(out.clip_fraction) == 0.5
     assert torch.isclose(out.loss, torch.tensor(-(1.25 + 1.28) / 2))
     down = torch.log(torch.tensor([[0.85, 0.75]]))  # inside eps_low=0.2, then below it
-    out = clipped_policy_loss(down, old, torch.tensor([-1.0]), mask, eps_low=0.2, eps_high=0.28,
-                              loss_agg="token-mean", total_tokens=2, total_sequences=1)
+    out = clipped_policy_loss(
+        down,
+        old,
+        torch.tensor([-1.0]),
+        mask,
+        eps_low=0.2,
+        eps_high=0.28,
+        loss_agg="token-mean",
+        total_tokens=2,
+        total_sequences=1,
+    )
     assert float(out.clip_fraction) == 0.5
     assert torch.isclose(out.loss, torch.tensor((0.85 + 0.8) / 2))
 
@@ -50,9 +77,17 @@ def test_clip_fraction_counts_only_tokens_where_the_clip_bites():
     ratios = torch.tensor([[1.5, 0.5, 1.1], [1.5, 0.5, 0.9]])
     advantages = torch.tensor([1.0, -1.0])  # bites at 1.5 for A > 0, at 0.5 for A < 0
     logp = torch.log(ratios).requires_grad_()
-    out = clipped_policy_loss(logp, torch.zeros(2, 3), advantages, torch.ones(2, 3),
-                              eps_low=0.2, eps_high=0.28, loss_agg="token-mean",
-                              total_tokens=6, total_sequences=2)
+    out = clipped_policy_loss(
+        logp,
+        torch.zeros(2, 3),
+        advantages,
+        torch.ones(2, 3),
+        eps_low=0.2,
+        eps_high=0.28,
+        loss_agg="token-mean",
+        total_tokens=6,
+        total_sequences=2,
+    )
     assert abs(float(out.clip_fraction) - 2 / 6) < 1e-6
     out.loss.backward()
     # Zero gradient exactly at the two biting tokens.
@@ -63,20 +98,59 @@ def test_aggregations_weigh_tokens_or_sequences():
     logp = torch.zeros(2, 4)
     mask = torch.tensor([[1.0, 0, 0, 0], [1, 1, 1, 1]])
     adv = torch.tensor([1.0, 1.0])
-    per_token = clipped_policy_loss(logp, logp, adv, mask, eps_low=.2, eps_high=.2,
-                                    loss_agg="token-mean", total_tokens=5, total_sequences=2)
-    per_seq = clipped_policy_loss(logp, logp, adv, mask, eps_low=.2, eps_high=.2,
-                                  loss_agg="seq-mean-token-mean", total_tokens=5,
-                                  total_sequences=2)
+    per_token = clipped_policy_loss(
+        logp,
+        logp,
+        adv,
+        mask,
+        eps_low=0.2,
+        eps_high=0.2,
+        loss_agg="token-mean",
+        total_tokens=5,
+        total_sequences=2,
+    )
+    per_seq = clipped_policy_loss(
+        logp,
+        logp,
+        adv,
+        mask,
+        eps_low=0.2,
+        eps_high=0.2,
+        loss_agg="seq-mean-token-mean",
+        total_tokens=5,
+        total_sequences=2,
+    )
     assert torch.isclose(per_token.loss, torch.tensor(-1.0))
     assert torch.isclose(per_seq.loss, torch.tensor(-1.0))
     adv = torch.tensor([1.0, 0.0])  # now the short sequence's share differs between the two
-    assert torch.isclose(clipped_policy_loss(logp, logp, adv, mask, eps_low=.2, eps_high=.2,
-                                             loss_agg="token-mean", total_tokens=5,
-                                             total_sequences=2).loss, torch.tensor(-0.2))
-    assert torch.isclose(clipped_policy_loss(logp, logp, adv, mask, eps_low=.2, eps_high=.2,
-                                             loss_agg="seq-mean-token-mean", total_tokens=5,
-                                             total_sequences=2).loss, torch.tensor(-0.5))
+    assert torch.isclose(
+        clipped_policy_loss(
+            logp,
+            logp,
+            adv,
+            mask,
+            eps_low=0.2,
+            eps_high=0.2,
+            loss_agg="token-mean",
+            total_tokens=5,
+            total_sequences=2,
+        ).loss,
+        torch.tensor(-0.2),
+    )
+    assert torch.isclose(
+        clipped_policy_loss(
+            logp,
+            logp,
+            adv,
+            mask,
+            eps_low=0.2,
+            eps_high=0.2,
+            loss_agg="seq-mean-token-mean",
+            total_tokens=5,
+            total_sequences=2,
+        ).loss,
+        torch.tensor(-0.5),
+    )
 
 
 def test_kl_to_reference_is_zero_at_the_reference_and_positive_elsewhere():

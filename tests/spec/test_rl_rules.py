@@ -15,10 +15,13 @@ def test_rl_has_its_own_weight_decay_default_zero():
     assert load_spec(BASE, ["rl.weight_decay=0.01"]).rl.weight_decay == 0.01
 
 
-@pytest.mark.parametrize("override, message", [
-    ("rl.weight_decay=-0.1", "rl.weight_decay: must be >= 0"),
-    ("rl.keep_checkpoints=0", "rl.keep_checkpoints: must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("rl.weight_decay=-0.1", "rl.weight_decay: must be >= 0"),
+        ("rl.keep_checkpoints=0", "rl.keep_checkpoints: must be >= 1"),
+    ],
+)
 def test_rl_values_out_of_range_are_rejected(override, message):
     with pytest.raises(SpecError, match=message):
         load_spec(BASE, [override])

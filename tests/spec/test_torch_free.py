@@ -5,6 +5,8 @@ import sys
 
 
 def test_validating_a_spec_imports_no_torch():
-    code = ("import sys, rsrl.spec, rsrl.spec.validate, rsrl.vocabulary; "
-            "assert 'torch' not in sys.modules, 'the spec imported torch'")
+    code = (
+        "import sys, rsrl.spec, rsrl.spec.validate, rsrl.vocabulary; "
+        "assert 'torch' not in sys.modules, 'the spec imported torch'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,18 +10,30 @@ from rsrl.spec.schema import SearchDimSpec, SweepSpec
 from rsrl.sweep import SweepResult, aggregate_seeds, compare_to_baseline, format_results
 
 METRIC = "eval.count.avg@16"
-SWEEP = SweepSpec(space={"objective.beta": SearchDimSpec(grid=[0.0, -0.25, 0.5])},
-                  metric=METRIC, seeds=3, baseline={"objective.beta": 0.0},
-                  show=["eval.heldout.pretrain.entropy"])
+SWEEP = SweepSpec(
+    space={"objective.beta": SearchDimSpec(grid=[0.0, -0.25, 0.5])},
+    metric=METRIC,
+    seeds=3,
+    baseline={"objective.beta": 0.0},
+    show=["eval.heldout.pretrain.entropy"],
+)
 # seed -> baseline value; each arm adds a per-seed offset.
 BASE = {0: 0.40, 1: 0.50, 2: 0.45}
 OFFSETS = {0.0: [0, 0, 0], -0.25: [0.05, 0.06, 0.04], 0.5: [0.03, -0.04, 0.01]}
 
 
 def rows() -> list[dict]:
-    return [{"objective.beta": beta, "seed": seed, METRIC: BASE[seed] + OFFSETS[beta][seed],
-             "eval.heldout.pretrain.entropy": 1.0 + beta, "stage_dirs": {}}
-            for beta in OFFSETS for seed in BASE]
+    return [
+        {
+            "objective.beta": beta,
+            "seed": seed,
+            METRIC: BASE[seed] + OFFSETS[beta][seed],
+            "eval.heldout.pretrain.entropy": 1.0 + beta,
+            "stage_dirs": {},
+        }
+        for beta in OFFSETS
+        for seed in BASE
+    ]
 
 
 def arms_by_beta() -> dict[float, dict]:
@@ -83,11 +95,17 @@ def test_seeds_join_the_search_space():
 
 def test_arms_may_be_mappings_merged_onto_a_section():
     # specs/sweep-beta.yaml: each arm is a partial `objective`, not a point of a product grid.
-    sweep = SweepSpec(space={"objective": SearchDimSpec(grid=[{"beta": 0.0},
-                                                              {"topk": {"lam_tail": -0.1}}])},
-                      metric=METRIC, seeds=2, baseline={"objective": {"beta": 0.0}})
-    trials = [{"objective": arm, "seed": seed, METRIC: 0.5 + 0.1 * i + 0.01 * seed}
-              for i, arm in enumerate(sweep.space["objective"].grid) for seed in (0, 1)]
+    sweep = SweepSpec(
+        space={"objective": SearchDimSpec(grid=[{"beta": 0.0}, {"topk": {"lam_tail": -0.1}}])},
+        metric=METRIC,
+        seeds=2,
+        baseline={"objective": {"beta": 0.0}},
+    )
+    trials = [
+        {"objective": arm, "seed": seed, METRIC: 0.5 + 0.1 * i + 0.01 * seed}
+        for i, arm in enumerate(sweep.space["objective"].grid)
+        for seed in (0, 1)
+    ]
     arms = compare_to_baseline(aggregate_seeds(trials, sweep), trials, sweep)
     tail = next(a for a in arms if a["objective"] == {"topk": {"lam_tail": -0.1}})
     assert tail["seeds"] == 2 and tail["vs_baseline"]["mean"] == pytest.approx(0.1)

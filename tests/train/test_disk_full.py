@@ -42,8 +42,13 @@ def test_metrics_on_a_full_disk_name_the_file(tmp_path):
 def test_packed_rows_on_a_full_disk_name_the_shard(tmp_path):
     shard = full(tmp_path / "rows-00000.npy")
     with pytest.raises(DiskFull) as err:
-        write_rows(tmp_path, [np.arange(1000, dtype=np.int32)], np.zeros(4, dtype=np.int64),
-                   seq_len=15, rows_per_shard=8)
+        write_rows(
+            tmp_path,
+            [np.arange(1000, dtype=np.int32)],
+            np.zeros(4, dtype=np.int64),
+            seq_len=15,
+            rows_per_shard=8,
+        )
     assert_names(err, shard)
 
 
@@ -62,8 +67,7 @@ def process_group():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0,
-                            world_size=1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     yield
     dist.destroy_process_group()
 
@@ -93,8 +97,7 @@ def test_a_full_disk_is_not_retried(ray_session, tmp_path):
     from rsrl.spec.schema import ResourcesSpec
     from rsrl.train.stage import fit
 
-    resources = ResourcesSpec(num_workers=1, gpus_per_worker=0, cpus_per_worker=1,
-                              max_failures=2)
+    resources = ResourcesSpec(num_workers=1, gpus_per_worker=0, cpus_per_worker=1, max_failures=2)
     with pytest.raises(DiskFull, match="no space left on device"):
         fit(SimpleNamespace(stage_dir=tmp_path), resources, "full", worker=fill_the_disk)
     assert (tmp_path / "attempts").read_text() == "attempt\n"  # once, not max_failures + 1

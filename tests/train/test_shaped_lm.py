@@ -11,10 +11,26 @@ from rsrl.models.build import build_model
 from rsrl.spec.schema import ModelSpec, ObjectiveSpec
 from rsrl.train.shaped_lm import ShapedLossLM
 
-TINY_MOE = ModelSpec(preset="tiny-moe", vocab_size=64, hidden_size=32, num_layers=2,
-                     num_heads=2, num_kv_heads=1, head_dim=16, expert_ffn_size=16)
-TINY_DENSE = ModelSpec(preset="tiny-dense", vocab_size=64, hidden_size=32, num_layers=2,
-                       num_heads=2, num_kv_heads=1, head_dim=16, ffn_size=32)
+TINY_MOE = ModelSpec(
+    preset="tiny-moe",
+    vocab_size=64,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    num_kv_heads=1,
+    head_dim=16,
+    expert_ffn_size=16,
+)
+TINY_DENSE = ModelSpec(
+    preset="tiny-dense",
+    vocab_size=64,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    num_kv_heads=1,
+    head_dim=16,
+    ffn_size=32,
+)
 
 
 @pytest.mark.parametrize("experts_per_token", [1, 2, 6])
@@ -22,8 +38,7 @@ def test_router_balance_loss_is_hugging_faces(experts_per_token):
     """With k active experts the old per-token load / k made the loss k times weaker than
     router_aux_loss_coef means in Qwen3-MoE; layers are pooled as there, not averaged."""
     spec = replace(TINY_MOE, experts_per_token=experts_per_token)
-    model = ShapedLossLM(build_model(spec, rope_theta=1e4, max_seq_len=16, seed=0),
-                         ObjectiveSpec())
+    model = ShapedLossLM(build_model(spec, rope_theta=1e4, max_seq_len=16, seed=0), ObjectiveSpec())
     gen = torch.Generator().manual_seed(0)
     # Layers routed differently, so pooling and averaging over layers differ.
     logits = (torch.randn(10, 8, generator=gen) * 2, torch.randn(10, 8, generator=gen) * 0.3)
@@ -39,8 +54,9 @@ def test_forward_adds_the_balance_loss_of_the_models_router_logits():
     input_ids = torch.randint(0, 64, (2, 8), generator=torch.Generator().manual_seed(1))
     out = model(input_ids, input_ids)
     with torch.no_grad():
-        router_logits = lm.model(input_ids=input_ids, output_router_logits=True,
-                                 use_cache=False).router_logits
+        router_logits = lm.model(
+            input_ids=input_ids, output_router_logits=True, use_cache=False
+        ).router_logits
     want = load_balancing_loss_func(router_logits, num_experts=8, top_k=2)
     torch.testing.assert_close(out.stats["router_aux_loss"], want)
     coef = lm.config.router_aux_loss_coef
@@ -55,7 +71,10 @@ def test_reset_position_ids_keep_attention_inside_each_document():
     lm = build_model(TINY_DENSE, rope_theta=1e4, max_seq_len=16, seed=0)
     model = ShapedLossLM(lm, ObjectiveSpec(impl="reference"))
     gen = torch.Generator().manual_seed(2)
-    first, doc = torch.randint(2, 64, (4,), generator=gen), torch.randint(2, 64, (7,), generator=gen)
+    first, doc = (
+        torch.randint(2, 64, (4,), generator=gen),
+        torch.randint(2, 64, (7,), generator=gen),
+    )
     row = torch.cat([first, torch.tensor([eos]), doc])[None]
     positions = torch.from_numpy(position_ids(row.numpy(), eos))
     assert positions[0, 5:].tolist() == list(range(7))

@@ -24,17 +24,30 @@ from rsrl.train.stage import fit, make_train_job
 
 REPO = Path(__file__).resolve().parents[2]
 # Small enough for seconds per step on 2 cores; seq_len 64, 8 rows per optimizer step.
-TINY = ["tokenizer.vocab_size=512", "model.vocab_size=512", "stages.midtrain=null", "rl=null",
-        "eval=null", "stages.pretrain.tokens=40960", "stages.pretrain.seq_len=64",
-        "stages.pretrain.batch_tokens=512", "stages.pretrain.micro_batch_size=2",
-        "stages.pretrain.lr.warmup_steps=2", "stages.pretrain.lr.peak=3e-3",
-        "stages.pretrain.log_every=1"]
+TINY = [
+    "tokenizer.vocab_size=512",
+    "model.vocab_size=512",
+    "stages.midtrain=null",
+    "rl=null",
+    "eval=null",
+    "stages.pretrain.tokens=40960",
+    "stages.pretrain.seq_len=64",
+    "stages.pretrain.batch_tokens=512",
+    "stages.pretrain.micro_batch_size=2",
+    "stages.pretrain.lr.warmup_steps=2",
+    "stages.pretrain.lr.peak=3e-3",
+    "stages.pretrain.log_every=1",
+]
 
 
 def context(spec, plan, name: str, out_dir: Path | None = None) -> StageContext:
     stage = plan.stage(name)
-    return StageContext(spec=spec, stage=stage, out_dir=out_dir or stage.out_dir(plan.workdir),
-                        inputs={i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs})
+    return StageContext(
+        spec=spec,
+        stage=stage,
+        out_dir=out_dir or stage.out_dir(plan.workdir),
+        inputs={i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +63,16 @@ def prepared(ray_session, tmp_path_factory):
     return spec, plan
 
 
-def train(prepared, tmp_path, *, workers: int = 1, steps: int = 20, zero: int = 2,
-          objective: dict | None = None, **job_overrides):
+def train(
+    prepared,
+    tmp_path,
+    *,
+    workers: int = 1,
+    steps: int = 20,
+    zero: int = 2,
+    objective: dict | None = None,
+    **job_overrides,
+):
     spec, plan = prepared
     ds = replace(spec.resources.deepspeed, zero_stage=zero)
     resources = replace(spec.resources, num_workers=workers, deepspeed=ds, max_failures=1)
@@ -68,8 +89,18 @@ def test_two_workers_zero2_nll_falls(prepared, tmp_path):
     records = read_metrics(job.stage_dir)
     assert [r["step"] for r in records] == list(range(1, 21))
     assert records[-1]["nll"] < records[0]["nll"] - 0.5, (records[0]["nll"], records[-1]["nll"])
-    for name in ("shaped_loss", "nll", "perplexity", "entropy", "local_entropy", "topk_mass",
-                 "tail_mass", "lr", "grad_norm", "tokens_per_s"):
+    for name in (
+        "shaped_loss",
+        "nll",
+        "perplexity",
+        "entropy",
+        "local_entropy",
+        "topk_mass",
+        "tail_mass",
+        "lr",
+        "grad_norm",
+        "tokens_per_s",
+    ):
         assert name in records[-1]
     assert (job.stage_dir / "hf" / "config.json").exists()
     assert any((job.stage_dir / "tensorboard").iterdir())
@@ -78,11 +109,20 @@ def test_two_workers_zero2_nll_falls(prepared, tmp_path):
 def test_zero3_fused_linear_runs_and_exports(prepared, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    job, resources = train(prepared, tmp_path, workers=2, steps=4, zero=3,
-                           objective={"fused_head": True}, persist_small_params=False)
+    job, resources = train(
+        prepared,
+        tmp_path,
+        workers=2,
+        steps=4,
+        zero=3,
+        objective={"fused_head": True},
+        persist_small_params=False,
+    )
     fit(job, resources, run_name="zero3")
     records = read_metrics(job.stage_dir)
-    assert len(records) == 4 and all(torch.isfinite(torch.tensor(r["shaped_loss"])) for r in records)
+    assert len(records) == 4 and all(
+        torch.isfinite(torch.tensor(r["shaped_loss"])) for r in records
+    )
     model = AutoModelForCausalLM.from_pretrained(job.stage_dir / "hf")
     assert model.config.vocab_size == 512
 
@@ -93,9 +133,16 @@ def test_cross_entropy_limit_matches_plain_pytorch(prepared, tmp_path):
     from rsrl.models.tokenizer import load_tokenizer
     from rsrl.train.loop import load_lm
 
-    job, resources = train(prepared, tmp_path, workers=1, steps=1,
-                           objective={"beta": 0.0, "topk": replace(prepared[0].objective.topk,
-                                                                   lam_top=0.0, lam_tail=0.0)})
+    job, resources = train(
+        prepared,
+        tmp_path,
+        workers=1,
+        steps=1,
+        objective={
+            "beta": 0.0,
+            "topk": replace(prepared[0].objective.topk, lam_top=0.0, lam_tail=0.0),
+        },
+    )
     fit(job, resources, run_name="ce")
     logged = read_metrics(job.stage_dir)[0]
 
@@ -119,8 +166,11 @@ def _kill_a_worker_at(stage_dir: Path, step: int, killed: list) -> None:
     deadline = time.time() + 240
     while time.time() < deadline:
         if any(r["step"] >= step for r in read_metrics(stage_dir)):
-            workers = [a for a in actors().values()
-                       if a["State"] == "ALIVE" and "TrainWorker" in a["ActorClassName"]]
+            workers = [
+                a
+                for a in actors().values()
+                if a["State"] == "ALIVE" and "TrainWorker" in a["ActorClassName"]
+            ]
             if workers:
                 os.kill(workers[0]["Pid"], signal.SIGKILL)
                 killed.append(workers[0]["Pid"])

@@ -12,35 +12,49 @@ from rsrl.verifiers.math_answer import answers_equal, extract_answer
 from rsrl.verifiers.python_code import extract_code
 
 
-@pytest.mark.parametrize("completion, expected", [
-    ("3 + 4 = 7. Answer: 7", "7"),
-    ("Answer: 12.", "12"),
-    ("The answer is -5", "-5"),
-    ("so x = 2 and then 3 more: 5", "5"),
-    ("\\boxed{\\frac{3}{4}} and later 9", "(3)/(4)"),
-    ("first \\boxed{1} then \\boxed{{2}}", "{2}"),
-    ("Answer: 1 then Answer: 2", "2"),
-    ("1,234 apples", "1,234"),
-    ("no digits here", None),
-    ("\\boxed{unclosed", None),
-])
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        ("3 + 4 = 7. Answer: 7", "7"),
+        ("Answer: 12.", "12"),
+        ("The answer is -5", "-5"),
+        ("so x = 2 and then 3 more: 5", "5"),
+        ("\\boxed{\\frac{3}{4}} and later 9", "(3)/(4)"),
+        ("first \\boxed{1} then \\boxed{{2}}", "{2}"),
+        ("Answer: 1 then Answer: 2", "2"),
+        ("1,234 apples", "1,234"),
+        ("no digits here", None),
+        ("\\boxed{unclosed", None),
+    ],
+)
 def test_math_extracts_the_final_answer(completion, expected):
     assert extract_answer(completion) == expected
 
 
-@pytest.mark.parametrize("a, b, equal", [
-    ("7", "7", True), ("0.75", "3/4", True), ("1,000", "1000", True), ("-3", "-3.0", True),
-    (".5", "1/2", True), ("1e3", "1000", True), ("(3)/(4)", "0.75", True),
-    ("(x+1)^2", "x^2 + 2*x + 1", True), ("sqrt(4)", "2", True),
-    ("7", "8", False), ("1/0", "1", False), ("x", "y", False), ("12 apples", "12", False),
-    ("__import__('os')", "0", False),
-])
+@pytest.mark.parametrize(
+    "a, b, equal",
+    [
+        ("7", "7", True),
+        ("0.75", "3/4", True),
+        ("1,000", "1000", True),
+        ("-3", "-3.0", True),
+        (".5", "1/2", True),
+        ("1e3", "1000", True),
+        ("(3)/(4)", "0.75", True),
+        ("(x+1)^2", "x^2 + 2*x + 1", True),
+        ("sqrt(4)", "2", True),
+        ("7", "8", False),
+        ("1/0", "1", False),
+        ("x", "y", False),
+        ("12 apples", "12", False),
+        ("__import__('os')", "0", False),
+    ],
+)
 def test_math_compares_numbers_and_algebra(a, b, equal):
     assert answers_equal(a, b) is equal
 
 
-@pytest.mark.parametrize("hostile", ["1e99999999", "9^9^9", "9**9**9", "(9^99)^99",
-                                     "2^999999"])
+@pytest.mark.parametrize("hostile", ["1e99999999", "9^9^9", "9**9**9", "(9^99)^99", "2^999999"])
 def test_math_refuses_answers_that_would_never_finish_evaluating(hostile):
     start = time.perf_counter()
     assert not answers_equal(hostile, "1")
@@ -54,10 +68,16 @@ def test_math_verifier_reasons():
     assert "'5' != '4'" in verify("", "Answer: 5", "4").reason
 
 
-@pytest.mark.parametrize("completion, answer, expected", [
-    ("  Paris \n", "Paris", 1.0), ("paris", "Paris", 0.0), ("42", 42, 1.0), ("", "", 1.0),
-    ("Paris.", "Paris", 0.0),
-])
+@pytest.mark.parametrize(
+    "completion, answer, expected",
+    [
+        ("  Paris \n", "Paris", 1.0),
+        ("paris", "Paris", 0.0),
+        ("42", 42, 1.0),
+        ("", "", 1.0),
+        ("Paris.", "Paris", 0.0),
+    ],
+)
 def test_exact_strips_whitespace_only(completion, answer, expected):
     assert load_verifier("exact")("", completion, answer) == expected
 
@@ -95,10 +115,15 @@ def test_score_times_out_a_hanging_verifier_from_any_thread():
     assert time.perf_counter() - start < 2
 
 
-@pytest.mark.parametrize("returned, expected", [
-    (1, VerifyResult(1.0)), (True, VerifyResult(1.0)), (0.5, VerifyResult(0.5)),
-    (VerifyResult(0.25, "partial"), VerifyResult(0.25, "partial")),
-])
+@pytest.mark.parametrize(
+    "returned, expected",
+    [
+        (1, VerifyResult(1.0)),
+        (True, VerifyResult(1.0)),
+        (0.5, VerifyResult(0.5)),
+        (VerifyResult(0.25, "partial"), VerifyResult(0.25, "partial")),
+    ],
+)
 def test_score_accepts_numbers_and_results(returned, expected):
     assert score(lambda *a, **k: returned, "p", "c", "a", timeout_s=5) == expected
 

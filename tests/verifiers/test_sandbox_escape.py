@@ -26,50 +26,53 @@ SECRET = "rsrl-fake-ray-token-" + uuid.uuid4().hex
 
 # {out}: a path under the host's /tmp; {marker}: unique to the case, for the process scan.
 SPAWN = "/bin/sh -c 'while :; do echo {marker} >> {out}; sleep 0.05; done'"
-FORK_WRITER = ("import os, time\n"
-               "def writer():\n"
-               "    while True:\n"
-               "        open('{out}', 'a').write('{marker}')\n"
-               "        time.sleep(0.05)\n")
+FORK_WRITER = (
+    "import os, time\n"
+    "def writer():\n"
+    "    while True:\n"
+    "        open('{out}', 'a').write('{marker}')\n"
+    "        time.sleep(0.05)\n"
+)
 HOSTILE = {
     # process creation, by every route we know of
     "subprocess": f"import subprocess\nsubprocess.Popen({SPAWN!r}, shell=True)\n"
-                  "raise SystemExit('SPAWNED')",
+    "raise SystemExit('SPAWNED')",
     "os-system": f"import os\nif os.system({SPAWN + ' &'!r}) == 0:\n"
-                 "    raise SystemExit('SPAWNED')",
+    "    raise SystemExit('SPAWNED')",
     "os-fork": FORK_WRITER + "if os.fork() == 0:\n    writer()\nraise SystemExit('SPAWNED')",
     "os-forkpty": FORK_WRITER + "if os.forkpty()[0] == 0:\n    writer()\n"
-                                "raise SystemExit('SPAWNED')",
+    "raise SystemExit('SPAWNED')",
     "os-posix-spawn": f"import os, shlex\n"
-                      f"os.posix_spawn('/bin/sh', shlex.split({SPAWN!r}), dict())\n"
-                      "raise SystemExit('SPAWNED')",
+    f"os.posix_spawn('/bin/sh', shlex.split({SPAWN!r}), dict())\n"
+    "raise SystemExit('SPAWNED')",
     "os-execv": f"import os, shlex\nos.execv('/bin/sh', shlex.split({SPAWN!r}))",
     "posixsubprocess": (
         f"import _posixsubprocess, os, shlex\nr, w = os.pipe()\n"
         f"args = [a.encode() for a in shlex.split({SPAWN!r})]\n"
         "_posixsubprocess.fork_exec(args, [args[0]], True, (w,), None, None, -1, -1, -1, -1,"
         " -1, -1, r, w, True, True, -1, None, None, None, -1, None, False)\n"
-        "raise SystemExit('SPAWNED')"),
+        "raise SystemExit('SPAWNED')"
+    ),
     "ctypes-fork": FORK_WRITER + "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-                                 "pid = libc.fork()\nif pid == 0:\n    writer()\n"
-                                 "if pid > 0:\n    raise SystemExit('SPAWNED')\n"
-                                 "raise OSError(ctypes.get_errno(), 'fork')",
+    "pid = libc.fork()\nif pid == 0:\n    writer()\n"
+    "if pid > 0:\n    raise SystemExit('SPAWNED')\n"
+    "raise OSError(ctypes.get_errno(), 'fork')",
     "ctypes-raw-clone": FORK_WRITER + "import ctypes, signal\n"
-                                      "libc = ctypes.CDLL(None, use_errno=True)\n"
-                                      "pid = libc.syscall(56, signal.SIGCHLD, 0, 0, 0, 0)\n"
-                                      "if pid == 0:\n    writer()\n"
-                                      "if pid > 0:\n    raise SystemExit('SPAWNED')\n"
-                                      "raise OSError(ctypes.get_errno(), 'clone')",
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "pid = libc.syscall(56, signal.SIGCHLD, 0, 0, 0, 0)\n"
+    "if pid == 0:\n    writer()\n"
+    "if pid > 0:\n    raise SystemExit('SPAWNED')\n"
+    "raise OSError(ctypes.get_errno(), 'clone')",
     "ctypes-execve": f"import ctypes, shlex\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-                     f"argv = [a.encode() for a in shlex.split({SPAWN!r})] + [None]\n"
-                     "libc.execv(b'/bin/sh', (ctypes.c_char_p * len(argv))(*argv))\n"
-                     "raise OSError(ctypes.get_errno(), 'execv')",
+    f"argv = [a.encode() for a in shlex.split({SPAWN!r})] + [None]\n"
+    "libc.execv(b'/bin/sh', (ctypes.c_char_p * len(argv))(*argv))\n"
+    "raise OSError(ctypes.get_errno(), 'execv')",
     "multiprocessing": FORK_WRITER + "import multiprocessing\n"
-                                     "multiprocessing.Process(target=writer).start()\n"
-                                     "raise SystemExit('SPAWNED')",
+    "multiprocessing.Process(target=writer).start()\n"
+    "raise SystemExit('SPAWNED')",
     "daemon-double-fork": FORK_WRITER + "if os.fork() == 0:\n    os.setsid()\n"
-                                        "    if os.fork() == 0:\n        writer()\n"
-                                        "    os._exit(0)\nraise SystemExit('SPAWNED')",
+    "    if os.fork() == 0:\n        writer()\n"
+    "    os._exit(0)\nraise SystemExit('SPAWNED')",
     "fork-bomb": "import ctypes\nlibc = ctypes.CDLL(None)\nwhile True:\n    libc.fork()",
     # writes outside a private tmp
     "write-tmp": "open('{out}', 'w').write('{marker}')",
@@ -78,7 +81,7 @@ HOSTILE = {
     "write-repo": "open('{repo}/{marker}', 'w').write('{marker}')",
     "overwrite-world-writable": "open('{canary}', 'w').write('{marker}')",
     "fill-private-tmp": "i = 0\nwhile True:\n    open(f'/tmp/f{{i}}', 'wb').write(b'x' * 60000)\n"
-                        "    i += 1",
+    "    i += 1",
     # secrets
     "read-root-only-token": "raise ValueError(open('{secret}').read())",
     "read-world-readable-token": "raise ValueError(open('{readable}').read())",
@@ -96,8 +99,12 @@ HOSTILE = {
     "huge-output": "while True:\n    print('spam' * 1000)",
 }
 # Cases that only hold with the mount namespace (the private root) or the PID namespace.
-NEEDS_MOUNT_NS = {"write-tmp", "write-dev-shm", "read-world-readable-token",
-                  "overwrite-world-writable"}
+NEEDS_MOUNT_NS = {
+    "write-tmp",
+    "write-dev-shm",
+    "read-world-readable-token",
+    "overwrite-world-writable",
+}
 
 
 def processes_with(*needles: bytes) -> list[int]:
@@ -120,7 +127,8 @@ def audit_hook(request, monkeypatch):
 
 @pytest.mark.parametrize("case", list(HOSTILE))
 def test_hostile_completion_scores_zero_and_leaves_the_host_unharmed(
-        case, audit_hook, tmp_path, monkeypatch):
+    case, audit_hook, tmp_path, monkeypatch
+):
     missing = missing_layers()
     if case in NEEDS_MOUNT_NS and any(m.startswith("mount") for m in missing):
         pytest.skip("no mount namespace on this machine")
@@ -138,8 +146,15 @@ def test_hostile_completion_scores_zero_and_leaves_the_host_unharmed(
     canary.write_text("original")
     canary.chmod(0o666)
     monkeypatch.setenv("RAY_AUTH_TOKEN", SECRET)
-    code = HOSTILE[case].format(out=out, marker=marker, repo=repo, secret=secret,
-                                readable=readable, canary=canary, host_pid=os.getpid())
+    code = HOSTILE[case].format(
+        out=out,
+        marker=marker,
+        repo=repo,
+        secret=secret,
+        readable=readable,
+        canary=canary,
+        host_pid=os.getpid(),
+    )
     start = time.perf_counter()
     report = run_tests(code, TESTS, LIMITS)
     elapsed = time.perf_counter() - start
@@ -169,12 +184,14 @@ def test_the_sandbox_has_every_layer_on_this_machine():
 
 @pytest.mark.skipif(bool(missing_layers()), reason="a sandbox layer is missing here")
 def test_the_worker_sees_only_its_private_root():
-    checks = ["assert os.getpid() == 2 and os.getppid() == 1",
-              "assert sorted(p for p in os.listdir('/proc') if p.isdigit()) == ['1', '2']",
-              "assert os.getcwd() == '/tmp/work' and os.listdir('/tmp') == ['work']",
-              "assert not os.path.exists('/work') and not os.path.exists('/root/.ssh')",
-              "assert 'Seccomp:\\t2' in open('/proc/self/status').read()",
-              "assert 'NoNewPrivs:\\t1' in open('/proc/self/status').read()",
-              "import json, decimal, sqlite3"]
+    checks = [
+        "assert os.getpid() == 2 and os.getppid() == 1",
+        "assert sorted(p for p in os.listdir('/proc') if p.isdigit()) == ['1', '2']",
+        "assert os.getcwd() == '/tmp/work' and os.listdir('/tmp') == ['work']",
+        "assert not os.path.exists('/work') and not os.path.exists('/root/.ssh')",
+        "assert 'Seccomp:\\t2' in open('/proc/self/status').read()",
+        "assert 'NoNewPrivs:\\t1' in open('/proc/self/status').read()",
+        "import json, decimal, sqlite3",
+    ]
     report = run_tests("import os", checks, LIMITS)
     assert report.passed == len(checks), report

@@ -69,17 +69,27 @@ class RolloutGroup:
     `model_dir`, spread over the cluster, each with `cpus_per_actor` CPUs and
     `gpus_per_actor` GPUs. `engine_options` go to the engine's constructor."""
 
-    def __init__(self, engine_name: str, model_dir: Path, tokenizer_dir: Path, actors: int,
-                 cpus_per_actor: float, gpus_per_actor: float,
-                 engine_options: dict | None = None):
+    def __init__(
+        self,
+        engine_name: str,
+        model_dir: Path,
+        tokenizer_dir: Path,
+        actors: int,
+        cpus_per_actor: float,
+        gpus_per_actor: float,
+        engine_options: dict | None = None,
+    ):
         import ray
 
         if actors < 1:
             raise ValueError(f"a rollout group needs at least one actor, got {actors}")
         actor_cls = ray.remote(RolloutWorker).options(
-            num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, scheduling_strategy="SPREAD")
-        self.actors = [actor_cls.remote(engine_name, str(model_dir), str(tokenizer_dir),
-                                        engine_options or {}) for _ in range(actors)]
+            num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, scheduling_strategy="SPREAD"
+        )
+        self.actors = [
+            actor_cls.remote(engine_name, str(model_dir), str(tokenizer_dir), engine_options or {})
+            for _ in range(actors)
+        ]
         # The engines start in the background (a vLLM actor takes seconds to import and
         # build); the first call waits for them, so a caller can do other work meanwhile.
         self._starting = [a.ready.remote() for a in self.actors]
@@ -91,11 +101,23 @@ class RolloutGroup:
         if self._starting:
             ray.get(self._starting)  # engine errors surface here
             self._starting = []
-            log.info("rollout: %d %s actor(s) ready %.1fs after their start", len(self.actors),
-                     self._engine_name, time.perf_counter() - self._started_at)
+            log.info(
+                "rollout: %d %s actor(s) ready %.1fs after their start",
+                len(self.actors),
+                self._engine_name,
+                time.perf_counter() - self._started_at,
+            )
 
-    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float,
-                 max_new_tokens: int, seed: int) -> list[list[Completion]]:
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+    ) -> list[list[Completion]]:
         """`n` completions per prompt, in prompt order, `prompt_index` into `prompts`.
 
         Actor k gets the k-th contiguous chunk and seed `seed + (index of its first
@@ -106,11 +128,12 @@ class RolloutGroup:
         if not prompts:
             return []
         self._wait_until_ready()
-        sampling = dict(n=n, temperature=temperature, top_p=top_p,
-                        max_new_tokens=max_new_tokens)
+        sampling = dict(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
         chunks = _contiguous_chunks(len(prompts), len(self.actors))
-        refs = [actor.generate.remote(prompts[lo:hi], {**sampling, "seed": seed + lo})
-                for actor, (lo, hi) in zip(self.actors, chunks)]
+        refs = [
+            actor.generate.remote(prompts[lo:hi], {**sampling, "seed": seed + lo})
+            for actor, (lo, hi) in zip(self.actors, chunks)
+        ]
         results: list[list[Completion]] = []
         for (lo, _), groups in zip(chunks, ray.get(refs)):
             for group in groups:

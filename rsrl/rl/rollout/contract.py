@@ -36,8 +36,16 @@ class Completion:
 
 @runtime_checkable
 class RolloutEngine(Protocol):
-    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float,
-                 max_new_tokens: int, seed: int) -> list[list[Completion]]:
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+    ) -> list[list[Completion]]:
         """`n` completions for each prompt, in prompt order. `temperature` 0 is greedy.
 
         The same seed, prompts and weights give the same completions on the same engine.
@@ -86,8 +94,9 @@ def checkpoint_state_dict(model_dir: str | Path) -> dict[str, torch.Tensor]:
     through transformers, so MoE experts come fused as in memory, not per expert as on disk)."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True,
-                                                 dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_dir), local_files_only=True, dtype=torch.float32
+    )
     names = required_names(model)
     return {name: t for name, t in model.state_dict().items() if name in names}
 
@@ -97,8 +106,10 @@ def check_complete(state_dict: dict[str, torch.Tensor], expected: set[str]) -> N
     layers on the meta device and the engine dead)."""
     missing = expected - state_dict.keys()
     if missing:
-        raise ValueError(f"state dict lacks {len(missing)} checkpoint tensors, e.g. "
-                         f"{sorted(missing)[:3]}; pass the full HF state dict")
+        raise ValueError(
+            f"state dict lacks {len(missing)} checkpoint tensors, e.g. "
+            f"{sorted(missing)[:3]}; pass the full HF state dict"
+        )
 
 
 def finish_reason(token_ids: list[int], eos_token_id: int) -> str:

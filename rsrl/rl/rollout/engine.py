@@ -10,12 +10,14 @@ from rsrl.rl.rollout.vllm_engine import VllmEngine
 from rsrl.vocabulary import ROLLOUT_ENGINES
 
 
-def make_engine(name: str, model_dir: str | Path, tokenizer_dir: str | Path,
-                **options) -> RolloutEngine:
+def make_engine(
+    name: str, model_dir: str | Path, tokenizer_dir: str | Path, **options
+) -> RolloutEngine:
     """The engine called `name` ("vllm" | "hf"); `options` go to its constructor."""
     if name == "vllm":
         return VllmEngine(model_dir, tokenizer_dir, **options)
     if name == "hf":
         return HFEngine(model_dir, tokenizer_dir, **options)
-    raise ValueError(f"unknown rollout engine '{name}'; expected one of "
-                     f"{', '.join(ROLLOUT_ENGINES)}")
+    raise ValueError(
+        f"unknown rollout engine '{name}'; expected one of {', '.join(ROLLOUT_ENGINES)}"
+    )

@@ -26,48 +26,81 @@ from rsrl.rl.rollout.contract import (
 
 
 class HFEngine:
-    def __init__(self, model_dir: str | Path, tokenizer_dir: str | Path, *,
-                 dtype: torch.dtype = torch.float32, device: str | None = None):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        tokenizer_dir: str | Path,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: str | None = None,
+    ):
         from transformers import AutoModelForCausalLM
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = load_rollout_tokenizer(tokenizer_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            str(model_dir), dtype=dtype, local_files_only=True).to(self.device).eval()
+        self.model = (
+            AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True)
+            .to(self.device)
+            .eval()
+        )
         self.expected_names = required_names(self.model)
 
     @torch.no_grad()
-    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float,
-                 max_new_tokens: int, seed: int) -> list[list[Completion]]:
-        batch = self.tokenizer(prompts, padding=True, padding_side="left",
-                               return_tensors="pt").to(self.device)
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+    ) -> list[list[Completion]]:
+        batch = self.tokenizer(prompts, padding=True, padding_side="left", return_tensors="pt").to(
+            self.device
+        )
         # Each prompt n times in a row (not num_return_sequences, which greedy refuses).
         batch = {key: value.repeat_interleave(n, dim=0) for key, value in batch.items()}
         eos = self.tokenizer.eos_token_id
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
-        sampling = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0) \
-            if temperature > 0 else dict(do_sample=False)
+        sampling = (
+            dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+            if temperature > 0
+            else dict(do_sample=False)
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            out = self.model.generate(**batch, **sampling, max_new_tokens=max_new_tokens,
-                                      eos_token_id=eos,
-                                      pad_token_id=pad, output_logits=True,
-                                      return_dict_in_generate=True)
-        sampled = out.sequences[:, batch["input_ids"].shape[1]:]
+            out = self.model.generate(
+                **batch,
+                **sampling,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=eos,
+                pad_token_id=pad,
+                output_logits=True,
+                return_dict_in_generate=True,
+            )
+        sampled = out.sequences[:, batch["input_ids"].shape[1] :]
         logprobs = _sampled_logprobs(out.logits, sampled)
-        rows = [self._completion(row // n, sampled[row], logprobs[row])
-                for row in range(sampled.shape[0])]  # rows are prompt-major, n per prompt
-        return [rows[i * n:(i + 1) * n] for i in range(len(prompts))]
+        rows = [
+            self._completion(row // n, sampled[row], logprobs[row])
+            for row in range(sampled.shape[0])
+        ]  # rows are prompt-major, n per prompt
+        return [rows[i * n : (i + 1) * n] for i in range(len(prompts))]
 
-    def _completion(self, prompt_index: int, tokens: torch.Tensor,
-                    logprobs: torch.Tensor) -> Completion:
+    def _completion(
+        self, prompt_index: int, tokens: torch.Tensor, logprobs: torch.Tensor
+    ) -> Completion:
         eos = self.tokenizer.eos_token_id
         hits = (tokens == eos).nonzero()
         length = int(hits[0]) + 1 if len(hits) else len(tokens)  # drop padding after EOS
         token_ids = tokens[:length].tolist()
-        return Completion(prompt_index, token_ids,
-                          self.tokenizer.decode(token_ids, skip_special_tokens=True),
-                          logprobs[:length].tolist(), finish_reason(token_ids, eos))
+        return Completion(
+            prompt_index,
+            token_ids,
+            self.tokenizer.decode(token_ids, skip_special_tokens=True),
+            logprobs[:length].tolist(),
+            finish_reason(token_ids, eos),
+        )
 
     def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         check_complete(state_dict, self.expected_names)
@@ -80,6 +113,8 @@ class HFEngine:
 def _sampled_logprobs(step_logits: tuple[torch.Tensor, ...], sampled: torch.Tensor) -> torch.Tensor:
     """[rows, steps] raw log-probabilities of the sampled tokens, one vocabulary row at a
     time (never the whole [rows, steps, vocab] tensor)."""
-    columns = [torch.log_softmax(logits.float(), dim=-1).gather(1, sampled[:, t, None])[:, 0]
-               for t, logits in enumerate(step_logits)]
+    columns = [
+        torch.log_softmax(logits.float(), dim=-1).gather(1, sampled[:, t, None])[:, 0]
+        for t, logits in enumerate(step_logits)
+    ]
     return torch.stack(columns, dim=1).cpu()

@@ -49,15 +49,16 @@ from rsrl.rl.rollout.contract import (
     required_names_of,
 )
 
-
 # Loggers whose warnings are expected consequences of the choices above (module docstring).
 EXPECTED_WARNINGS = ("vllm.renderers.base", "vllm.model_executor.model_loader.reload.layerwise")
 
 
 def _configure_vllm_environment() -> None:
     if "vllm" in sys.modules and os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") != "0":
-        raise RuntimeError("vllm was imported before the rollout engine could select its "
-                           "in-process engine; import rsrl.rl.rollout.vllm_engine first")
+        raise RuntimeError(
+            "vllm was imported before the rollout engine could select its "
+            "in-process engine; import rsrl.rl.rollout.vllm_engine first"
+        )
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
@@ -65,8 +66,15 @@ def _configure_vllm_environment() -> None:
 class VllmEngine:
     """RolloutEngine on vLLM; `llm_options` go to `vllm.LLM` (e.g. gpu_memory_utilization)."""
 
-    def __init__(self, model_dir: str | Path, tokenizer_dir: str | Path, *,
-                 dtype: str = "float32", seed: int = 0, **llm_options):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        tokenizer_dir: str | Path,
+        *,
+        dtype: str = "float32",
+        seed: int = 0,
+        **llm_options,
+    ):
         _configure_vllm_environment()
         from vllm import LLM
 
@@ -76,33 +84,57 @@ class VllmEngine:
         self.expected_names = required_names_of(model_dir)
         on_cpu = not torch.cuda.is_available()
         options = {"enforce_eager": on_cpu, "enable_chunked_prefill": not on_cpu, **llm_options}
-        self.llm = LLM(model=str(model_dir), skip_tokenizer_init=True, dtype=dtype, seed=seed,
-                       **options)
+        self.llm = LLM(
+            model=str(model_dir), skip_tokenizer_init=True, dtype=dtype, seed=seed, **options
+        )
         self.moe_layers = _cpu_fused_moe_layers(self._model())
 
-    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float,
-                 max_new_tokens: int, seed: int) -> list[list[Completion]]:
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+    ) -> list[list[Completion]]:
         """Prompt i samples with seed `seed + i`, so results do not depend on batching."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         eos = self.tokenizer.eos_token_id
-        params = [SamplingParams(n=n, temperature=temperature, top_p=top_p,
-                                 max_tokens=max_new_tokens, seed=seed + i, logprobs=0,
-                                 stop_token_ids=[eos], detokenize=False)
-                  for i in range(len(prompts))]
-        inputs = [TokensPrompt(prompt_token_ids=ids)
-                  for ids in self.tokenizer(prompts)["input_ids"]]
+        params = [
+            SamplingParams(
+                n=n,
+                temperature=temperature,
+                top_p=top_p,
+                max_tokens=max_new_tokens,
+                seed=seed + i,
+                logprobs=0,
+                stop_token_ids=[eos],
+                detokenize=False,
+            )
+            for i in range(len(prompts))
+        ]
+        inputs = [
+            TokensPrompt(prompt_token_ids=ids) for ids in self.tokenizer(prompts)["input_ids"]
+        ]
         outputs = self.llm.generate(inputs, params, use_tqdm=False)
-        return [[self._completion(i, sample) for sample in out.outputs]
-                for i, out in enumerate(outputs)]
+        return [
+            [self._completion(i, sample) for sample in out.outputs] for i, out in enumerate(outputs)
+        ]
 
     def _completion(self, prompt_index: int, sample) -> Completion:
         token_ids = list(sample.token_ids)
         logprobs = [step[token].logprob for step, token in zip(sample.logprobs, token_ids)]
-        return Completion(prompt_index, token_ids,
-                          self.tokenizer.decode(token_ids, skip_special_tokens=True),
-                          logprobs, finish_reason(token_ids, self.tokenizer.eos_token_id))
+        return Completion(
+            prompt_index,
+            token_ids,
+            self.tokenizer.decode(token_ids, skip_special_tokens=True),
+            logprobs,
+            finish_reason(token_ids, self.tokenizer.eos_token_id),
+        )
 
     def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         check_complete(state_dict, self.expected_names)
@@ -120,8 +152,10 @@ class VllmEngine:
     def _worker(self):
         core = self.llm.llm_engine.engine_core
         if not hasattr(core, "engine_core"):
-            raise RuntimeError("vLLM runs a multiprocess engine; the in-process reload path "
-                               "needs VLLM_ENABLE_V1_MULTIPROCESSING=0 before vllm is imported")
+            raise RuntimeError(
+                "vLLM runs a multiprocess engine; the in-process reload path "
+                "needs VLLM_ENABLE_V1_MULTIPROCESSING=0 before vllm is imported"
+            )
         return core.engine_core.model_executor.driver_worker.worker
 
     def _model(self) -> torch.nn.Module:
