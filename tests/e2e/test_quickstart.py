@@ -19,18 +19,31 @@ def test_every_stage_leaves_its_outputs(quickstart_run):
     for model in ("pretrain", "midtrain", "rl"):
         hf = stage_dir(workdir, model) / "hf"
         assert AutoModelForCausalLM.from_pretrained(hf).config.vocab_size == 2048
-        records = [json.loads(line) for line in
-                   (stage_dir(workdir, model) / "metrics.jsonl").read_text().splitlines()]
+        records = [
+            json.loads(line)
+            for line in (stage_dir(workdir, model) / "metrics.jsonl").read_text().splitlines()
+        ]
         assert records and records[-1]["step"] == records[-1]["total_steps"]
-    rl = [json.loads(l) for l in (stage_dir(workdir, "rl") / "metrics.jsonl")
-          .read_text().splitlines()]
-    for name in ("reward_mean", "accuracy", "dropped_groups", "entropy", "clip_fraction",
-                 "rollout_tokens_per_s", "sync_seconds"):
+    rl = [
+        json.loads(row)
+        for row in (stage_dir(workdir, "rl") / "metrics.jsonl").read_text().splitlines()
+    ]
+    for name in (
+        "reward_mean",
+        "accuracy",
+        "dropped_groups",
+        "entropy",
+        "clip_fraction",
+        "rollout_tokens_per_s",
+        "sync_seconds",
+    ):
         assert name in rl[-1], name
     # vLLM's sampled-token logprobs and the trainer's recompute agree (fp32, temperature 1).
     assert all(r["logprob_mismatch"] < 1e-3 for r in rl if "logprob_mismatch" in r)
-    pretrain = [json.loads(l) for l in (stage_dir(workdir, "pretrain") / "metrics.jsonl")
-                .read_text().splitlines()]
+    pretrain = [
+        json.loads(row)
+        for row in (stage_dir(workdir, "pretrain") / "metrics.jsonl").read_text().splitlines()
+    ]
     assert pretrain[-1]["nll"] < pretrain[0]["nll"]
     metrics = json.loads((stage_dir(workdir, "eval") / "metrics.json").read_text())
     count = metrics["suites"]["count"]
@@ -40,11 +53,12 @@ def test_every_stage_leaves_its_outputs(quickstart_run):
     assert metrics["pre_rl"]["model"] == "midtrain" and metrics["model"] == "rl"
     assert metrics["pre_rl"]["suites"]["count"]["problems"] == count["problems"]
     gain = metrics["rl_gain"]["count"]["avg@4"]
-    assert gain["mean"] == pytest.approx(count["avg@4"]
-                                         - metrics["pre_rl"]["suites"]["count"]["avg@4"])
+    assert gain["mean"] == pytest.approx(
+        count["avg@4"] - metrics["pre_rl"]["suites"]["count"]["avg@4"]
+    )
     assert gain["se"] >= 0
     curve = metrics["rl_curve"]["count"]
-    assert [row["step"] for row in curve] == [0, 2]  # rl.steps=2, eval_every 5: first, last
+    assert [row["step"] for row in curve] == [0, 2]  # rl.steps=2, eval_every 2: first, last
     assert all(row["problems"] == 16 and "avg@4_se" in row for row in curve)
     assert set(metrics["heldout"]) == {"pretrain", "midtrain", "rl"}
     report = stage_dir(workdir, "report") / "report.html"

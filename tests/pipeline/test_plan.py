@@ -8,8 +8,16 @@ from rsrl.pipeline.plan import compile_plan
 from rsrl.spec import load_spec
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "specs" / "quickstart.yaml"
-ORDER = ["tokenizer", "data-pretrain", "pretrain", "data-midtrain", "midtrain", "rl", "eval",
-         "report"]
+ORDER = [
+    "tokenizer",
+    "data-pretrain",
+    "pretrain",
+    "data-midtrain",
+    "midtrain",
+    "rl",
+    "eval",
+    "report",
+]
 
 
 def keys(*overrides: str) -> dict[str, str]:
@@ -29,25 +37,28 @@ def test_keys_are_deterministic():
     assert keys() == keys()
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("rl.group_size=16", {"rl", "eval", "report"}),
-    ("rl.rollout.temperature=0.9", {"rl", "eval", "report"}),
-    ("objective.beta=0.5", {"pretrain", "midtrain", "rl", "eval", "report"}),
-    ("objective.topk.lam_tail=0.0", {"pretrain", "midtrain", "rl", "eval", "report"}),
-    ("objective.topk.k=50", {"pretrain", "midtrain", "rl", "eval", "report"}),
-    ("stages.midtrain.lr.peak=1e-3", {"midtrain", "rl", "eval", "report"}),
-    ("stages.midtrain.tokens=100000", {"data-midtrain", "midtrain", "rl", "eval", "report"}),
-    # The quickstart's RL curve samples the eval suites: they are part of the rl stage's key.
-    ("eval.suites.0.n_samples=32", {"rl", "eval", "report"}),
-    ("rl.eval_problems=8", {"rl", "eval", "report"}),
-    ("stages.pretrain.cpus_per_worker=1", set()),
-    ("tokenizer.vocab_size=1024", set(ORDER)),
-    ("seed=1", set(ORDER)),
-    ("stages.pretrain.log_every=1", set()),
-    ("rl.keep_checkpoints=5", set()),
-    ("rl.weight_decay=0.1", {"rl", "eval", "report"}),
-    ("resources.num_workers=2", set()),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("rl.group_size=16", {"rl", "eval", "report"}),
+        ("rl.rollout.temperature=0.9", {"rl", "eval", "report"}),
+        ("objective.beta=0.5", {"pretrain", "midtrain", "rl", "eval", "report"}),
+        ("objective.topk.lam_tail=0.0", {"pretrain", "midtrain", "rl", "eval", "report"}),
+        ("objective.topk.k=50", {"pretrain", "midtrain", "rl", "eval", "report"}),
+        ("stages.midtrain.lr.peak=1e-3", {"midtrain", "rl", "eval", "report"}),
+        ("stages.midtrain.tokens=150000", {"data-midtrain", "midtrain", "rl", "eval", "report"}),
+        # The quickstart's RL curve samples the eval suites: they are part of the rl stage's key.
+        ("eval.suites.0.n_samples=32", {"rl", "eval", "report"}),
+        ("rl.eval_problems=8", {"rl", "eval", "report"}),
+        ("stages.pretrain.cpus_per_worker=1", set()),
+        ("tokenizer.vocab_size=1024", set(ORDER)),
+        ("seed=1", set(ORDER)),
+        ("stages.pretrain.log_every=1", set()),
+        ("rl.keep_checkpoints=5", set()),
+        ("rl.weight_decay=0.1", {"rl", "eval", "report"}),
+        ("resources.num_workers=2", set()),
+    ],
+)
 def test_an_edit_changes_exactly_its_downstream_keys(override, expected):
     assert changed(override) == expected
 
@@ -63,14 +74,20 @@ def test_stage_objective_override_changes_only_that_stage_onward():
 
 def test_absent_stages_are_skipped():
     plan = compile_plan(load_spec(QUICKSTART, ["stages.midtrain=null", "rl=null"]))
-    assert [s.name for s in plan.stages] == ["tokenizer", "data-pretrain", "pretrain", "eval",
-                                             "report"]
+    assert [s.name for s in plan.stages] == [
+        "tokenizer",
+        "data-pretrain",
+        "pretrain",
+        "eval",
+        "report",
+    ]
     assert plan.stage("eval").inputs == ("tokenizer", "pretrain")
 
 
 def test_plan_shows_resources_per_stage():
-    plan = compile_plan(load_spec(QUICKSTART, ["resources.num_workers=4",
-                                               "resources.gpus_per_worker=1"]))
+    plan = compile_plan(
+        load_spec(QUICKSTART, ["resources.num_workers=4", "resources.gpus_per_worker=1"])
+    )
     # The quickstart's training stages take both cores; RL's trainer keeps one.
     assert plan.stage("pretrain").resources.describe() == "4 x (2 CPU, 1 GPU)"
     assert plan.stage("rl").resources.describe() == "4 x (1 CPU, 1 GPU) + 1 x (1 CPU)"
@@ -87,8 +104,11 @@ def test_a_worker_larger_than_every_node_is_refused_before_anything_runs():
 
     stages = list(compile_plan(load_spec(QUICKSTART)).stages)  # pretrain: 1 x (2 CPU)
     two_one_cpu_nodes = [{"Alive": True, "Resources": {"CPU": 1.0}}] * 2
-    with pytest.raises(ClusterTooSmall, match=r"'pretrain' asks for workers of 2 CPU.*has 1 CPU"
-                       r".*stages.pretrain.cpus_per_worker"):
+    with pytest.raises(
+        ClusterTooSmall,
+        match=r"'pretrain' asks for workers of 2 CPU.*has 1 CPU"
+        r".*stages.pretrain.cpus_per_worker",
+    ):
         check_fits(stages, two_one_cpu_nodes)
     check_fits(stages, [{"Alive": True, "Resources": {"CPU": 2.0}}])  # fits: no error
     dead = [{"Alive": False, "Resources": {"CPU": 8.0}}, {"Alive": True, "Resources": {"CPU": 1.0}}]
