@@ -3,11 +3,12 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.rsrl-installed
+LINTED := rsrl tests benchmarks plugins examples
 # DeepSpeed JIT-compiled ops are cached per venv, not in ~/.cache.
 export TORCH_EXTENSIONS_DIR := $(abspath $(VENV))/torch_extensions
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install quickstart test clean
+.PHONY: install quickstart lint test clean
 
 install: $(STAMP)
 
@@ -27,7 +28,11 @@ $(STAMP): pyproject.toml constraints.txt plugins/rsrl_verifier_example/pyproject
 quickstart: install
 	$(VENV)/bin/rsrl apply specs/quickstart.yaml
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+test: lint
 	$(VENV)/bin/python -m pytest -q
 
 clean:
