@@ -10,7 +10,7 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -46,7 +46,7 @@ def spec_to_yaml(spec: Spec) -> str:
 
 
 def spec_to_dict(spec: Spec) -> dict:
-    return OmegaConf.to_container(OmegaConf.structured(spec), resolve=True)
+    return cast(dict, OmegaConf.to_container(OmegaConf.structured(spec), resolve=True))
 
 
 def _read_yaml(path: Path) -> dict:
@@ -93,7 +93,7 @@ def _reject_resolvers(value: Any, source: str, where: str = "") -> None:
 def _merge_onto_schema(raw: dict, source: str) -> DictConfig:
     schema = OmegaConf.structured(Spec)
     try:
-        return OmegaConf.merge(schema, raw)
+        return cast(DictConfig, OmegaConf.merge(schema, raw))
     except OmegaConfBaseException as err:
         raise SpecError(_explain(err, source)) from None
 
@@ -145,7 +145,7 @@ def _through_unset(cfg: DictConfig, key: str, value: Any) -> tuple[str, Any]:
 
 def _to_object(cfg: DictConfig) -> Spec:
     try:
-        return OmegaConf.to_object(cfg)
+        return cast(Spec, OmegaConf.to_object(cfg))
     except OmegaConfBaseException as err:
         raise SpecError(_explain(err, "spec")) from None
 

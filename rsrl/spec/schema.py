@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 
 @dataclass
@@ -252,4 +252,4 @@ def nested_dataclass(cls: type, name: str) -> type | None:
     tp = hints.get(name)
     while tp is not None and typing.get_origin(tp) is not None:
         tp = [a for a in typing.get_args(tp) if a is not type(None)][-1]
-    return tp if tp is not None and dataclasses.is_dataclass(tp) else None
+    return cast("type", tp) if tp is not None and dataclasses.is_dataclass(tp) else None

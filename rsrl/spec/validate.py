@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from rsrl.data.paths import check_data_path
 from rsrl.eval.results import RESERVED_NAMES
@@ -179,7 +179,7 @@ def effective_objective(spec: Spec, stage: TrainStageSpec) -> ObjectiveSpec:
     if not stage.objective:
         return spec.objective
     merged = OmegaConf.merge(OmegaConf.structured(spec.objective), stage.objective)
-    return OmegaConf.to_object(merged)
+    return cast(ObjectiveSpec, OmegaConf.to_object(merged))
 
 
 def _check_train_stage(spec: Spec, s: TrainStageSpec, path: str, p: Problems) -> None:
