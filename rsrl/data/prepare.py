@@ -100,7 +100,9 @@ def token_dataset(source: Source, encoder: DocumentEncoder):
 
     tasks = [{"task": t.to_json()} for t in plan_read_tasks(source)]
     return ray.data.from_items(tasks, override_num_blocks=len(tasks)).map_batches(
-        encode_read_tasks, batch_size=1, fn_kwargs={"encoder": encoder}
+        encode_read_tasks,  # type: ignore[arg-type]  # ray types UDFs without fn_kwargs
+        batch_size=1,
+        fn_kwargs={"encoder": encoder},
     )
 
 

@@ -3,10 +3,11 @@ data (files, directories, globs or synth://NAME)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rsrl.data.errors import DataError
-from rsrl.data.sources import Source, iter_records, iter_texts
+from rsrl.data.sources import LineAt, Source, iter_records, iter_texts
 from rsrl.spec.schema import HeldoutSpec, PromptSourceSpec
 
 
@@ -43,7 +44,10 @@ def read_prompts(spec: PromptSourceSpec) -> list[dict[str, Any]]:
 
 
 def _matches(
-    record: dict[str, Any], conditions: dict[str, Any], source: Source, location: str
+    record: Mapping[str, Any],
+    conditions: dict[str, Any],
+    source: Source,
+    location: str | LineAt,
 ) -> bool:
     """`where`: every named field equals the value, or one of the listed values."""
     for name, wanted in conditions.items():

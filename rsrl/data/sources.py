@@ -80,7 +80,7 @@ class Source:
     def text_of(self, record: Mapping[str, Any], where: str | LineAt) -> str:
         """The document text of `record`, or a DataError saying which field is missing."""
         if self.template is not None:
-            return self._fill_template(record, where)
+            return self._fill_template(self.template, record, where)
         if self.text_field not in record:
             raise self.missing_field(self.text_field, record, where)
         value = record[self.text_field]
@@ -91,12 +91,12 @@ class Source:
             )
         return value
 
-    def _fill_template(self, record: Mapping[str, Any], where: str | LineAt) -> str:
-        for _, field, _, _ in string.Formatter().parse(self.template):
+    def _fill_template(self, template: str, record: Mapping[str, Any], where: str | LineAt) -> str:
+        for _, field, _, _ in string.Formatter().parse(template):
             if field and field not in record:
                 raise self.missing_field(field, record, where)
         try:
-            return self.template.format_map(record)
+            return template.format_map(record)
         except (ValueError, IndexError, AttributeError) as err:
             raise DataError(
                 f"source '{self.path}': template {self.template!r} cannot be "
@@ -147,6 +147,7 @@ def plan_read_tasks(source: Source, split_bytes: int = SPLIT_BYTES) -> list[Read
     tasks = []
     for file in resolve_files(source.path):
         fmt = file_format(file)
+        assert fmt is not None  # resolve_files rejects files of unknown formats
         if fmt == "parquet":
             tasks += [
                 ReadTask(source, str(file), fmt, g, g + 1)
@@ -230,7 +231,7 @@ def iter_texts(source: Source) -> Iterator[str]:
         warn_cut(source, cut)
 
 
-def iter_records(source: Source) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def iter_records(source: Source) -> Iterator[tuple[str | LineAt, Mapping[str, Any]]]:
     """Every (where, record) of `source`, in order, in this process."""
     for task in plan_read_tasks(source):
         yield from read_records(task)
