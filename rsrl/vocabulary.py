@@ -7,12 +7,22 @@ imports torch).
 
 from __future__ import annotations
 
+from typing import Literal
+
 # The objective (DESIGN.md section 2; rsrl.objective).
 IMPLS = ("auto", "reference", "triton")  # auto: Triton on CUDA, the reference elsewhere
 POSITIVE_FORMS = ("product", "exponent")
 REDUCTIONS = ("mean", "sum", "none")
 # The diagnostics of one pass (rsrl.objective.LossStats), in the order of its stats tensor.
-STAT_NAMES = ("nll", "entropy", "local_entropy", "topk_mass", "tail_mass", "p_target")
+StatName = Literal["nll", "entropy", "local_entropy", "topk_mass", "tail_mass", "p_target"]
+STAT_NAMES: tuple[StatName, ...] = (
+    "nll",
+    "entropy",
+    "local_entropy",
+    "topk_mass",
+    "tail_mass",
+    "p_target",
+)
 
 # The RL stage.
 ROLLOUT_ENGINES = ("vllm", "hf")

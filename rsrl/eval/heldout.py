@@ -68,7 +68,7 @@ def score_checkpoint(
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-    model.to(device).eval()
+    model.to(device).eval()  # type: ignore[arg-type]  # transformers' decorated .to() stub
     vocab = model.config.vocab_size
     rows_per_pass = max(1, LOGITS_BUDGET // (rows.shape[1] * vocab))
     totals = dict.fromkeys(STAT_NAMES, 0.0)
@@ -82,5 +82,5 @@ def score_checkpoint(
         for name in STAT_NAMES:
             totals[name] += float(stats[name]) * n
         tokens += n
-    means = {name: total / tokens for name, total in totals.items()}
+    means: dict[str, float] = {name: total / tokens for name, total in totals.items()}
     return {**means, "perplexity": math.exp(means["nll"]), "tokens": tokens, "k": k}

@@ -37,7 +37,7 @@ from rsrl.eval.uncertainty import paired_difference
 from rsrl.files import write_json_atomic
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.pipeline.registry import StageContext
-from rsrl.spec.schema import HeldoutSpec, RolloutSpec, Spec
+from rsrl.spec.schema import HeldoutSpec, RolloutSpec, Spec, eval_section
 
 log = logging.getLogger("rsrl")
 
@@ -48,13 +48,12 @@ def run_eval_stage(ctx: StageContext) -> dict:
     bundle = ctx.stage.resources.bundles[0]
     metrics: dict = {"model": list(checkpoints)[-1], "suites": {}, HELDOUT: {}}
     heldout = None  # scored in its own task, beside the suites' rollout actors
-    if spec.eval.heldout_text is not None:
+    ev = eval_section(spec)
+    if ev.heldout_text is not None:
         heldout = score_heldout.options(
             num_cpus=bundle.get("CPU", 1), num_gpus=bundle.get("GPU", 0)
-        ).remote(
-            spec.eval.heldout_text, ctx.inputs["tokenizer"], checkpoints, spec.objective.topk.k
-        )
-    if spec.eval.suites:
+        ).remote(ev.heldout_text, ctx.inputs["tokenizer"], checkpoints, spec.objective.topk.k)
+    if ev.suites:
         sampled = suite_checkpoints(checkpoints)
         by_checkpoint = run_suites(spec, sampled, ctx.inputs["tokenizer"], ctx.out_dir)
         metrics["suites"] = {name: r.summary for name, r in by_checkpoint[metrics["model"]].items()}
@@ -132,13 +131,13 @@ def run_suites(
     tokenizer = load_tokenizer(tokenizer_stage)
     suites = [
         (suite, read_prompts(suite.data), load_verifier(suite.verifier.name, spec.plugins))
-        for suite in spec.eval.suites
+        for suite in eval_section(spec).suites
     ]
     group, loaded = None, None
     results: dict[str, dict[str, SuiteRun]] = {}
     try:
         for checkpoint, model_dir in checkpoints.items():
-            if group is not None and same_architecture(loaded, model_dir):
+            if group is not None and loaded is not None and same_architecture(loaded, model_dir):
                 group.load_checkpoint(model_dir)
             else:
                 if group is not None:

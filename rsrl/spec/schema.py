@@ -246,6 +246,24 @@ class Spec:
     plugins: list[str] = field(default_factory=list)  # modules or .py files with verifiers
 
 
+def rl_section(spec: Spec) -> RLSpec:
+    """`spec.rl`, for code that runs only when the spec has it (the rl stage, its plan)."""
+    assert spec.rl is not None, "the spec has no rl: section"
+    return spec.rl
+
+
+def eval_section(spec: Spec) -> EvalSpec:
+    """`spec.eval`, for code that runs only when the spec has it (the eval stage, its plan)."""
+    assert spec.eval is not None, "the spec has no eval: section"
+    return spec.eval
+
+
+def sweep_section(spec: Spec) -> SweepSpec:
+    """`spec.sweep`, for code that runs only when the spec has it (rsrl sweep)."""
+    assert spec.sweep is not None, "the spec has no sweep: section"
+    return spec.sweep
+
+
 def nested_dataclass(cls: type, name: str) -> type | None:
     """The dataclass behind field `name` of `cls` (through Optional, List, Dict), else None."""
     hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
