@@ -13,7 +13,7 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 LOCK_FILE = ".rsrl.lock"
@@ -59,5 +59,5 @@ def workdir_lock(workdir: Path, wait: bool = False) -> Iterator[None]:
         ) from None
 
 
-def stage_lock(out_dir: Path) -> contextmanager:
+def stage_lock(out_dir: Path) -> AbstractContextManager[None]:
     return file_lock(out_dir.with_name(f".{out_dir.name}.lock"), wait=True)

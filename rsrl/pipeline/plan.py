@@ -13,10 +13,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rsrl.spec.load import spec_to_dict
-from rsrl.spec.schema import Spec, TrainStageSpec
+from rsrl.spec.schema import Spec, TrainStageSpec, eval_section
 from rsrl.spec.validate import effective_objective
 
 # Bump a stage's version when its code changes what it produces, so old outputs are not reused.
@@ -108,7 +108,7 @@ def compile_plan(spec: Spec) -> Plan:
             "precision": spec.resources.deepspeed.precision,
         }
         if spec.rl.eval_every > 0:  # the RL curve samples the eval suites
-            rl_config["eval_suites"] = spec.eval.suites
+            rl_config["eval_suites"] = eval_section(spec).suites
         last_model = builder.add(
             "rl", "rl", rl_config, ["tokenizer", last_model], builder.rl_resources()
         )
@@ -220,7 +220,11 @@ def _plain(obj: Any) -> Any:
     Unset (None) fields are left out, so adding an optional key to the schema does not
     change the keys of stages that don't use it (and cached work stays cached)."""
     if dataclasses.is_dataclass(obj):
-        return spec_to_dict(obj) if isinstance(obj, Spec) else _plain(dataclasses.asdict(obj))
+        return (
+            spec_to_dict(obj)
+            if isinstance(obj, Spec)
+            else _plain(dataclasses.asdict(cast(Any, obj)))
+        )
     if isinstance(obj, dict):
         return {str(k): _plain(v) for k, v in obj.items() if v is not None}
     if isinstance(obj, (list, tuple)):

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # apply.py imports Ray; showing a plan must not
     from rsrl.pipeline.apply import StageOutcome
 
 
-def _table(header: Sequence[str], rows: list[Sequence[str]]) -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
 
     def line(r: Sequence[str]) -> str:
