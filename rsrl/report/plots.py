@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from matplotlib import colormaps
 from matplotlib.axes import Axes
@@ -215,7 +216,8 @@ def _finish(ax: Axes, title: str, xlabel: str, drawn: bool, log_y: bool) -> None
             0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="grey"
         )
     elif log_y:
-        values = [v for line in ax.get_lines() for v in line.get_ydata()]
+        # matplotlib types ydata as any ArrayLike; a drawn line's is a sequence of floats
+        values = [v for line in ax.get_lines() for v in cast("Sequence[float]", line.get_ydata())]
         if min(values) > 0 and max(values) > LOG_SCALE_SPAN * min(values):
             ax.set_yscale("log")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -77,7 +77,7 @@ def _planned_stage_dirs(workdir: Path) -> dict[str, Path] | None:
         # Not `load_spec`: that also validates (data paths exist from here, plugins import),
         # which an existing run need not satisfy to be shown.
         cfg = OmegaConf.merge(OmegaConf.structured(Spec), OmegaConf.load(workdir / SPEC_FILE))
-        plan = compile_plan(OmegaConf.to_object(cfg))
+        plan = compile_plan(cast(Spec, OmegaConf.to_object(cfg)))
     except (OSError, yaml.YAMLError, OmegaConfBaseException, SpecError):
         return None
     return {s.name: s.out_dir(workdir) for s in plan.stages if s.name in SHOWN_STAGES}
