@@ -114,6 +114,7 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
         else None
     )
     if curve and curve.due(step):  # the starting point of the curve
+        assert rollouts is not None  # a curve is made only beside rollouts
         curve.measure(rollouts.group, rollouts.tokenizer, step)
 
     while step < job.rl.steps:
@@ -126,6 +127,7 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
             record["sync_seconds"] = _sync(policy, rollouts, rank)
         step += 1
         if curve and curve.due(step):
+            assert rollouts is not None  # a curve is made only beside rollouts
             record.update(curve.measure(rollouts.group, rollouts.tokenizer, step))
         record.update(step=step, lr=job.rl.lr)
         if metrics:

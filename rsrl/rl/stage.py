@@ -5,7 +5,7 @@ from __future__ import annotations
 from rsrl.pipeline.registry import StageContext
 from rsrl.rl.curve import CurveSuite
 from rsrl.rl.loop import RLJob, rl_worker
-from rsrl.spec.schema import Spec
+from rsrl.spec.schema import Spec, eval_section, rl_section
 from rsrl.train.metrics import read_metrics
 from rsrl.train.stage import fit
 
@@ -14,13 +14,14 @@ def make_rl_job(ctx: StageContext) -> RLJob:
     from rsrl.data.prompts import read_prompts
 
     spec = ctx.spec
+    rl = rl_section(spec)
     model_stage = next(name for name in ctx.stage.inputs if name != "tokenizer")
     return RLJob(
         stage_dir=ctx.out_dir,
         init_dir=ctx.inputs[model_stage] / "hf",
         tokenizer_dir=ctx.inputs["tokenizer"],
-        rl=spec.rl,
-        prompts=read_prompts(spec.rl.prompts),
+        rl=rl,
+        prompts=read_prompts(rl.prompts),
         plugins=list(spec.plugins),
         deepspeed=spec.resources.deepspeed,
         impl=spec.objective.impl,
@@ -34,11 +35,12 @@ def curve_suites(spec: Spec) -> tuple[CurveSuite, ...]:
     """The eval suites' first `rl.eval_problems` problems, for the RL curve (none when off)."""
     from rsrl.data.prompts import read_prompts
 
-    if spec.rl.eval_every == 0:
+    rl = rl_section(spec)
+    if rl.eval_every == 0:
         return ()
     return tuple(
-        CurveSuite(suite, read_prompts(suite.data)[: spec.rl.eval_problems])
-        for suite in spec.eval.suites
+        CurveSuite(suite, read_prompts(suite.data)[: rl.eval_problems])
+        for suite in eval_section(spec).suites
     )
 
 

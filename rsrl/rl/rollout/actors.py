@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -86,7 +87,9 @@ class RolloutGroup:
         actor_cls = ray.remote(RolloutWorker).options(
             num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, scheduling_strategy="SPREAD"
         )
-        self.actors = [
+        # ray's stubs type an actor's methods as plain callables (no .remote) and
+        # `Actor.options().remote()` as the class
+        self.actors: list[Any] = [
             actor_cls.remote(engine_name, str(model_dir), str(tokenizer_dir), engine_options or {})
             for _ in range(actors)
         ]

@@ -40,7 +40,7 @@ class HFEngine:
         self.tokenizer = load_rollout_tokenizer(tokenizer_dir)
         self.model = (
             AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True)
-            .to(self.device)
+            .to(self.device)  # type: ignore[arg-type]  # transformers' decorated .to() stub
             .eval()
         )
         self.expected_names = required_names(self.model)

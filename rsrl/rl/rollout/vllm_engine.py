@@ -37,6 +37,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -85,7 +86,11 @@ class VllmEngine:
         on_cpu = not torch.cuda.is_available()
         options = {"enforce_eager": on_cpu, "enable_chunked_prefill": not on_cpu, **llm_options}
         self.llm = LLM(
-            model=str(model_dir), skip_tokenizer_init=True, dtype=dtype, seed=seed, **options
+            model=str(model_dir),
+            skip_tokenizer_init=True,
+            dtype=dtype,  # type: ignore[arg-type]  # vllm types it as a Literal of names
+            seed=seed,
+            **options,
         )
         self.moe_layers = _cpu_fused_moe_layers(self._model())
 
@@ -146,7 +151,7 @@ class VllmEngine:
         if getattr(self, "llm", None) is None:
             return
         self.llm.llm_engine.engine_core.shutdown()
-        self.llm = None
+        self.llm = None  # type: ignore[assignment]  # shut down: no engine from here on
         gc.collect()
 
     def _worker(self):
@@ -167,7 +172,7 @@ def _cpu_fused_moe_layers(model: torch.nn.Module) -> list[tuple[torch.nn.Module,
     layers = []
     for module in model.modules():
         kernel = getattr(getattr(module, "quant_method", None), "moe_kernel", None)
-        experts = getattr(getattr(kernel, "impl", None), "fused_experts", None)
+        experts: Any = getattr(getattr(kernel, "impl", None), "fused_experts", None)
         if hasattr(experts, "isa") and not getattr(experts, "_use_zentorch", False):
             layers.append((module, experts.isa))
     return layers
@@ -180,4 +185,5 @@ def _prepack_moe_experts(layers: list[tuple[torch.nn.Module, str]]) -> None:
 
     for layer, isa in layers:
         for weight in (layer.w13_weight, layer.w2_weight):
-            weight.data.copy_(cpu_prepack_moe_weight(weight.data, isa))
+            # torch types Module attributes as Tensor | Module
+            weight.data.copy_(cpu_prepack_moe_weight(weight.data, isa))  # type: ignore[operator, arg-type]
