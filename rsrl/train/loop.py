@@ -202,7 +202,8 @@ class _Throughput:
     def __init__(self, tokens_per_step: int, flops_per_token: float):
         self.tokens_per_step = tokens_per_step
         self.flops_per_token = flops_per_token
-        self.last_time, self.last_step = time.perf_counter(), None
+        self.last_time = time.perf_counter()
+        self.last_step: int | None = None
         self.peak = peak_flops(torch.cuda.get_device_name()) if torch.cuda.is_available() else None
 
     def tick(self, step: int) -> dict[str, float]:

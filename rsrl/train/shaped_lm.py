@@ -12,6 +12,7 @@ gather it for the forward and again for the backward, exactly as they do for any
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,12 +31,16 @@ class LossOutput:
 class ShapedLossLM(nn.Module):
     def __init__(self, lm: nn.Module, objective: ObjectiveSpec):
         super().__init__()
-        self.lm = lm
+        self.lm: Any = lm  # an HF causal LM (torch types its attributes as Tensor | Module)
         self.objective = objective
         # MoE: the load-balancing weight comes from the model config (`model.router_aux_loss_coef`).
         self.router_aux_coef = getattr(lm.config, "router_aux_loss_coef", 0.0)
         self.is_moe = getattr(lm.config, "num_experts", None) is not None
-        self.fused_head = FusedHead(lm.lm_head.weight) if objective.fused_head else None
+        self.fused_head = (
+            FusedHead(lm.lm_head.weight)  # type: ignore[union-attr, arg-type]  # torch's Module attributes
+            if objective.fused_head
+            else None
+        )
 
     def forward(
         self,
@@ -64,7 +69,7 @@ class ShapedLossLM(nn.Module):
 
     def _shaped_loss(self, hidden: torch.Tensor, targets: torch.Tensor):
         o = self.objective
-        kwargs = dict(
+        kwargs: dict[str, Any] = dict(
             beta=o.beta,
             lam_top=o.topk.lam_top,
             lam_tail=o.topk.lam_tail,

@@ -11,6 +11,7 @@ import dataclasses
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from rsrl.files import DiskFull, is_disk_full
 from rsrl.pipeline.registry import StageContext
@@ -100,10 +101,13 @@ def _fit_ray_train(config: dict, resources, run_name: str) -> None:
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    worker_group_errors: tuple[type[BaseException], ...]
     try:
         from ray.train import WorkerGroupError
+
+        worker_group_errors = (WorkerGroupError,)
     except ImportError:  # Ray Train v1: its errors pass as they are
-        WorkerGroupError = ()  # noqa: N806
+        worker_group_errors = ()
 
     use_gpu = resources.gpus_per_worker > 0
     storage = str(Path(config["job"].stage_dir) / "ray")
@@ -127,7 +131,7 @@ def _fit_ray_train(config: dict, resources, run_name: str) -> None:
     )
     try:
         trainer.fit()
-    except WorkerGroupError as err:  # Ray Train retried it (max_failures): it has no
+    except worker_group_errors as err:  # Ray Train retried it (max_failures): it has no
         # notion of faults that are not transient; the message is rsrl's, not a traceback
         full = [e for e in err.worker_failures.values() if is_disk_full(e)]
         if full:
@@ -142,9 +146,10 @@ def _disk_full_in(err: BaseException) -> DiskFull:
         for found in (seen, getattr(seen, "cause", None)):
             if isinstance(found, DiskFull):
                 return found
-        seen = seen.__cause__ or seen.__context__ or getattr(seen, "cause", None)
-        if seen is None:
+        nxt = seen.__cause__ or seen.__context__ or getattr(seen, "cause", None)
+        if nxt is None:
             break
+        seen = nxt
     return DiskFull(f"a file of {str(err).splitlines()[0][:200]}")
 
 
@@ -210,7 +215,8 @@ def _fit_alone(config: dict, resources) -> None:
 
     actor_cls = ray.remote(SoloTrainWorker)
     for attempt in range(resources.max_failures + 1):
-        actor = actor_cls.options(num_cpus=resources.cpus_per_worker, max_restarts=0).remote()
+        # ray's stubs type this as the class, its methods without .remote
+        actor: Any = actor_cls.options(num_cpus=resources.cpus_per_worker, max_restarts=0).remote()
         try:
             ray.get(actor.run.remote(config))
             return
