@@ -82,6 +82,7 @@ def _run_chunks(
         terms = row_terms(sums, sh, valid[rows], with_stats)
         loss[rows] = terms.loss
         if stats is not None:
+            assert terms.stats is not None  # row_terms gives stats when with_stats
             stats[:, rows] = terms.stats
         if scale is None:
             continue
@@ -135,7 +136,11 @@ class FusedLinearLoss(torch.autograd.Function):
         scale = row_scale(valid, reduction) if any(needs) and not ctx.deferred else None
         out = _run_chunks(hidden, weight, x, valid, sh, impl, chunk, with_stats, scale, needs)
         loss = reduce_rows(out.loss, valid, reduction)
-        stats = stat_means(out.stats, valid) if with_stats else loss.new_empty(0)
+        if with_stats:
+            assert out.stats is not None  # _run_chunks gives stats when with_stats
+            stats = stat_means(out.stats, valid)
+        else:
+            stats = loss.new_empty(0)
         ctx.mark_non_differentiable(stats)
         ctx.reduction, ctx.needs = reduction, needs
         if ctx.deferred:
@@ -154,7 +159,7 @@ class FusedLinearLoss(torch.autograd.Function):
                 out = _run_chunks(
                     hidden, weight, x, valid, sh, impl, chunk, False, grad_loss * valid, ctx.needs
                 )
-            grads = (out.grad_hidden, out.grad_weight)
+            grads: tuple[Tensor | None, ...] = (out.grad_hidden, out.grad_weight)
         else:
             grads = tuple(
                 None if g is None else scale_grad(g, grad_loss, ctx.reduction)

@@ -151,7 +151,11 @@ class _RewardShapedLoss(torch.autograd.Function):
         sums, state = impl.row_sums(logits, x, sh, sh.ranks_matter or with_stats)
         terms = row_terms(sums, sh, valid, with_stats)
         loss = reduce_rows(terms.loss, valid, reduction)
-        stats = stat_means(terms.stats, valid) if with_stats else loss.new_empty(0)
+        if with_stats:
+            assert terms.stats is not None  # row_terms gives stats when with_stats
+            stats = stat_means(terms.stats, valid)
+        else:
+            stats = loss.new_empty(0)
         ctx.mark_non_differentiable(stats)
         ctx.reduction, ctx.sh, ctx.impl = reduction, sh, impl
         ctx.dtype = logits.dtype
