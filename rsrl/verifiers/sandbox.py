@@ -40,6 +40,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("rsrl")
 
@@ -105,8 +106,10 @@ def _run_child(code: str, tests: list[str], nonce: str, limits: SandboxLimits, r
         os.chmod(root, 0o711)  # `nobody` may pass through to work/, not touch output
         os.chown(work_dir, *drop_to)
     python = _child_python(drop_to)
+    assert python is not None  # _unprivileged_ids drops only where an interpreter serves
     command = [python, "-I", "-S", "-B", str(CHILD_SCRIPT)]
     env = {"PATH": os.defpath, "HOME": str(work_dir), "TMPDIR": str(work_dir), "LANG": "C.UTF-8"}
+    status_w: int | None
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     payload = {
         "code": code,
@@ -155,7 +158,7 @@ def _read_status(fd: int) -> dict:
             data += chunk
     except BlockingIOError:  # a writer is still open: only without a PID namespace
         pass
-    status = {"missing": []}
+    status: dict[str, Any] = {"missing": []}
     for line in data.decode(errors="replace").splitlines():
         fields = json.loads(line)
         status["missing"] += fields.pop("missing", [])
@@ -176,6 +179,7 @@ def _warn_missing(missing: list[str]) -> None:
 
 
 def _send(child: subprocess.Popen, data: bytes) -> None:
+    assert child.stdin is not None  # started with stdin=PIPE
     try:
         child.stdin.write(data)
         child.stdin.close()
@@ -220,7 +224,7 @@ def _why_no_verdict(status: int | None, limits: SandboxLimits, tail: str) -> str
     if status is None:
         return f"killed at the wall-time limit ({limits.wall_s:g}s)"
     if status < 0:
-        signals = {
+        signals: dict[int, str] = {
             signal.SIGXCPU: f"CPU-time limit ({limits.cpu_s:g}s)",
             signal.SIGKILL: f"CPU-time limit ({limits.cpu_s:g}s) or the kernel",
         }

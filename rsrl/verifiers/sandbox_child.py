@@ -479,6 +479,7 @@ def drop_capabilities() -> None:
 
 def seccomp_filter(pid: int) -> bytes:
     """A BPF program: kill other ABIs; refuse process creation and the rest (see above)."""
+    assert ARCH is not None  # install_seccomp refuses first on an unknown machine
     audit_arch, numbers = ARCH
     allow, kill = 0x7FFF0000, 0x80000000  # SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS
     eperm, enosys = 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from typing import Any
 
 from rsrl.verifiers.registry import Verifier, VerifyResult
 
@@ -49,6 +50,7 @@ def score(
 
 
 def _as_result(verifier_fn: Verifier, result: object) -> VerifyResult:
+    value: Any  # whatever the verifier returned, float() decides
     if isinstance(result, VerifyResult):
         value, reason = result.score, result.reason
     else:
