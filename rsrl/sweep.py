@@ -24,7 +24,7 @@ from rsrl.files import write_json_atomic
 from rsrl.pipeline.apply import StageOutcome
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.spec import SpecError, load_spec
-from rsrl.spec.schema import SearchDimSpec, Spec, SweepSpec
+from rsrl.spec.schema import SearchDimSpec, Spec, SweepSpec, sweep_section
 
 SEED = "seed"  # the spec path that sweep.seeds adds to the search space
 RESULTS_FILE = "results.json"  # trials and arms, beside Tune's state
@@ -63,6 +63,7 @@ def _dim(d: SearchDimSpec):
         return tune.choice(list(d.choice))
     if d.uniform is not None:
         return tune.uniform(*d.uniform)
+    assert d.loguniform is not None  # the validator requires exactly one kind
     return tune.loguniform(*d.loguniform)
 
 
@@ -99,7 +100,7 @@ def run_trial(config: dict, spec_path: str, overrides: list[str], cwd: str) -> N
     os.chdir(cwd)  # Tune starts trials in their own directories; paths mean the user's cwd
     spec = load_spec(spec_path, [*overrides, *trial_overrides(config)])
     outcomes = apply_plan(compile_plan(spec), shared_workdir=True)
-    metrics = trial_metrics(outcomes)
+    metrics: dict[str, Any] = trial_metrics(outcomes)
     metrics["stage_dirs"] = json.dumps({o.stage: str(o.out_dir) for o in outcomes})
     tune.report(metrics)
 
@@ -139,7 +140,8 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
             run_config=tune.RunConfig(name=spec.name, storage_path=str(storage)),
         )
     grid = tuner.fit()
-    rows = [_row(r, sweep) for r in grid if "stage_dirs" in (r.metrics or {})]
+    # ray's stubs: ResultGrid iterates by __getitem__/__len__, not __iter__
+    rows = [_row(r, sweep) for r in grid if "stage_dirs" in (r.metrics or {})]  # type: ignore[attr-defined]
     arms = compare_to_baseline(aggregate_seeds(rows, sweep), rows, sweep)
     write_json_atomic(path / RESULTS_FILE, {"trials": rows, "arms": arms})
     best = max(arms, key=lambda r: _score(r, sweep), default=None)
@@ -213,8 +215,9 @@ def concurrent_trials(spec: Spec, cluster: dict[str, float]) -> int:
     from rsrl.pipeline.plan import compile_plan
 
     need = max(sum(b.get("CPU", 0) for b in s.resources.bundles) for s in compile_plan(spec).stages)
-    fits = int(cluster.get("CPU", 1) // need) if need else spec.sweep.max_concurrent
-    return max(1, min(spec.sweep.max_concurrent, fits))
+    max_concurrent = sweep_section(spec).max_concurrent
+    fits = int(cluster.get("CPU", 1) // need) if need else max_concurrent
+    return max(1, min(max_concurrent, fits))
 
 
 def _row(result, sweep: SweepSpec) -> dict:
@@ -241,7 +244,9 @@ def _combined_report(spec: Spec, grid, storage: Path) -> Path | None:
         if "stage_dirs" not in (result.metrics or {}):  # a trial that failed
             continue
         label = ", ".join(
-            f"{p}={result.config.get(p)}" for p in [*spec.sweep.space, SEED] if p in result.config
+            f"{p}={result.config.get(p)}"
+            for p in [*sweep_section(spec).space, SEED]
+            if p in result.config
         )
         dirs = {k: Path(v) for k, v in json.loads(result.metrics["stage_dirs"]).items()}
         runs.append(load_run(label, Path(spec.workdir), dirs))

@@ -57,7 +57,7 @@ def load_tokenizer(stage_dir: str | Path) -> PreTrainedTokenizerFast:
 
 def render_prompt(tokenizer: PreTrainedTokenizerFast, prompt: str) -> str:
     """`prompt` as the policy sees it; the completion is generated right after it."""
-    return tokenizer.apply_chat_template(
+    return tokenizer.apply_chat_template(  # type: ignore[return-value]  # str when not tokenize
         [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
     )
 
@@ -120,7 +120,7 @@ def _with_specials(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizerFas
         if getattr(tokenizer, name) is None
     }
     if missing:
-        tokenizer.add_special_tokens(missing)
+        tokenizer.add_special_tokens(missing)  # type: ignore[arg-type]  # transformers' invariant dict
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
