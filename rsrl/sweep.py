@@ -152,7 +152,10 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
 
 def aggregate_seeds(rows: Sequence[dict], sweep: SweepSpec) -> list[dict]:
     """One arm per point of the space: its swept values, `seeds` (how many trials), and each
-    metric's mean over seeds with `<metric>_se` (standard error over seeds; nan for one)."""
+    metric's mean over seeds with `<metric>_se` (standard error over seeds; nan for one).
+
+    A trial's own `<metric>_se` (its error over problems) is dropped where `<metric>` is there
+    too: across seeds the seed-to-seed spread is the error, and the names would collide."""
     arms: dict[tuple, list[dict]] = {}
     for row in rows:
         arms.setdefault(_arm_key(row, sweep), []).append(row)
@@ -167,7 +170,7 @@ def aggregate_seeds(rows: Sequence[dict], sweep: SweepSpec) -> list[dict]:
             and k not in (SEED, "stage_dirs")
             and isinstance(v, (int, float))
         )
-        for name in names:
+        for name in [n for n in names if not (n.endswith("_se") and n[: -len("_se")] in names)]:
             summary = t_interval([t[name] for t in trials if name in t])
             arm[name], arm[f"{name}_se"] = summary["mean"], summary["se"]
         out.append(arm)

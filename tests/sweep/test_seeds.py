@@ -28,6 +28,7 @@ def rows() -> list[dict]:
             "objective.beta": beta,
             "seed": seed,
             METRIC: BASE[seed] + OFFSETS[beta][seed],
+            f"{METRIC}_se": 0.01,  # the trial's own error over problems
             "eval.heldout.pretrain.entropy": 1.0 + beta,
             "stage_dirs": {},
         }
