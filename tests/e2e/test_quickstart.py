@@ -58,7 +58,7 @@ def test_every_stage_leaves_its_outputs(quickstart_run):
     )
     assert gain["se"] >= 0
     curve = metrics["rl_curve"]["count"]
-    assert [row["step"] for row in curve] == [0, 2]  # rl.steps=2, eval_every 2: first, last
+    assert [row["step"] for row in curve] == [0, 2]  # rl.steps=2, eval_every 5: first, last
     assert all(row["problems"] == 16 and "avg@4_se" in row for row in curve)
     assert set(metrics["heldout"]) == {"pretrain", "midtrain", "rl"}
     report = stage_dir(workdir, "report") / "report.html"
