@@ -7,22 +7,11 @@ from rsrl.models.build import build_model
 from rsrl.rl.grpo import kl_to_reference
 from rsrl.rl.loop import _frozen_copy, place_like
 from rsrl.rl.policy import PolicyLM
-from rsrl.spec.schema import ModelSpec
-
-TINY = ModelSpec(
-    preset="tiny-dense",
-    vocab_size=64,
-    hidden_size=32,
-    num_layers=1,
-    num_heads=2,
-    num_kv_heads=1,
-    head_dim=16,
-    ffn_size=32,
-)
+from tests.train.test_shaped_lm import TINY_DENSE
 
 
 def test_reference_takes_the_policys_device_and_dtype():
-    lm = build_model(TINY, rope_theta=1e4, max_seq_len=16, seed=0)
+    lm = build_model(TINY_DENSE, rope_theta=1e4, max_seq_len=16, seed=0)
     reference = _frozen_copy(lm)  # before initialize: fp32, on the CPU
     policy = PolicyLM(lm, "reference").to(torch.bfloat16)  # as DeepSpeed does under bf16
     reference = place_like(reference, policy, torch.device("cpu"))
