@@ -9,16 +9,11 @@ QUICK = [
     "stages.pretrain.tokens=120000",
     "stages.midtrain.tokens=40000",
     "stages.midtrain.seq_len=256",
-    "rl.steps=2",
-    "rl.prompts_per_step=4",
-    "rl.group_size=4",
-    "rl.rollout.max_new_tokens=32",
-    "rl.dynamic_sampling=false",
-    "rl.mini_batches=2",  # two updates per step: old log-probs, the clip at work
-    "eval.suites.0.n_samples=4",
+    # RL as the quickstart runs it (20 steps of 8 prompts x 8 samples): the run the GRPO
+    # learning test reads its gain from.
+    "rl.eval_every=10",
+    "rl.eval_problems=16",
     "eval.suites.0.k=[1,4]",
-    "eval.suites.0.data.limit=16",
-    "eval.suites.0.max_new_tokens=32",
     "eval.heldout_text.tokens=4096",
 ]
 

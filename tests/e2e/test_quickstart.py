@@ -47,19 +47,19 @@ def test_every_stage_leaves_its_outputs(quickstart_run):
     assert pretrain[-1]["nll"] < pretrain[0]["nll"]
     metrics = json.loads((stage_dir(workdir, "eval") / "metrics.json").read_text())
     count = metrics["suites"]["count"]
-    assert {"avg@4", "cons@4", "pass@1", "pass@4", "avg@4_se", "pass@4_ci"} <= set(count)
+    assert {"avg@16", "cons@16", "pass@1", "pass@4", "avg@16_se", "pass@4_ci"} <= set(count)
     assert 0.0 <= count["pass@1"] <= count["pass@4"] <= 1.0
     # Before and after RL on the same problems; the RL curve at step 0 and the last step.
     assert metrics["pre_rl"]["model"] == "midtrain" and metrics["model"] == "rl"
     assert metrics["pre_rl"]["suites"]["count"]["problems"] == count["problems"]
-    gain = metrics["rl_gain"]["count"]["avg@4"]
+    gain = metrics["rl_gain"]["count"]["avg@16"]
     assert gain["mean"] == pytest.approx(
-        count["avg@4"] - metrics["pre_rl"]["suites"]["count"]["avg@4"]
+        count["avg@16"] - metrics["pre_rl"]["suites"]["count"]["avg@16"]
     )
     assert gain["se"] >= 0
     curve = metrics["rl_curve"]["count"]
-    assert [row["step"] for row in curve] == [0, 2]  # rl.steps=2, eval_every 5: first, last
-    assert all(row["problems"] == 16 and "avg@4_se" in row for row in curve)
+    assert [row["step"] for row in curve] == [0, 10, 20]  # eval_every 10 over 20 steps
+    assert all(row["problems"] == 16 and "avg@16_se" in row for row in curve)
     assert set(metrics["heldout"]) == {"pretrain", "midtrain", "rl"}
     report = stage_dir(workdir, "report") / "report.html"
     assert f"report: {report}" in result.stdout
