@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from rsrl.layout import stage_dir
 from rsrl.spec.load import spec_to_dict
 from rsrl.spec.schema import Spec, TrainStageSpec, eval_section
 from rsrl.spec.validate import effective_objective
@@ -67,7 +68,7 @@ class Stage:
     resources: Resources
 
     def out_dir(self, workdir: Path) -> Path:
-        return workdir / f"{self.name}-{self.key}"
+        return stage_dir(workdir, self.name, self.key)
 
 
 @dataclass(frozen=True)

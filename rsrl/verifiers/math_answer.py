@@ -1,26 +1,38 @@
-"""Math final answers: take the answer from \\boxed{...}, 'Answer:' or the last number, then
-compare as integers, decimals, fractions, or (last resort) sympy-equivalent expressions."""
+"""Math final answers: rsrl takes the answer a completion commits to (the last \\boxed{...},
+else the rest of the last 'Answer:' line, else the last number) and math-verify (the checker
+verl and TRL use) decides whether it means the same as the reference.
+
+math-verify's own time limits use `signal.alarm`, which fails off the main thread (every
+comparison would score 0): they are turned off here, and each comparison runs under rsrl's
+thread-join limit (`score`) instead, after a check that refuses answers whose evaluation
+would never finish.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 from fractions import Fraction
+from typing import Any
 
 from rsrl.verifiers.registry import VerifyResult
+from rsrl.verifiers.score import score
 
 _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
 _ANSWER_MARK = re.compile(r"answer\s*(?:is)?\s*[:=]?[ \t]*", re.IGNORECASE)
-# sympify evaluates Python: only plain algebra goes near it, never arbitrary model output.
-_ALGEBRA = re.compile(r"[0-9a-z+\-*/^(). ]{1,64}", re.IGNORECASE)
+# Plain numbers compare exactly without math-verify. A comma only separates thousands
+# ("1,000" is 1000); "1,2" is two numbers, left to math-verify (a set).
 # Fraction() expands exponents exactly ("1e99999999" never returns): bound them.
 _PLAIN_NUMBER = re.compile(
-    r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d{1,3})?(?:/\d+)?", re.IGNORECASE
+    r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d*)?(?:e[+-]?\d{1,3})?(?:/\d+)?", re.IGNORECASE
 )
-# Powers are evaluated exactly too ("9^9^9" never returns): small literal exponents only,
-# and no scientific notation on the sympy path at all (Float("1e99999999") never returns).
-MAX_EXPONENT = 100
-_SCIENTIFIC = re.compile(r"\de", re.IGNORECASE)
 _LATEX_FRAC = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
+# Evaluating these exactly never returns (10^{10^{10}}, (10^{100})!): refused before comparing.
+MAX_EXPONENT = 100
+MAX_FUNCTION_ARGUMENT = 1000
+# Bounds one comparison wherever it is called from (Cons@n votes call answers_equal directly).
+EQUAL_TIMEOUT_S = 5.0
 
 
 def extract_answer(completion: str) -> str | None:
@@ -39,8 +51,13 @@ def extract_answer(completion: str) -> str | None:
 
 
 def _plain(latex: str) -> str:
-    """A boxed LaTeX answer as plain text: math dollars dropped, \\frac{a}{b} as (a)/(b)."""
-    return _LATEX_FRAC.sub(r"(\1)/(\2)", latex.replace("$", "")).strip()
+    """A boxed LaTeX answer as plain text: dollars dropped, \\frac{a}{b} as (a)/(b)."""
+    return _LATEX_FRAC.sub(r"(\1)/(\2)", _without_dollars(latex)).strip()
+
+
+def _without_dollars(text: str) -> str:
+    """Math-mode and currency dollars dropped: `$\\frac{1}{2}$`, `\\$5` and `$5` read as math."""
+    return text.replace("\\$", "").replace("$", "")
 
 
 def _last_boxed(text: str) -> str | None:
@@ -55,51 +72,96 @@ def _last_boxed(text: str) -> str | None:
     return None
 
 
+def answers_equal(answer: str, reference: str) -> bool:
+    """Whether `answer` means the same as `reference` (the gold answer, which math-verify
+    treats asymmetrically: `x=5` answers a reference of `5`)."""
+    if answer.strip() == reference.strip():
+        return True
+    fa, fb = _as_fraction(answer), _as_fraction(reference)
+    if fa is not None and fb is not None:
+        return fa == fb
+    return score(_equivalent, "", answer, reference, timeout_s=EQUAL_TIMEOUT_S).score == 1.0
+
+
 def _as_fraction(text: str) -> Fraction | None:
-    text = text.replace(",", "").replace(" ", "").rstrip(".")
+    text = text.replace(" ", "").rstrip(".")
     if not _PLAIN_NUMBER.fullmatch(text):
         return None
     try:
-        return Fraction(text)
+        return Fraction(text.replace(",", ""))
     except (ValueError, ZeroDivisionError):
         return None
 
 
-def answers_equal(a: str, b: str) -> bool:
-    if a.strip() == b.strip():
+def _equivalent(prompt: str, answer: str, reference: str) -> float:
+    """math-verify's verdict as a score (called through `score`, hence the verifier shape)."""
+    math_verify, _ = _math_verify()
+    gold, predicted = _parse(reference), _parse(answer)
+    if not gold or not predicted:
+        return 0.0
+    return float(math_verify.verify(list(gold), list(predicted), timeout_seconds=None))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> tuple:
+    """`text` read as LaTeX into sympy, () when it does not parse or is too costly to compare.
+
+    LaTeX only: math-verify's plain-expression reader runs sympy's `parse_expr`, which
+    evaluates Python, and answers are model output. Cached: a reference is compared with
+    every sample of its group."""
+    math_verify, latex = _math_verify()
+    readings = math_verify.parse(
+        f"${_without_dollars(text)}$",
+        [latex],
+        fallback_mode="no_fallback",
+        parsing_timeout=None,
+    )
+    return tuple(readings) if all(_cheap_to_compare(r) for r in readings) else ()
+
+
+@functools.cache
+def _math_verify() -> tuple[Any, Any]:
+    """math-verify and its LaTeX extraction settings, imported on first use (about a second).
+    Its only warnings say that its signal timeouts are off, which is on purpose here."""
+    import math_verify
+    from math_verify.parser import LatexExtractionConfig
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    return math_verify, LatexExtractionConfig()
+
+
+def _cheap_to_compare(expr: Any) -> bool:
+    """Numeric exponents that multiply to at most MAX_EXPONENT down nested powers (so no
+    power towers), and functions of numbers (factorial, binomial, ...) only of plain numbers
+    up to MAX_FUNCTION_ARGUMENT. Symbolic exponents and arguments (2^{n-1}, n!) pass."""
+    import sympy
+
+    if not isinstance(expr, sympy.Basic):
         return True
-    fa, fb = _as_fraction(a), _as_fraction(b)
-    if fa is not None and fb is not None:
-        return fa == fb
-    return _sympy_equal(a, b)
-
-
-def _sympy_equal(a: str, b: str) -> bool:
-    import sympy
-
-    if not all(_ALGEBRA.fullmatch(t) and not _SCIENTIFIC.search(t) for t in (a, b)):
-        return False
-    try:
-        exprs = [sympy.sympify(text, evaluate=False) for text in (a, b)]
-        if not all(_powers_are_small(expr) for expr in exprs):
-            return False
-        diff = sympy.simplify(exprs[0] - exprs[1])
-    except (sympy.SympifyError, TypeError, ValueError, SyntaxError, AttributeError):
-        return False
-    return diff == 0
-
-
-def _powers_are_small(expr) -> bool:
-    """No power towers, no nested powers, every exponent a literal of at most MAX_EXPONENT."""
-    import sympy
-
     for power in expr.atoms(sympy.Pow):
-        exponent = power.exp
-        if not exponent.is_Number or abs(exponent) > MAX_EXPONENT:
-            return False
-        if power.base.atoms(sympy.Pow):
+        if not power.exp.free_symbols and not power.exp.is_Number:
+            return False  # 10^{10^{10}}
+    if _power_growth(expr) > MAX_EXPONENT:
+        return False
+    for call in expr.atoms(sympy.Function):
+        if not call.free_symbols and not all(_plain_argument(arg) for arg in call.args):
             return False
     return True
+
+
+def _power_growth(expr: Any) -> float:
+    """The product of numeric exponents down nested powers: (9^{99})^{99} is 9801."""
+    if expr.is_Pow and expr.exp.is_Number:
+        return max(1.0, float(abs(expr.exp))) * _power_growth(expr.base)
+    return max((_power_growth(arg) for arg in expr.args), default=1.0)
+
+
+def _plain_argument(arg: Any) -> bool:
+    import sympy
+
+    if arg.atoms(sympy.Pow, sympy.Function):
+        return False
+    return all(abs(n) <= MAX_FUNCTION_ARGUMENT for n in arg.atoms(sympy.Integer))
 
 
 def verify_math(prompt: str, completion: str, answer: str, **fields) -> VerifyResult:

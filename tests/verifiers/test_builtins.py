@@ -46,7 +46,7 @@ def test_math_extracts_the_final_answer(completion, expected):
         ("7", "8", False),
         ("1/0", "1", False),
         ("x", "y", False),
-        ("12 apples", "12", False),
+        ("12 or 13", "12", False),  # "12 apples" is 12: math-verify drops unit words
         ("__import__('os')", "0", False),
     ],
 )

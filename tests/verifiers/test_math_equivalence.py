@@ -1,0 +1,95 @@
+"""The `math` verifier on MATH-style answers: a table of equivalent answers that must score 1
+and equal-looking different answers that must score 0, and scoring off the main thread."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from rsrl.verifiers import load_verifier, score
+
+# (the answer a completion boxes, the reference answer, whether they are the same answer)
+CASES = [
+    # fractions
+    ("\\dfrac{1}{2}", "\\frac{1}{2}", True),
+    ("\\dfrac{3}{4}", "0.75", True),
+    ("\\tfrac{2}{4}", "\\frac12", True),
+    ("\\frac{1}{3}", "0.33", False),
+    ("\\dfrac{2}{3}", "\\frac{3}{2}", False),
+    # radicals
+    ("2\\sqrt{2}", "\\sqrt{8}", True),
+    ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", True),
+    ("3\\sqrt{2}", "\\sqrt{18}", True),
+    ("2\\sqrt{3}", "\\sqrt{6}", False),
+    ("\\sqrt{3}", "3", False),
+    # intervals: the brackets matter
+    ("(1, 2]", "(1,2]", True),
+    ("(-\\infty, 3)", "(-\\infty,3)", True),
+    ("x \\in [0,1)", "[0,1)", True),
+    ("(1,2]", "[1,2]", False),
+    ("(1,2)", "[1,2]", False),
+    # sets: order does not matter, members do
+    ("\\{3,2,1\\}", "\\{1,2,3\\}", True),
+    ("1, 2, 3", "\\{1,2,3\\}", True),
+    ("\\{1,2\\}", "\\{1,2,3\\}", False),
+    ("1,2", "12", False),  # two numbers, not twelve
+    # percentages: math-verify accepts the number with or without its percent reading
+    ("50\\%", "50", True),
+    ("50\\%", "0.5", True),
+    ("5\\%", "50", False),
+    # thousands separators: a comma before three digits groups thousands, a point is decimal
+    ("1,000", "1000", True),
+    ("1{,}000{,}000", "1000000", True),
+    ("10,000", "1000", False),
+    ("1,000", "1.000", False),
+    # units and degrees are dropped, not converted
+    ("10\\text{ cm}", "10", True),
+    ("30^\\circ", "30", True),
+    ("12 apples", "12", True),
+    ("5\\text{ meters}", "6", False),
+    ("30^\\circ", "60", False),
+    # dollars
+    ("\\$5", "5", True),
+    ("\\$1.50", "1.5", True),
+    ("\\$15", "5", False),
+    # multiple-choice letters
+    ("(B)", "B", True),
+    ("\\text{(C)}", "C", True),
+    ("\\textbf{(A)}", "A", True),
+    ("B", "A", False),
+    ("(D)", "C", False),
+    # algebraic equivalence
+    ("(x+1)^2", "x^2+2x+1", True),
+    ("2(x+1)", "2x+2", True),
+    ("2^{n-1}", "\\frac{2^n}{2}", True),
+    ("x+1", "y+1", False),
+    ("x^2-1", "(x-1)^2", False),
+    # an equation for its value
+    ("x=5", "5", True),
+    ("x = -3", "-3", True),
+    ("x=5", "6", False),
+    # plain integers and decimals
+    ("7", "7.0", True),
+    ("0.5", "\\frac{1}{2}", True),
+    ("0.5", "0.05", False),
+    ("-3", "3", False),
+    ("3.14", "\\pi", False),
+]
+
+
+@pytest.mark.parametrize("answer, reference, equal", CASES)
+def test_math_scores_equivalent_answers_1_and_different_ones_0(answer, reference, equal):
+    completion = f"Working... so the final answer is $\\boxed{{{answer}}}$."
+    assert load_verifier("math")("", completion, reference).score == float(equal)
+
+
+def test_math_scores_correctly_off_the_main_thread():
+    """Rollouts are scored from worker threads, where signal-based timeouts cannot work."""
+    verify = load_verifier("math")
+    pairs = [(a, r, e) for a, r, e in CASES if "\\" in a + r]  # ones math-verify decides
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = pool.map(
+            lambda case: score(verify, "", f"\\boxed{{{case[0]}}}", case[1], timeout_s=30),
+            pairs,
+        )
+        scores = [result.score for result in results]
+    assert scores == [float(equal) for _, _, equal in pairs]
