@@ -45,18 +45,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-METRICS_FILE = "metrics.json"
+from rsrl.layout import EVAL_METRICS
+
 HELDOUT = "heldout"
 PRE_RL = "pre_rl"
 RL_GAIN = "rl_gain"
 RL_CURVE = "rl_curve"
 RESERVED_NAMES = (HELDOUT, PRE_RL, RL_GAIN, RL_CURVE)
-RL_CURVE_FILE = "eval_curve.jsonl"  # in the rl stage's directory: one row per suite and step
 
 
 def read_eval_metrics(stage_dir: Path) -> dict | None:
     """The eval stage's metrics.json, or None when it has not been written."""
-    path = Path(stage_dir) / METRICS_FILE
+    path = Path(stage_dir) / EVAL_METRICS
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -75,14 +75,6 @@ def flat_metrics(metrics_json: dict) -> dict[str, float]:
     for checkpoint, values in metrics_json.get(HELDOUT, {}).items():
         flat.update(_numbers(f"eval.{HELDOUT}.{checkpoint}", values))
     return flat
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """The rows of a JSON-lines file; [] when it does not exist."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
 def _numbers(prefix: str, values: dict[str, Any]) -> dict[str, float]:

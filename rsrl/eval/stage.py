@@ -24,17 +24,15 @@ import ray
 
 from rsrl.eval.results import (
     HELDOUT,
-    METRICS_FILE,
     PRE_RL,
     RL_CURVE,
-    RL_CURVE_FILE,
     RL_GAIN,
     flat_metrics,
-    read_jsonl,
 )
 from rsrl.eval.suite import SuiteRun, run_suite
 from rsrl.eval.uncertainty import paired_difference
-from rsrl.files import write_json_atomic
+from rsrl.files import read_jsonl, write_json_atomic
+from rsrl.layout import EVAL_METRICS, HF_EXPORT, RL_CURVE_ROWS
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.pipeline.registry import StageContext
 from rsrl.spec.schema import HeldoutSpec, RolloutSpec, Spec, eval_section
@@ -72,13 +70,13 @@ def run_eval_stage(ctx: StageContext) -> dict:
         metrics[HELDOUT] = ray.get(heldout)
     if "rl" in ctx.inputs:
         metrics[RL_CURVE] = read_rl_curve(ctx.inputs["rl"])
-    write_json_atomic(ctx.out_dir / METRICS_FILE, metrics)
-    return {"metrics": METRICS_FILE, **flat_metrics(metrics)}
+    write_json_atomic(ctx.out_dir / EVAL_METRICS, metrics)
+    return {"metrics": EVAL_METRICS, **flat_metrics(metrics)}
 
 
 def model_checkpoints(inputs: Mapping[str, Path]) -> dict[str, Path]:
     """{stage: its HF export} for each model stage among `inputs`, in pipeline order."""
-    checkpoints = {s: Path(inputs[s]) / "hf" for s in MODEL_STAGES if s in inputs}
+    checkpoints = {s: Path(inputs[s]) / HF_EXPORT for s in MODEL_STAGES if s in inputs}
     if not checkpoints:
         raise ValueError(
             f"the eval stage needs a model stage among its inputs "
@@ -190,7 +188,7 @@ def same_architecture(a: Path, b: Path) -> bool:
 def read_rl_curve(rl_stage_dir: Path) -> dict[str, list[dict]]:
     """{suite: rows by RL step} from the rl stage's eval during training (empty when off)."""
     curve: dict[str, list[dict]] = {}
-    for row in read_jsonl(Path(rl_stage_dir) / RL_CURVE_FILE):
+    for row in read_jsonl(Path(rl_stage_dir) / RL_CURVE_ROWS):
         curve.setdefault(row["suite"], []).append({k: v for k, v in row.items() if k != "suite"})
     return curve
 

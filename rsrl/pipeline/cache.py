@@ -13,9 +13,8 @@ from enum import Enum
 from pathlib import Path
 
 from rsrl.files import write_json_atomic
+from rsrl.layout import MANIFEST
 from rsrl.pipeline.plan import Stage
-
-MANIFEST = "manifest.json"
 
 
 class Status(str, Enum):

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rsrl.train.metrics import METRICS_FILE
+from rsrl.layout import STEP_METRICS
 
 
 def last_record(stage_dir: Path) -> dict | None:
-    path = stage_dir / METRICS_FILE
+    path = stage_dir / STEP_METRICS
     try:
         with open(path, "rb") as f:
             f.seek(max(0, path.stat().st_size - 65536))

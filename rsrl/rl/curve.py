@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rsrl.eval.results import RL_CURVE_FILE, read_jsonl
+from rsrl.files import read_jsonl
+from rsrl.layout import RL_CURVE_ROWS
 from rsrl.spec.schema import SuiteSpec
 
 
@@ -38,7 +39,7 @@ class RLCurve:
     ):
         from rsrl.verifiers import load_verifier
 
-        self.path = Path(stage_dir) / RL_CURVE_FILE
+        self.path = Path(stage_dir) / RL_CURVE_ROWS
         self.suites, self.every, self.steps, self.seed = suites, every, steps, seed
         self.verifiers = {
             s.suite.name: load_verifier(s.suite.verifier.name, plugins) for s in suites

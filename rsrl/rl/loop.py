@@ -8,13 +8,14 @@ DeepSpeed, and rank 0 pushes the new weights to the rollout actors.
         batch   = rollouts.collect(step)          # rank 0: vLLM actors + verifier
         batch   = broadcast(batch)                # to every trainer worker
         update(policy, batch)                     # PPO-clip, clip-higher, token-mean
-        rollouts.sync(full_state_dict(policy))    # new weights to the actors
+        rollouts.sync(weight_stream(policy))      # new weights to the actors, bucket by bucket
         every rl.eval_every steps: the eval suites' subset on the new weights (rl/curve.py)
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +24,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from rsrl.layout import HF_EXPORT
 from rsrl.rl.batch import PaddedBatch, Sample, dummy_batch, pad_samples
 from rsrl.rl.curve import CurveSuite, RLCurve
 from rsrl.rl.grpo import clipped_policy_loss, kl_to_reference
+from rsrl.rl.rollout.weight_sync import Bucket, TensorMeta, WeightStream, plan_buckets
 from rsrl.spec.schema import DeepSpeedSpec, RLSpec
 from rsrl.train.batches import BatchLayout
-from rsrl.train.checkpoint import export_hf, full_state_dict, load_checkpoint, save_checkpoint
+from rsrl.train.checkpoint import export_hf, load_checkpoint, save_checkpoint
 from rsrl.train.metrics import MetricsWriter, grad_norm, sum_across_workers
 
 HEADLINE = ("reward_mean", "kept_groups", "entropy", "response_length", "sync_seconds")
@@ -96,7 +99,7 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
         group["lr"] = job.rl.lr
     step = load_checkpoint(policy, job.stage_dir)["step"]
     if step > 0:  # resumed: the actors start from the initial weights, give them ours
-        _sync(policy, rollouts, rank)
+        _sync(policy, rollouts, job.rl.rollout.sync_bucket_mb)
     metrics = (
         MetricsWriter(job.stage_dir, step, "rl", job.rl.steps, HEADLINE) if rank == 0 else None
     )
@@ -124,7 +127,7 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
             start = time.perf_counter()
             record.update(_update(policy, samples, job, rank, tokenizer.pad_token_id, reference))
             record["update_seconds"] = time.perf_counter() - start
-            record["sync_seconds"] = _sync(policy, rollouts, rank)
+            record["sync_seconds"] = _sync(policy, rollouts, job.rl.rollout.sync_bucket_mb)
         step += 1
         if curve and curve.due(step):
             assert rollouts is not None  # a curve is made only beside rollouts
@@ -137,7 +140,7 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
         if step % job.rl.checkpoint_every == 0 and step < job.rl.steps:
             save_checkpoint(policy, job.stage_dir, step, keep=job.rl.keep_checkpoints, rank=rank)
     save_checkpoint(policy, job.stage_dir, step, keep=job.rl.keep_checkpoints, rank=rank)
-    export_hf(policy, tokenizer, job.stage_dir / "hf", rank)
+    export_hf(policy, tokenizer, job.stage_dir / HF_EXPORT, rank)
     if rollouts:
         rollouts.shutdown()
     if metrics:
@@ -150,9 +153,39 @@ def _broadcast(obj):
     return box[0]
 
 
-def _sync(policy, rollouts, rank: int) -> float:
-    state = full_state_dict(policy, rank)  # collective under ZeRO-3
-    return rollouts.sync(state) if rollouts else 0.0
+def _sync(policy, rollouts, bucket_mb: int) -> float:
+    """Every worker walks the policy's weights bucket by bucket (under ZeRO-3 each bucket is
+    gathered, a collective, and freed before the next); rank 0 streams them to the actors."""
+    stream = weight_stream(policy.module.lm, bucket_mb * 2**20)
+    if rollouts:
+        return rollouts.sync(stream)
+    for _ in stream.buckets:
+        pass
+    return 0.0
+
+
+def weight_stream(lm: nn.Module, bucket_bytes: int) -> WeightStream:
+    """The HF model's parameters as a WeightStream (tied ones once), shapes read without
+    gathering (`ds_shape` under ZeRO-3)."""
+    params = dict(lm.named_parameters())
+    metas = [
+        TensorMeta(name, tuple(getattr(p, "ds_shape", p.shape)), p.dtype)
+        for name, p in params.items()
+    ]
+    plan = plan_buckets(metas, bucket_bytes)
+    return WeightStream(plan, _gathered_buckets(params, plan))
+
+
+def _gathered_buckets(params: dict[str, nn.Parameter], plan: list[list[TensorMeta]]) -> Iterator[Bucket]:
+    import deepspeed
+
+    for metas in plan:
+        bucket = [params[meta.name] for meta in metas]
+        partitioned = [p for p in bucket if hasattr(p, "ds_id")]
+        with deepspeed.zero.GatheredParameters(
+            partitioned, modifier_rank=None, enabled=bool(partitioned)
+        ):
+            yield {meta.name: p.data for meta, p in zip(metas, bucket)}
 
 
 def _update(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rsrl.layout import HF_EXPORT
 from rsrl.pipeline.registry import StageContext
 from rsrl.rl.curve import CurveSuite
 from rsrl.rl.loop import RLJob, rl_worker
@@ -18,7 +19,7 @@ def make_rl_job(ctx: StageContext) -> RLJob:
     model_stage = next(name for name in ctx.stage.inputs if name != "tokenizer")
     return RLJob(
         stage_dir=ctx.out_dir,
-        init_dir=ctx.inputs[model_stage] / "hf",
+        init_dir=ctx.inputs[model_stage] / HF_EXPORT,
         tokenizer_dir=ctx.inputs["tokenizer"],
         rl=rl,
         prompts=read_prompts(rl.prompts),
@@ -48,4 +49,4 @@ def run_rl_stage(ctx: StageContext) -> dict:
     job = make_rl_job(ctx)
     fit(job, ctx.spec.resources, run_name=f"{ctx.stage.name}-{ctx.stage.key}", worker=rl_worker)
     final = read_metrics(job.stage_dir)[-1]
-    return {"hf_dir": "hf", "steps": job.rl.steps, **final}
+    return {"hf_dir": HF_EXPORT, "steps": job.rl.steps, **final}

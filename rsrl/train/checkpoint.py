@@ -21,6 +21,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from rsrl.files import FULL_DISK_ERRNOS, DiskFull, names_full_disk, write_json_atomic
+from rsrl.layout import CHECKPOINTS
 
 LATEST = "latest.json"
 log = logging.getLogger("rsrl")
@@ -33,7 +34,7 @@ def latest_checkpoint(stage_dir: Path) -> tuple[int, Path] | None:
     there (a disk filled up, a file copied half), the newest intact `step-*` directory is
     used instead, with a warning: the checkpoints themselves were renamed into place whole.
     """
-    root = stage_dir / "checkpoints"
+    root = stage_dir / CHECKPOINTS
     path = root / LATEST
     if not path.exists():
         return None
@@ -85,7 +86,7 @@ def save_checkpoint(
     engine, stage_dir: Path, step: int, keep: int, rank: int, client_state: dict | None = None
 ) -> None:
     """Collective. `client_state` (e.g. the data position) comes back from load_checkpoint."""
-    root = stage_dir / "checkpoints"
+    root = stage_dir / CHECKPOINTS
     tag = f"step-{step:06d}"
     tmp_tag = f".tmp-{tag}"
     try:

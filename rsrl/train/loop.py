@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from rsrl.layout import HF_EXPORT
 from rsrl.spec.schema import DeepSpeedSpec, LRSpec, ModelSpec, ObjectiveSpec
 from rsrl.train.batches import BatchLayout
 from rsrl.train.checkpoint import export_hf, load_checkpoint, save_checkpoint
@@ -136,7 +137,7 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
     save_checkpoint(
         engine, job.stage_dir, step, job.keep_checkpoints, rank, {"data": loader.state_dict()}
     )
-    export_hf(engine, tokenizer, job.stage_dir / "hf", rank)
+    export_hf(engine, tokenizer, job.stage_dir / HF_EXPORT, rank)
     if metrics:
         metrics.close()
     if rank == 0:

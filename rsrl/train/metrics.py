@@ -8,10 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from rsrl.files import names_full_disk, write_text_atomic
-
-METRICS_FILE = "metrics.jsonl"
-TIMINGS_FILE = "timings.json"  # where a stage's time outside its steps went (train/stage.py)
+from rsrl.files import names_full_disk, read_jsonl, write_text_atomic
+from rsrl.layout import STEP_METRICS, TENSORBOARD, TIMINGS
 
 # bf16 dense peak FLOP/s per GPU, for MFU; unknown devices report no MFU.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
@@ -35,11 +33,11 @@ class MetricsWriter:
         headline: tuple[str, ...],
     ):
         self.label, self.total_steps, self.headline = label, total_steps, headline
-        self.path = stage_dir / METRICS_FILE
+        self.path = stage_dir / STEP_METRICS
         self._truncate_after(resume_step)
         from torch.utils.tensorboard import SummaryWriter
 
-        self.tb_dir = stage_dir / "tensorboard"
+        self.tb_dir = stage_dir / TENSORBOARD
         with names_full_disk(self.tb_dir):
             self.tb = SummaryWriter(log_dir=str(self.tb_dir), purge_step=resume_step + 1)
 
@@ -102,18 +100,15 @@ def record_timings(stage_dir: Path, **timings) -> None:
     """Merge `timings` into the stage's timings.json (rank 0 only; the last run's values)."""
     from rsrl.files import write_json_atomic
 
-    path = Path(stage_dir) / TIMINGS_FILE
+    path = Path(stage_dir) / TIMINGS
     old = json.loads(path.read_text()) if path.exists() else {}
     write_json_atomic(path, {**old, **timings})
 
 
 def read_timings(stage_dir: Path) -> dict:
-    path = Path(stage_dir) / TIMINGS_FILE
+    path = Path(stage_dir) / TIMINGS
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 def read_metrics(stage_dir: Path) -> list[dict]:
-    path = stage_dir / METRICS_FILE
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    return read_jsonl(Path(stage_dir) / STEP_METRICS)

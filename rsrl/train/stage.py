@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rsrl.files import DiskFull, is_disk_full
+from rsrl.layout import HF_EXPORT
 from rsrl.pipeline.registry import StageContext
 from rsrl.spec.validate import effective_objective
 from rsrl.train.batches import BatchLayout
@@ -32,7 +33,7 @@ def make_train_job(ctx: StageContext, **overrides) -> TrainJob:
         stage_dir=ctx.out_dir,
         data_dir=ctx.inputs[f"data-{name}"],
         tokenizer_dir=ctx.inputs["tokenizer"],
-        init_dir=init / "hf" if init else None,
+        init_dir=init / HF_EXPORT if init else None,
         model=spec.model,
         objective=effective_objective(spec, s),
         lr=s.lr,
@@ -71,7 +72,7 @@ def run_training_stage(ctx: StageContext) -> dict:
         resources = dataclasses.replace(resources, cpus_per_worker=s.cpus_per_worker)
     fit(job, resources, run_name=f"{ctx.stage.name}-{ctx.stage.key}")
     final = read_metrics(job.stage_dir)[-1]
-    return {"hf_dir": "hf", "steps": job.total_steps, **final}
+    return {"hf_dir": HF_EXPORT, "steps": job.total_steps, **final}
 
 
 def fit(job, resources, run_name: str, worker=train_worker) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from rsrl.layout import MANIFEST
 from rsrl.pipeline.apply import StageFailed, apply_plan
-from rsrl.pipeline.cache import MANIFEST, Status, read_manifest, stage_status
+from rsrl.pipeline.cache import Status, read_manifest, stage_status
 from rsrl.pipeline.lock import WorkdirBusy, workdir_lock
 from rsrl.pipeline.plan import compile_plan
 from rsrl.pipeline.registry import StageNotImplemented, resolve_stage_fn

@@ -9,14 +9,13 @@ import json
 import math
 from pathlib import Path
 
-from rsrl.eval.results import METRICS_FILE
 from rsrl.eval.suite import summarise_suite
 from rsrl.eval.uncertainty import paired_difference
+from rsrl.layout import EVAL_METRICS, STEP_METRICS
 from rsrl.pipeline.cache import write_json_atomic, write_manifest
 from rsrl.pipeline.plan import compile_plan
 from rsrl.spec import load_spec
 from rsrl.spec.load import spec_to_yaml
-from rsrl.train.metrics import METRICS_FILE as METRICS_FILE_JSONL
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "specs" / "quickstart.yaml"
@@ -45,7 +44,7 @@ def make_run(
         elif name == "rl":
             _write_metrics(stage_dir, [rl_record(s, beta) for s in range(steps // 2)])
         elif name == "eval":
-            write_json_atomic(stage_dir / METRICS_FILE, eval_metrics(beta))
+            write_json_atomic(stage_dir / EVAL_METRICS, eval_metrics(beta))
         if name in finished:
             write_manifest(plan.stage(name), stage_dir, {})
     return dirs
@@ -55,7 +54,7 @@ def _write_metrics(stage_dir: Path, records: list[dict]) -> None:
     """One JSON object a line, as the stages' MetricsWriter appends them."""
     total = {"total_steps": records[-1]["step"] if records else 0}
     lines = [json.dumps({**record, **total}) + "\n" for record in records]
-    (stage_dir / METRICS_FILE_JSONL).write_text("".join(lines))
+    (stage_dir / STEP_METRICS).write_text("".join(lines))
 
 
 def training_record(step: int, beta: float, stage: str) -> dict:

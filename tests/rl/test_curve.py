@@ -2,7 +2,8 @@
 
 import json
 
-from rsrl.eval.results import RL_CURVE_FILE, read_jsonl
+from rsrl.files import read_jsonl
+from rsrl.layout import RL_CURVE_ROWS
 from rsrl.rl.curve import RLCurve
 
 
@@ -14,7 +15,7 @@ def test_due_at_the_start_every_n_steps_and_at_the_end(tmp_path):
 
 
 def test_a_resume_keeps_the_rows_up_to_its_step_and_measures_on_from_there(tmp_path):
-    path = tmp_path / RL_CURVE_FILE
+    path = tmp_path / RL_CURVE_ROWS
     rows = [{"suite": "count", "step": s, "avg@8": s / 10} for s in (0, 5, 10)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     curve = RLCurve(tmp_path, suites=[], every=5, steps=12, plugins=[], seed=0, resume_step=7)

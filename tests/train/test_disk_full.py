@@ -13,8 +13,9 @@ import torch.distributed as dist
 
 from rsrl.data.packed import write_rows
 from rsrl.files import DiskFull
+from rsrl.layout import STEP_METRICS
 from rsrl.train.checkpoint import LATEST, latest_checkpoint, save_checkpoint
-from rsrl.train.metrics import METRICS_FILE, MetricsWriter
+from rsrl.train.metrics import MetricsWriter
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 
@@ -33,7 +34,7 @@ def assert_names(err: pytest.ExceptionInfo, path: Path) -> None:
 
 def test_metrics_on_a_full_disk_name_the_file(tmp_path):
     writer = MetricsWriter(tmp_path, 0, "pretrain", 10, ("nll",))
-    path = full(tmp_path / METRICS_FILE)  # after: reading /dev/full never ends
+    path = full(tmp_path / STEP_METRICS)  # after: reading /dev/full never ends
     with pytest.raises(DiskFull) as err:
         writer.write({"step": 1, "nll": 2.0})
     assert_names(err, path)
