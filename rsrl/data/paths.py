@@ -1,4 +1,5 @@
-"""Where a data source points: a file, a directory, a glob, or a built-in corpus (synth://NAME)."""
+"""Where a data source points: a file, a directory, a glob, a built-in corpus (synth://NAME),
+or a Hugging Face dataset (hf://NAME[/CONFIG][@SPLIT] or a save_to_disk directory)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,10 @@ def synth_name(path: str) -> str:
 
 def check_data_path(path: str, want_dir: bool = False) -> str | None:
     """None when `path` names data that exists, else a message saying what is wrong."""
+    from rsrl.data import hf  # here: rsrl.spec imports this module, and hf imports rsrl.spec
+
     if not path:
-        return "is empty: give a file, a directory, a glob or synth://NAME"
+        return "is empty: give a file, a directory, a glob, synth://NAME or hf://NAME"
     if is_synthetic(path):
         name = synth_name(path)
         if name in CORPUS_NAMES:
@@ -33,6 +36,8 @@ def check_data_path(path: str, want_dir: bool = False) -> str | None:
             f"unknown built-in corpus '{name}'{did_you_mean(name, CORPUS_NAMES)}; "
             f"available: {', '.join(SYNTH_SCHEME + n for n in CORPUS_NAMES)}"
         )
+    if path.startswith(hf.HF_SCHEME):
+        return hf.hf_problem(path)
     if any(c in path for c in GLOB_CHARS):
         return None if glob.glob(path, recursive=True) else f"no files match the glob '{path}'"
     target = Path(path)
@@ -40,10 +45,12 @@ def check_data_path(path: str, want_dir: bool = False) -> str | None:
         return f"'{path}' does not exist (relative paths are read from the current directory)"
     if want_dir and not target.is_dir():
         return f"'{path}' is not a directory"
+    if not want_dir and hf.is_saved_dataset(target):
+        return hf.hf_problem(path)
     if target.is_dir() and not want_dir and next(_data_files(target), None) is None:
         return (
             f"directory '{path}' holds no {', '.join(FORMATS)} files (hidden and "
-            "_-prefixed files are skipped)"
+            "_-prefixed files are skipped) and is not a save_to_disk dataset"
         )
     return None
 

@@ -6,15 +6,17 @@ Formats (by suffix):
 - txt, txt.gz: one document a line, as the record {"text": line}.
 - parquet: one document a row, fields as in jsonl.
 - synth://NAME: the records of a built-in corpus (`rsrl.data.synth`).
+- hf://NAME[/CONFIG][@SPLIT] or a save_to_disk directory: the rows of a Hugging Face
+  dataset's split, fields as in jsonl (`rsrl.data.hf`).
 Blank lines and empty texts are skipped. Files must be UTF-8. A document longer than
 `max_document_chars` (MAX_DOCUMENT_CHARS) is cut to its first that many characters, so the
 memory tokenising it takes stays bounded; readers count and warn about such documents.
 
 A source is cut into read tasks: byte ranges of plain jsonl/txt files (a line belongs to the
 range it starts in; an error still names its line number), row groups of parquet files,
-whole compressed files, chunks of a corpus. Tasks are independent, so Ray Data reads one
-large file with several workers, and reading the tasks in order gives the documents in file
-order, which the packer relies on.
+whole compressed files and arrow files (a Hugging Face dataset's shards), chunks of a
+corpus. Tasks are independent, so Ray Data reads one large file with several workers, and
+reading the tasks in order gives the documents in file order, which the packer relies on.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsrl.data import synth
+from rsrl.data import hf, synth
 from rsrl.data.errors import DataError
 from rsrl.data.paths import file_format, is_synthetic, resolve_files, synth_name
 
@@ -123,9 +125,9 @@ class ReadTask:
 
     source: Source
     file: str  # "" for synth://
-    fmt: str  # jsonl | txt | parquet | synth
+    fmt: str  # jsonl | txt | parquet | arrow | synth
     start: int  # byte offset (plain jsonl/txt), row group (parquet), record (synth)
-    stop: int  # exclusive; -1: to the end (compressed files)
+    stop: int  # exclusive; -1: to the end (compressed and arrow files)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -144,6 +146,8 @@ def plan_read_tasks(source: Source, split_bytes: int = SPLIT_BYTES) -> list[Read
             ReadTask(source, "", "synth", i, min(i + SYNTH_CHUNK, count))
             for i in range(0, count, SYNTH_CHUNK)
         ]
+    if hf.is_hf_source(source.path):
+        return [ReadTask(source, file, "arrow", 0, -1) for file in hf.arrow_files(source.path)]
     tasks = []
     for file in resolve_files(source.path):
         fmt = file_format(file)
@@ -173,6 +177,8 @@ def read_records(task: ReadTask) -> Iterator[tuple[str | LineAt, Mapping[str, An
             yield f"record {i}", records[i]
     elif task.fmt == "parquet":
         yield from _parquet_records(task)
+    elif task.fmt == "arrow":
+        yield from _arrow_records(task)
     else:
         for where, line in _decoded_lines(task):
             yield where, _parse_line(task, line, where)
@@ -332,6 +338,19 @@ def _parquet_records(task: ReadTask) -> Iterator[tuple[str, Mapping[str, Any]]]:
     for i, record in enumerate(table.to_pylist()):
         where = f"{task.file}:row group {task.start} row {i}"
         yield where, {k: _utf8(task, v, where) for k, v in record.items()}
+
+
+def _arrow_records(task: ReadTask) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """The rows of an arrow stream file as `datasets` writes it, one record batch at a time."""
+    import pyarrow as pa
+
+    row = 0
+    with pa.memory_map(task.file) as f:
+        for batch in pa.ipc.open_stream(f):
+            for record in batch.to_pylist():
+                where = f"{task.file}:row {row}"
+                yield where, {k: _utf8(task, v, where) for k, v in record.items()}
+                row += 1
 
 
 def _utf8(task: ReadTask, value: Any, where: str) -> Any:

@@ -4,6 +4,9 @@ A stage's key hashes the spec sections it depends on plus its inputs' keys, so a
 re-runs exactly the stages downstream of what it touched: `rl.*` re-runs rl, eval and
 report; `objective.beta` re-runs pretrain and everything after it, but not the tokenizer
 or the data preparation. This module is the only place that knows the order of stages.
+Files are keyed by their paths; a Hugging Face dataset (hf://NAME, a save_to_disk
+directory) also by its fingerprint, so new data on the hub or a re-saved dataset re-runs
+the stages that read it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from rsrl.data.hf import fingerprint, is_hf_source
 from rsrl.layout import stage_dir
 from rsrl.spec.load import spec_to_dict
 from rsrl.spec.schema import Spec, TrainStageSpec, eval_section
@@ -150,6 +154,9 @@ class _PlanBuilder:
         self, name: str, kind: str, config: Any, inputs: list[str], resources: Resources
     ) -> str:
         config = _plain(config)
+        hf_sources = sorted({p for p in _source_paths(config) if is_hf_source(p)})
+        if hf_sources:  # only then: the keys of stages reading files stay as they were
+            config["data_fingerprints"] = {p: fingerprint(p) for p in hf_sources}
         keys = [self._key_of(i) for i in inputs]
         self.stages.append(
             Stage(
@@ -213,6 +220,16 @@ class _PlanBuilder:
         return Resources(
             bundles=self.training_resources().bundles + self.rollout_resources().bundles
         )
+
+
+def _source_paths(config: Any) -> list[str]:
+    """Every `path:` value in a plain stage config: its data sources, prompts, suites."""
+    if isinstance(config, dict):
+        own = [config["path"]] if isinstance(config.get("path"), str) else []
+        return own + [p for v in config.values() for p in _source_paths(v)]
+    if isinstance(config, list):
+        return [p for v in config for p in _source_paths(v)]
+    return []
 
 
 def _plain(obj: Any) -> Any:
