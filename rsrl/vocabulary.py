@@ -26,6 +26,8 @@ STAT_NAMES: tuple[StatName, ...] = (
 
 # The RL stage.
 ROLLOUT_ENGINES = ("vllm", "hf")
+# auto: collective wherever torch.distributed can build the group (rsrl.rl.rollout.weight_sync)
+WEIGHT_SYNCS = ("auto", "object_store", "collective")
 
 
 def beta_bound(positive_form: str, beta: float) -> str | None:

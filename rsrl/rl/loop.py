@@ -176,7 +176,9 @@ def weight_stream(lm: nn.Module, bucket_bytes: int) -> WeightStream:
     return WeightStream(plan, _gathered_buckets(params, plan))
 
 
-def _gathered_buckets(params: dict[str, nn.Parameter], plan: list[list[TensorMeta]]) -> Iterator[Bucket]:
+def _gathered_buckets(
+    params: dict[str, nn.Parameter], plan: list[list[TensorMeta]]
+) -> Iterator[Bucket]:
     import deepspeed
 
     for metas in plan:

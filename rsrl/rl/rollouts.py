@@ -12,6 +12,7 @@ import torch
 
 from rsrl.rl.batch import Sample
 from rsrl.rl.grpo import group_advantages, informative_groups
+from rsrl.rl.rollout.weight_sync import WeightStream
 from rsrl.spec.schema import RLSpec
 
 
@@ -41,7 +42,15 @@ class RolloutController:
         ro = rl.rollout
         # The export carries its tokenizer: the engines load both from one HF directory.
         self.group = RolloutGroup(
-            ro.engine, model_dir, model_dir, ro.actors, ro.cpus_per_actor, ro.gpus_per_actor
+            ro.engine,
+            model_dir,
+            model_dir,
+            ro.actors,
+            ro.cpus_per_actor,
+            ro.gpus_per_actor,
+            weight_sync=ro.weight_sync,
+            sync_bucket_mb=ro.sync_bucket_mb,
+            sync_timeout_s=ro.sync_timeout_s,
         )
 
     def collect(self, step: int) -> RolloutBatch:
@@ -130,9 +139,9 @@ class RolloutController:
             **{**self.rl.verifier.options, **fields},
         ).score
 
-    def sync(self, state_dict: dict[str, torch.Tensor]) -> float:
-        """Push the policy's weights to every rollout actor; return the seconds it took."""
-        return self.group.sync_weights(state_dict)
+    def sync(self, weights: WeightStream) -> float:
+        """Push the policy's weights to every rollout actor, verified; the seconds it took."""
+        return self.group.sync_weights(weights)
 
     def shutdown(self) -> None:
         self.group.shutdown()

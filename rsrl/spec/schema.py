@@ -132,6 +132,13 @@ class RolloutSpec:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 64
+    # New weights go to the engines after every update (none of these is in the stage key):
+    # collective streams buckets over a process group of trainer rank 0 and the engines,
+    # object_store puts the full state dict into Ray's object store; auto is collective
+    # wherever it works. Every sync is verified by weight fingerprints.
+    weight_sync: str = "auto"  # auto | object_store | collective
+    sync_bucket_mb: int = 512  # collective: the bytes gathered and broadcast at a time
+    sync_timeout_s: float = 600.0  # a sync (or forming its group) running longer fails the stage
 
 
 @dataclass
@@ -231,6 +238,31 @@ class SweepSpec:
 
 
 @dataclass
+class WandbSpec:
+    project: str | None = None  # default: the spec's name
+    entity: str | None = None  # user or team; default: the API key's own
+    group: str | None = None  # default: one group per pipeline run (apply or sweep trial)
+    mode: str = "online"  # online | offline (`wandb sync` later) | disabled
+
+
+@dataclass
+class MlflowSpec:
+    # http(s)://server, sqlite:///abs/path.db, file:///abs/dir or a plain path; default:
+    # $MLFLOW_TRACKING_URI, else MLflow's own default
+    tracking_uri: str | None = None
+    experiment: str | None = None  # default: the spec's name
+
+
+@dataclass
+class LoggingSpec:
+    """Experiment trackers: every stage that runs is one run in each. Not part of any stage key."""
+
+    wandb: WandbSpec | None = None
+    mlflow: MlflowSpec | None = None
+    on_error: str = "fail"  # fail | warn: what a tracker unreachable at start does
+
+
+@dataclass
 class Spec:
     name: str = "rsrl"
     seed: int = 0
@@ -243,6 +275,7 @@ class Spec:
     eval: EvalSpec | None = None
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     sweep: SweepSpec | None = None
+    logging: LoggingSpec = field(default_factory=LoggingSpec)
     plugins: list[str] = field(default_factory=list)  # modules or .py files with verifiers
 
 

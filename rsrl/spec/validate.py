@@ -14,6 +14,7 @@ from rsrl.spec.errors import SpecError, did_you_mean
 from rsrl.spec.schema import (
     DataSourceSpec,
     EvalSpec,
+    LoggingSpec,
     ObjectiveSpec,
     PromptSourceSpec,
     ResourcesSpec,
@@ -24,12 +25,14 @@ from rsrl.spec.schema import (
     VerifierSpec,
     nested_dataclass,
 )
-from rsrl.vocabulary import IMPLS, POSITIVE_FORMS, ROLLOUT_ENGINES, beta_bound
+from rsrl.vocabulary import IMPLS, POSITIVE_FORMS, ROLLOUT_ENGINES, WEIGHT_SYNCS, beta_bound
 
 LR_SCHEDULES = ("wsd",)
 LOSS_AGGS = ("token-mean", "seq-mean-token-mean")
 ADV_NORMS = ("std", "none")
 PRECISIONS = ("fp32", "bf16")
+WANDB_MODES = ("online", "offline", "disabled")
+ON_ERROR = ("fail", "warn")
 METRIC_ROOTS = ("eval", "pretrain", "midtrain", "rl")
 
 
@@ -86,6 +89,7 @@ def validate(spec: Spec) -> None:
     _check_resources(spec.resources, p)
     if spec.sweep is not None:
         _check_sweep(spec.sweep, p)
+    _check_logging(spec.logging, p)
     _check_plugins(spec.plugins, p)
     if p.lines:
         raise SpecError(p.lines)
@@ -335,6 +339,10 @@ def _check_rl(rl: RLSpec, plugins: list[str], p: Problems) -> None:
     p.one_of(rl.adv_norm, ADV_NORMS, "rl.adv_norm")
     p.one_of(rl.rollout.engine, ROLLOUT_ENGINES, "rl.rollout.engine")
     p.need(rl.rollout.actors >= 1, "rl.rollout.actors", rl.rollout.actors, "must be >= 1")
+    p.one_of(rl.rollout.weight_sync, WEIGHT_SYNCS, "rl.rollout.weight_sync")
+    ro = rl.rollout
+    p.need(ro.sync_bucket_mb >= 1, "rl.rollout.sync_bucket_mb", ro.sync_bucket_mb, "must be >= 1")
+    p.need(ro.sync_timeout_s > 0, "rl.rollout.sync_timeout_s", ro.sync_timeout_s, "must be > 0")
     _check_sampling(rl.rollout, "rl.rollout", p)
 
 
@@ -465,6 +473,24 @@ def spec_path_problem(dotted: str) -> str | None:
         hint = typing.get_type_hints(cls)[part]
         cls = nested_dataclass(cls, part) or (dict if "Dict" in str(hint) else None)
     return None
+
+
+def _check_logging(lg: LoggingSpec, p: Problems) -> None:
+    """Values only: whether a tracker is reachable is checked when a run starts."""
+    p.one_of(lg.on_error, ON_ERROR, "logging.on_error")
+    if lg.wandb is not None:
+        p.one_of(lg.wandb.mode, WANDB_MODES, "logging.wandb.mode")
+    names = {"wandb": ("project", "entity", "group"), "mlflow": ("tracking_uri", "experiment")}
+    for section, fields in names.items():
+        tracker = getattr(lg, section)
+        for name in fields if tracker is not None else ():
+            value = getattr(tracker, name)
+            p.need(
+                value is None or bool(value.strip()),
+                f"logging.{section}.{name}",
+                value,
+                "must not be empty (leave it out for the default)",
+            )
 
 
 def _check_plugins(plugins: list[str], p: Problems) -> None:

@@ -4,46 +4,49 @@ The RL controller (rank 0 of the trainer) owns a RolloutGroup. `generate` splits
 prompts into contiguous chunks, one per actor, and returns the completions in prompt
 order; `sync_weights` pushes the policy's full state dict to every actor after each update.
 
-Weight sync, object-store path (implemented; CPU and small models): the state dict goes
-into Ray's object store once (`ray.put`) and every actor loads that one object into its
-engine (`load_weights`: vLLM's in-place reload, or `load_state_dict`). Cost: one
-serialisation on the trainer, one read per actor node; no disk.
+Weight sync (`rl.rollout.weight_sync`, weight_sync.py): trainer rank 0 streams the weights
+bucket by bucket over a process group of its own with the engines (collective; gloo on
+CPU, NCCL on GPU; formed when the engines are ready), or puts the full state dict into the
+object store once for every actor to load (object_store). Every sync is verified (each
+engine's fingerprints against the trainer's) and bounded by `rl.rollout.sync_timeout_s`;
+either failure is a WeightSyncError naming the tensor or the actor.
 
-Weight sync on GPUs (designed, not built: this project's CI has no GPU). Same call,
-`sync_weights(state_dict)`, with the transport chosen at construction:
-- NCCL broadcast (trainer and rollout actors on different GPUs): at start-up the group
-  and trainer rank 0 form one NCCL communicator outside torch.distributed's default group
-  (vLLM's `StatelessProcessGroup` + `PyNcclCommunicator`, rank 0 = trainer, ranks 1..N =
-  one per rollout worker). A sync sends the names, shapes and dtypes over Ray, then
-  broadcasts tensor by tensor (bucketed to ~1 GiB) from rank 0; each actor receives into
-  fresh CUDA buffers and feeds them straight to `reload_weights(weights_iterator=...)`,
-  so no full second copy is ever held. Under ZeRO-3 the trainer gathers one layer's
-  parameters at a time (`GatheredParameters`) and broadcasts it before gathering the
-  next, bounding trainer memory to one layer.
-- CUDA IPC (trainer and rollout engine share a GPU, "colocated"): the trainer exports
-  each gathered tensor with `torch.multiprocessing.reductions.reduce_tensor` and sends the
-  handles through Ray; the engine rebuilds views of the trainer's memory and reloads from
-  them with no copy over PCIe; the trainer keeps the tensors alive until every actor has
-  acknowledged.
-Both keep the contract: returns the wall seconds of the sync, after which every engine
-samples from the new weights (prefix cache reset included).
+Designed, not built: CUDA IPC for an engine colocated with the trainer on one GPU. The
+trainer would export each gathered tensor with
+`torch.multiprocessing.reductions.reduce_tensor`, send the handles through Ray, and the
+engine reload from views of the trainer's memory with no copy, the trainer keeping the
+tensors alive until every actor has acknowledged.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from rsrl.rl.rollout.contract import Completion, checkpoint_state_dict
+from rsrl.rl.rollout.contract import Completion, check_complete, checkpoint_state_dict
 from rsrl.rl.rollout.engine import make_engine
+from rsrl.rl.rollout.fingerprint import Fingerprint, WeightSyncError, check_fingerprints
+from rsrl.rl.rollout.sync_group import GroupAddress, SyncGroup, host_store
+from rsrl.rl.rollout.weight_sync import (
+    TensorMeta,
+    WeightStream,
+    collect_on_cpu,
+    collective_backend,
+    receive_buckets,
+    resolve_weight_sync,
+    send_buckets,
+)
+from rsrl.spec.schema import RolloutSpec
 
 log = logging.getLogger("rsrl")
 
 SHUTDOWN_TIMEOUT_S = 60
+DEFAULTS = RolloutSpec()
 
 
 class RolloutWorker:
@@ -52,14 +55,23 @@ class RolloutWorker:
     def __init__(self, engine_name: str, model_dir: str, tokenizer_dir: str, options: dict):
         self.engine = make_engine(engine_name, model_dir, tokenizer_dir, **options)
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> set[str]:
+        """The names a weight update must carry."""
+        return self.engine.expected_names
 
     def generate(self, prompts: list[str], sampling: dict) -> list[list[Completion]]:
         return self.engine.generate(prompts, **sampling)
 
-    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
-        self.engine.load_weights(state_dict)
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> dict[str, Fingerprint]:
+        return self.engine.load_weights(state_dict)
+
+    def join_sync_group(self, address: GroupAddress, rank: int) -> None:
+        import ray
+
+        self.sync_group = SyncGroup(address, rank, ray.util.get_node_ip_address())
+
+    def receive_weights(self, plan: list[list[TensorMeta]]) -> dict[str, Fingerprint]:
+        return self.engine.load_weights(receive_buckets(self.sync_group, plan))
 
     def shutdown(self) -> None:
         self.engine.shutdown()
@@ -68,7 +80,8 @@ class RolloutWorker:
 class RolloutGroup:
     """`actors` rollout actors running `engine_name` ("vllm" | "hf") on the HF model in
     `model_dir`, spread over the cluster, each with `cpus_per_actor` CPUs and
-    `gpus_per_actor` GPUs. `engine_options` go to the engine's constructor."""
+    `gpus_per_actor` GPUs. `engine_options` go to the engine's constructor; the weight-sync
+    settings are `rl.rollout`'s (schema.RolloutSpec)."""
 
     def __init__(
         self,
@@ -79,6 +92,10 @@ class RolloutGroup:
         cpus_per_actor: float,
         gpus_per_actor: float,
         engine_options: dict | None = None,
+        *,
+        weight_sync: str = DEFAULTS.weight_sync,
+        sync_bucket_mb: int = DEFAULTS.sync_bucket_mb,
+        sync_timeout_s: float = DEFAULTS.sync_timeout_s,
     ):
         import ray
 
@@ -97,12 +114,17 @@ class RolloutGroup:
         # build); the first call waits for them, so a caller can do other work meanwhile.
         self._starting = [a.ready.remote() for a in self.actors]
         self._started_at, self._engine_name = time.perf_counter(), engine_name
+        self.transport = resolve_weight_sync(weight_sync)
+        self.bucket_bytes, self.timeout_s = sync_bucket_mb * 2**20, sync_timeout_s
+        self._backend = collective_backend(gpus_per_actor)
+        self.expected_names: set[str] = set()
+        self.sync_group: SyncGroup | None = None
 
     def _wait_until_ready(self) -> None:
         import ray
 
         if self._starting:
-            ray.get(self._starting)  # engine errors surface here
+            self.expected_names = ray.get(self._starting)[0]  # engine errors surface here
             self._starting = []
             log.info(
                 "rollout: %d %s actor(s) ready %.1fs after their start",
@@ -110,6 +132,30 @@ class RolloutGroup:
                 self._engine_name,
                 time.perf_counter() - self._started_at,
             )
+            if self.transport == "collective":
+                self.sync_group = self._form_sync_group()
+
+    def _form_sync_group(self) -> SyncGroup:
+        """This process (rank 0) and every actor (ranks 1..N) in one weight-sync group."""
+        import ray
+
+        host = ray.util.get_node_ip_address()
+        store = host_store(host, len(self.actors) + 1, self.timeout_s)
+        address = GroupAddress(
+            host, store.port, len(self.actors) + 1, self._backend, self.timeout_s
+        )
+        joins = [a.join_sync_group.remote(address, r) for r, a in enumerate(self.actors, 1)]
+        try:
+            group = SyncGroup(address, 0, host, store)
+            ray.get(joins, timeout=self.timeout_s)
+        except Exception as e:
+            raise WeightSyncError(
+                f"the rollout actors could not form the {address.backend} weight-sync group "
+                f"with the trainer at {host}:{store.port} within rl.rollout.sync_timeout_s="
+                f"{self.timeout_s:g}s ({e}); rl.rollout.weight_sync: object_store avoids it"
+            ) from e
+        log.info("rollout: weight sync over a %s group of %d", address.backend, len(joins) + 1)
+        return group
 
     def generate(
         self,
@@ -145,17 +191,60 @@ class RolloutGroup:
                 results.append(group)
         return results
 
-    def sync_weights(self, state_dict: dict[str, torch.Tensor]) -> float:
-        """Load `state_dict` (full HF names) into every actor's engine; the wall seconds."""
-        import ray
-
+    def sync_weights(self, weights: Mapping[str, torch.Tensor] | WeightStream) -> float:
+        """Load `weights` (a full HF-named state dict, or a stream of its buckets) into every
+        actor's engine and check each engine's fingerprints; the wall seconds."""
         self._wait_until_ready()
+        stream = (
+            weights
+            if isinstance(weights, WeightStream)
+            else WeightStream.of(weights, self.bucket_bytes)
+        )
+        check_complete(stream.names, self.expected_names)  # before anything moves
         start = time.perf_counter()
-        ref = ray.put({name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()})
-        ray.get([actor.load_weights.remote(ref) for actor in self.actors])
+        deadline = time.monotonic() + self.timeout_s
+        if self.sync_group is not None:
+            reports = self._sync_collective(self.sync_group, stream, deadline)
+        else:
+            reports = self._sync_object_store(stream, deadline)
+        for rank, (sent, report) in enumerate(reports, 1):
+            check_fingerprints(sent, report, f"rollout actor {rank} of {len(self.actors)}")
         seconds = time.perf_counter() - start
         log.debug("rollout: weight sync to %d actor(s) took %.3fs", len(self.actors), seconds)
         return seconds
+
+    def _sync_collective(self, group: SyncGroup, stream: WeightStream, deadline: float):
+        refs = [actor.receive_weights.remote(stream.plan) for actor in self.actors]
+        try:
+            sent = send_buckets(group, stream, deadline)
+        except Exception as e:
+            self._await(refs, min(deadline, time.monotonic() + 5))  # a dead actor names itself
+            raise WeightSyncError(f"the weight broadcast to the rollout actors failed: {e}") from e
+        return [(sent, report) for report in self._await(refs, deadline)]
+
+    def _sync_object_store(self, stream: WeightStream, deadline: float):
+        import ray
+
+        state, sent = collect_on_cpu(stream)
+        ref = ray.put(state)
+        del state
+        refs = [actor.load_weights.remote(ref) for actor in self.actors]
+        return [(sent, report) for report in self._await(refs, deadline)]
+
+    def _await(self, refs: list, deadline: float) -> list[dict[str, Fingerprint]]:
+        """The actors' fingerprints; a timeout or a dead actor is a WeightSyncError."""
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        try:
+            return ray.get(refs, timeout=max(0.0, deadline - time.monotonic()))
+        except GetTimeoutError as e:
+            raise WeightSyncError(
+                f"the weight sync to {len(self.actors)} rollout actor(s) did not finish within "
+                f"rl.rollout.sync_timeout_s={self.timeout_s:g}s"
+            ) from e
+        except RayActorError as e:
+            raise WeightSyncError(f"a rollout actor died during the weight sync: {e}") from e
 
     def load_checkpoint(self, model_dir: Path) -> float:
         """Serve the weights of another HF export of the same architecture; the wall seconds
@@ -171,7 +260,7 @@ class RolloutGroup:
         finally:
             for actor in self.actors:
                 ray.kill(actor)
-            self.actors = []
+            self.actors, self.sync_group = [], None
 
 
 def _contiguous_chunks(count: int, parts: int) -> list[tuple[int, int]]:

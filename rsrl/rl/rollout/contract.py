@@ -13,16 +13,24 @@ Both engines:
   and `top_p`; a trainer that wants the sampling distribution's log-probabilities must
   divide its logits by the temperature on both sides of the comparison;
 - take weights as an HF state dict, named as `model.state_dict()` of the transformers
-  model names them (see `required_names`); a partial update is refused.
+  model names them (see `required_names`); a partial update is refused. A streamed update
+  (an iterable of (name, tensor) pairs, one weight-sync bucket after another) is loaded as
+  it arrives; its sender has checked its names first. Either way the engine returns the
+  fingerprint of each tensor it loaded (fingerprint.py), for the sender to check.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
+
+from rsrl.rl.rollout.fingerprint import Fingerprint
+
+Weights = Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
 
 
 @dataclass
@@ -52,8 +60,11 @@ class RolloutEngine(Protocol):
         """
         ...
 
-    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Replace the policy's weights; the next `generate` samples from them."""
+    expected_names: set[str]  # the names a full update carries (`required_names`)
+
+    def load_weights(self, weights: Weights) -> dict[str, Fingerprint]:
+        """Replace the policy's weights; the next `generate` samples from them. The
+        fingerprints of the tensors loaded, by name."""
         ...
 
     def shutdown(self) -> None:
@@ -101,15 +112,23 @@ def checkpoint_state_dict(model_dir: str | Path) -> dict[str, torch.Tensor]:
     return {name: t for name, t in model.state_dict().items() if name in names}
 
 
-def check_complete(state_dict: dict[str, torch.Tensor], expected: set[str]) -> None:
-    """Refuse a partial state dict before it reaches an engine (a partial vLLM reload leaves
-    layers on the meta device and the engine dead)."""
-    missing = expected - state_dict.keys()
+def check_complete(names: Collection[str], expected: set[str]) -> None:
+    """Refuse a partial update (by its tensor `names`) before it reaches an engine (a partial
+    vLLM reload leaves layers on the meta device and the engine dead)."""
+    missing = expected - set(names)
     if missing:
         raise ValueError(
             f"state dict lacks {len(missing)} checkpoint tensors, e.g. "
             f"{sorted(missing)[:3]}; pass the full HF state dict"
         )
+
+
+def weight_pairs(weights: Weights, expected: set[str]) -> Iterable[tuple[str, torch.Tensor]]:
+    """(name, tensor) pairs of an update; a whole state dict is checked for completeness."""
+    if isinstance(weights, Mapping):
+        check_complete(weights.keys(), expected)
+        return weights.items()
+    return weights
 
 
 def finish_reason(token_ids: list[int], eos_token_id: int) -> str:

