@@ -60,7 +60,8 @@ class ObjectiveSpec:
 
 @dataclass
 class DataSourceSpec:
-    path: str = ""  # file, directory, glob, or synth://NAME
+    path: str = ""  # file, directory, glob, synth://NAME, hf://NAME[/CONFIG][@SPLIT] or a
+    # save_to_disk directory (docs/data.md)
     weight: float = 1.0  # share of the stage's tokens, relative to the other sources
     text_field: str = "text"
     template: str | None = None  # e.g. "Q: {question}\nA: {answer}" instead of text_field
