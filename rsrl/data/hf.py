@@ -74,7 +74,7 @@ def hf_problem(path: str) -> str | None:
         if path.startswith(HF_SCHEME):
             _hub_builder(HubName.parse(path))
         else:
-            _saved_split_dir(Path(path))
+            _load_saved(_saved_split_dir(Path(path)))
     except DataError as err:
         return str(err)
     return None
@@ -116,13 +116,18 @@ def _saved_split_dir(directory: Path) -> Path:
     split, or train)."""
     if not (directory / _DICT_FILE).is_file():
         return directory
-    splits = json.loads((directory / _DICT_FILE).read_text())["splits"]
+    try:
+        splits = list(json.loads((directory / _DICT_FILE).read_text())["splits"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataError(f"'{directory / _DICT_FILE}' is not a DatasetDict's ({err})") from None
     split = _default_split(splits)
     if split is None:
         raise DataError(
             f"saved DatasetDict '{directory}' has splits {', '.join(splits)} and no "
             f"'{DEFAULT_SPLIT}': point at one of them, e.g. {directory / splits[0]}"
         )
+    if not is_saved_dataset(directory / split):
+        raise DataError(f"saved DatasetDict '{directory}' lacks its split directory '{split}'")
     return directory / split
 
 
