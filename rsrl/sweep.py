@@ -25,6 +25,7 @@ from rsrl.pipeline.apply import StageOutcome
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.spec import SpecError, load_spec
 from rsrl.spec.schema import SearchDimSpec, Spec, SweepSpec, sweep_section
+from rsrl.tracking.session import checked_trackers
 
 SEED = "seed"  # the spec path that sweep.seeds adds to the search space
 RESULTS_FILE = "results.json"  # trials and arms, beside Tune's state
@@ -91,7 +92,8 @@ def trial_metrics(outcomes: Sequence[StageOutcome]) -> dict[str, float]:
 
 
 def run_trial(config: dict, spec_path: str, overrides: list[str], cwd: str) -> None:
-    """One Tune trial: apply the spec with this trial's values, report its metrics."""
+    """One Tune trial: apply the spec with this trial's values (its trackers' runs tagged
+    with them), report its metrics."""
     from ray import tune
 
     from rsrl.pipeline.apply import apply_plan
@@ -99,7 +101,8 @@ def run_trial(config: dict, spec_path: str, overrides: list[str], cwd: str) -> N
 
     os.chdir(cwd)  # Tune starts trials in their own directories; paths mean the user's cwd
     spec = load_spec(spec_path, [*overrides, *trial_overrides(config)])
-    outcomes = apply_plan(compile_plan(spec), shared_workdir=True)
+    tags = {path: json.dumps(value) for path, value in sorted(config.items())}
+    outcomes = apply_plan(compile_plan(spec), shared_workdir=True, tags=tags)
     metrics: dict[str, Any] = trial_metrics(outcomes)
     metrics["stage_dirs"] = json.dumps({o.stage: str(o.out_dir) for o in outcomes})
     tune.report(metrics)
@@ -112,6 +115,7 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
     spec = load_spec(spec_path, overrides)
     sweep = require_sweep(spec)
     storage = Path(spec.workdir).resolve() / "sweeps"
+    checked_trackers(spec, storage.parent)  # an unreachable tracker: before the first trial
     trainable = tune.with_resources(
         tune.with_parameters(
             run_trial,

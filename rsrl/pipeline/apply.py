@@ -26,6 +26,8 @@ from rsrl.pipeline.plan import Plan, Stage
 from rsrl.pipeline.progress import StageProgress
 from rsrl.pipeline.registry import StageContext, StageFn, resolve_stage_fn
 from rsrl.spec.load import spec_to_yaml
+from rsrl.tracking.session import Tracking, pipeline_tracking
+from rsrl.tracking.stage import track_stage
 
 log = logging.getLogger("rsrl")
 ABANDON_SECONDS = 10.0  # how long a failed apply waits for the stages it cancels
@@ -81,33 +83,39 @@ def apply_plan(
     wait_for_lock: bool = False,
     shared_workdir: bool = False,
     stage_fns: Mapping[str, StageFn] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> list[StageOutcome]:
     """Run every stage of `plan` that is not cached; return one outcome per stage, in order.
 
     The workdir is locked for the whole apply, unless `shared_workdir` (sweep trials share
-    one workdir on purpose: they rely on the per-stage locks alone)."""
+    one workdir on purpose: they rely on the per-stage locks alone). `tags` go to the
+    experiment trackers' runs (a sweep trial's swept values)."""
     if shared_workdir:
-        return _apply(plan, stage_fns)
+        return _apply(plan, stage_fns, tags or {})
     with workdir_lock(plan.workdir, wait=wait_for_lock):
         (plan.workdir / "spec.yaml").write_text(spec_to_yaml(plan.spec))  # the last apply's
-        return _apply(plan, stage_fns)
+        return _apply(plan, stage_fns, tags or {})
 
 
-def _apply(plan: Plan, stage_fns: Mapping[str, StageFn] | None) -> list[StageOutcome]:
+def _apply(
+    plan: Plan, stage_fns: Mapping[str, StageFn] | None, tags: Mapping[str, str]
+) -> list[StageOutcome]:
     plan.workdir.mkdir(parents=True, exist_ok=True)
     statuses = {s.name: stage_status(s, plan.workdir) for s in plan.stages}
-    check_fits([s for s in plan.stages if statuses[s.name] is not Status.CACHED], ray.nodes())
-    refs: dict[str, ray.ObjectRef] = {}
-    for stage in plan.stages:
-        if statuses[stage.name] is Status.CACHED:
-            continue
-        upstream = [refs[name] for name in stage.inputs if name in refs]
-        # "DEFAULT": never inside a caller's placement group (a Tune trial captures its
-        # child tasks): a stage schedules its own workers wherever the cluster has room.
-        refs[stage.name] = _run_stage.options(
-            name=f"rsrl:{stage.name}", scheduling_strategy="DEFAULT"
-        ).remote(plan, stage.name, dict(stage_fns or {}), *upstream)
-    return _collect(plan, statuses, refs)
+    running = [s for s in plan.stages if statuses[s.name] is not Status.CACHED]
+    check_fits(running, ray.nodes())
+    if not running:  # cached stages log nothing new: no tracker is even contacted
+        return _collect(plan, statuses, {})
+    with pipeline_tracking(plan.spec, plan.workdir, tags) as tracking:  # before any stage
+        refs: dict[str, ray.ObjectRef] = {}
+        for stage in running:
+            upstream = [refs[name] for name in stage.inputs if name in refs]
+            # "DEFAULT": never inside a caller's placement group (a Tune trial captures its
+            # child tasks): a stage schedules its own workers wherever the cluster has room.
+            refs[stage.name] = _run_stage.options(
+                name=f"rsrl:{stage.name}", scheduling_strategy="DEFAULT"
+            ).remote(plan, stage.name, dict(stage_fns or {}), tracking, *upstream)
+        return _collect(plan, statuses, refs)
 
 
 def _collect(
@@ -159,9 +167,11 @@ def _abandon(refs: list[ray.ObjectRef]) -> None:
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def _run_stage(plan: Plan, name: str, stage_fns: dict, *upstream) -> tuple[dict, float]:
+def _run_stage(
+    plan: Plan, name: str, stage_fns: dict, tracking: Tracking | None, *upstream
+) -> tuple[dict, float]:
     """Runs in a Ray worker. `upstream` only orders it after its inputs; paths come from the
-    plan."""
+    plan. A stage that runs is one run in each tracker of `tracking`, with its result."""
     stage: Stage = plan.stage(name)
     out_dir = stage.out_dir(plan.workdir)
     with stage_lock(out_dir):
@@ -171,6 +181,8 @@ def _run_stage(plan: Plan, name: str, stage_fns: dict, *upstream) -> tuple[dict,
         inputs = {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs}
         fn = resolve_stage_fn(stage.kind, stage_fns)
         start = time.time()
-        result = fn(StageContext(spec=plan.spec, stage=stage, out_dir=out_dir, inputs=inputs)) or {}
+        with track_stage(tracking, stage.name, stage.key, stage.config, out_dir) as tracked:
+            ctx = StageContext(spec=plan.spec, stage=stage, out_dir=out_dir, inputs=inputs)
+            result = tracked.result = fn(ctx) or {}
         write_manifest(stage, out_dir, result)
         return result, time.time() - start

@@ -22,7 +22,8 @@ def peak_flops(device_name: str) -> float | None:
 class MetricsWriter:
     """Appends one JSON line per logged step (with `total_steps`, so the driver can draw
     progress from the file, and `time`, the wall clock in seconds since the epoch) and
-    prints a headline; a resume drops lines past its step."""
+    prints a headline; a resume drops lines past its step. Each record also goes to the
+    stage's experiment trackers when the spec has `logging:` (rsrl/tracking/stage.py)."""
 
     def __init__(
         self,
@@ -40,6 +41,9 @@ class MetricsWriter:
         self.tb_dir = stage_dir / TENSORBOARD
         with names_full_disk(self.tb_dir):
             self.tb = SummaryWriter(log_dir=str(self.tb_dir), purge_step=resume_step + 1)
+        from rsrl.tracking.stage import StepFeed
+
+        self.trackers = StepFeed.find(stage_dir)
 
     def _truncate_after(self, step: int) -> None:
         if not self.path.exists():
@@ -72,10 +76,14 @@ class MetricsWriter:
                 ):
                     self.tb.add_scalar(name, value, record["step"])
             self.tb.flush()
+        if self.trackers:
+            self.trackers.send(record)
 
     def close(self) -> None:
         with names_full_disk(self.tb_dir):
             self.tb.close()
+        if self.trackers:
+            self.trackers.flush()
 
 
 def sum_across_workers(values: dict[str, float]) -> dict[str, float]:
