@@ -20,6 +20,8 @@ def test_rl_has_its_own_weight_decay_default_zero():
     [
         ("rl.weight_decay=-0.1", "rl.weight_decay: must be >= 0"),
         ("rl.keep_checkpoints=0", "rl.keep_checkpoints: must be >= 1"),
+        ("rl.rollout.sync_bucket_mb=0", "rl.rollout.sync_bucket_mb: must be >= 1"),
+        ("rl.rollout.sync_timeout_s=0", "rl.rollout.sync_timeout_s: must be > 0"),
     ],
 )
 def test_rl_values_out_of_range_are_rejected(override, message):

@@ -255,8 +255,9 @@ class RolloutGroup:
         """Stop every engine (so vLLM leaves nothing in /dev/shm), then the actors."""
         import ray
 
-        try:
-            ray.get([a.shutdown.remote() for a in self.actors], timeout=SHUTDOWN_TIMEOUT_S)
+        stopping = [a.shutdown.remote() for a in self.actors]
+        try:  # wait, not get: an actor that died (the error already raised) stops nothing
+            ray.wait(stopping, num_returns=len(stopping), timeout=SHUTDOWN_TIMEOUT_S)
         finally:
             for actor in self.actors:
                 ray.kill(actor)
