@@ -4,8 +4,9 @@ verl and TRL use) decides whether it means the same as the reference.
 
 math-verify's own time limits use `signal.alarm`, which fails off the main thread (every
 comparison would score 0): they are turned off here, and each comparison runs under rsrl's
-thread-join limit (`score`) instead, after a check that refuses answers whose evaluation
-would never finish.
+thread-join limit (`score`) instead. That limit only abandons a comparison: one stuck in a
+big-integer operation keeps the GIL and stalls the whole process, so answers whose
+evaluation would never finish are refused before math-verify sees them.
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ _ANSWER_MARK = re.compile(r"answer\s*(?:is)?\s*[:=]?[ \t]*", re.IGNORECASE)
 # ("1,000" is 1000); "1,2" is two numbers, left to math-verify (a set).
 # Fraction() expands exponents exactly ("1e99999999" never returns): bound them.
 _PLAIN_NUMBER = re.compile(
-    r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d*)?(?:e[+-]?\d{1,3})?(?:/\d+)?", re.IGNORECASE
+    r"[+-]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:e[+-]?\d{1,3})?(?:/\d+)?",
+    re.IGNORECASE,
 )
 _LATEX_FRAC = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
 # Evaluating these exactly never returns (10^{10^{10}}, (10^{100})!): refused before comparing.
 MAX_EXPONENT = 100
 MAX_FUNCTION_ARGUMENT = 1000
+# math-verify's LaTeX parser takes seconds on long or deeply bracketed text (ten nested
+# parentheses: ~7 s), and a timed-out comparison keeps its CPU: such answers are not parsed.
+MAX_ANSWER_CHARS = 256
+MAX_NESTING = 8
 # Bounds one comparison wherever it is called from (Cons@n votes call answers_equal directly).
 EQUAL_TIMEOUT_S = 5.0
 
@@ -80,6 +86,7 @@ def answers_equal(answer: str, reference: str) -> bool:
     fa, fb = _as_fraction(answer), _as_fraction(reference)
     if fa is not None and fb is not None:
         return fa == fb
+    _math_verify()  # imported here, not on the clock: the first import can take seconds
     return score(_equivalent, "", answer, reference, timeout_s=EQUAL_TIMEOUT_S).score == 1.0
 
 
@@ -109,6 +116,8 @@ def _parse(text: str) -> tuple:
     LaTeX only: math-verify's plain-expression reader runs sympy's `parse_expr`, which
     evaluates Python, and answers are model output. Cached: a reference is compared with
     every sample of its group."""
+    if len(text) > MAX_ANSWER_CHARS or _nesting(text) > MAX_NESTING:
+        return ()
     math_verify, latex = _math_verify()
     readings = math_verify.parse(
         f"${_without_dollars(text)}$",
@@ -117,6 +126,15 @@ def _parse(text: str) -> tuple:
         parsing_timeout=None,
     )
     return tuple(readings) if all(_cheap_to_compare(r) for r in readings) else ()
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting in `text`, (), [] and {} together."""
+    depth = deepest = 0
+    for char in text:
+        depth += 1 if char in "([{" else -1 if char in ")]}" else 0
+        deepest = max(deepest, depth)
+    return deepest
 
 
 @functools.cache

@@ -1,11 +1,14 @@
 """The `math` verifier on MATH-style answers: a table of equivalent answers that must score 1
 and equal-looking different answers that must score 0, and scoring off the main thread."""
 
+import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from rsrl.verifiers import load_verifier, score
+from rsrl.verifiers.math_answer import answers_equal
 
 # (the answer a completion boxes, the reference answer, whether they are the same answer)
 CASES = [
@@ -80,6 +83,42 @@ CASES = [
 def test_math_scores_equivalent_answers_1_and_different_ones_0(answer, reference, equal):
     completion = f"Working... so the final answer is $\\boxed{{{answer}}}$."
     assert load_verifier("math")("", completion, reference).score == float(equal)
+
+
+@pytest.mark.parametrize(
+    "completion, reference, expected",
+    [
+        ("So x = 1/2. Answer: $\\frac{1}{2}$", "0.5", 1.0),
+        ("Answer: 50%", "50\\%", 1.0),
+        ("The answer is x = 5.", "5", 1.0),
+        ("It costs \\$1,000 in all. Answer: \\$1,000", "1000", 1.0),
+        ("First \\boxed{\\dfrac{1}{2}}, on reflection \\boxed{\\dfrac{1}{3}}", "\\frac13", 1.0),
+        ("First \\boxed{\\dfrac{1}{2}}, on reflection \\boxed{\\dfrac{1}{3}}", "\\frac12", 0.0),
+    ],
+)
+def test_math_takes_the_last_boxed_or_answer_line_then_compares(completion, reference, expected):
+    assert load_verifier("math")("", completion, reference).score == expected
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "10^{10^{10}}",
+        "(10^{100})!",
+        "9!!!!",
+        "\\binom{10^{100}}{10^{50}}",
+        "\\Gamma(10^{100})",
+        "(" * 20 + "1" + ")" * 20,
+        "x" * 2000,
+    ],
+)
+def test_math_refuses_answers_too_costly_to_compare_without_timing_out(hostile, caplog):
+    answers_equal("\\frac12", "0.5")  # math-verify imported
+    start = time.perf_counter()
+    with caplog.at_level(logging.WARNING, logger="rsrl"):
+        assert not answers_equal(hostile, "1")
+    assert "timed out" not in caplog.text
+    assert time.perf_counter() - start < 5
 
 
 def test_math_scores_correctly_off_the_main_thread():
