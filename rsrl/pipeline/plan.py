@@ -46,6 +46,8 @@ _NON_SEMANTIC_STAGE_KEYS = (
     "cpus_per_worker",
 )
 
+_WEIGHT_SYNC_KEYS = ("weight_sync", "sync_bucket_mb", "sync_timeout_s")  # of rl.rollout
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -106,6 +108,9 @@ def compile_plan(spec: Spec) -> Plan:
             last_model = builder.add_training(name, stage_spec, data, last_model)
     if spec.rl is not None and last_model is not None:
         rl = {k: v for k, v in _plain(spec.rl).items() if k != "keep_checkpoints"}
+        rl["rollout"] = {
+            k: v for k, v in rl["rollout"].items() if k not in _WEIGHT_SYNC_KEYS
+        }  # how weights reach the engines, not which: every sync is verified
         rl_config = {
             "rl": rl,
             "seed": spec.seed,

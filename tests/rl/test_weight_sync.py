@@ -8,6 +8,7 @@ store, after every one of a few optimizer steps. Afterwards both leave bit-ident
 weights and sample identical completions, log-probabilities included.
 """
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -155,3 +156,22 @@ def test_a_sync_past_its_timeout_or_to_a_dead_actor_fails_clearly(
             group.sync_weights(weights)
     finally:
         group.shutdown()
+
+
+def test_weight_sync_settings_leave_the_rl_stage_key_alone(tmp_path):
+    from rsrl.pipeline.plan import compile_plan
+    from rsrl.spec import load_spec
+
+    quickstart = Path(__file__).resolve().parents[2] / "specs" / "quickstart.yaml"
+
+    def rl_key(*overrides: str) -> str:
+        return (
+            compile_plan(load_spec(quickstart, [f"workdir={tmp_path}", *overrides])).stage("rl").key
+        )
+
+    assert rl_key() == rl_key(
+        "rl.rollout.weight_sync=object_store",
+        "rl.rollout.sync_bucket_mb=64",
+        "rl.rollout.sync_timeout_s=30",
+    )
+    assert rl_key() != rl_key("rl.rollout.max_new_tokens=9")  # what is sampled still counts
