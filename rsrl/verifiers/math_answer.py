@@ -30,6 +30,7 @@ _PLAIN_NUMBER = re.compile(
     re.IGNORECASE,
 )
 _LATEX_FRAC = re.compile(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}")
+_INTEGER_FRACTION = re.compile(r"(-?)\((-?\d+)\)/\((\d+)\)")
 # Evaluating these exactly never returns (10^{10^{10}}, (10^{100})!): refused before comparing.
 MAX_EXPONENT = 100
 MAX_FUNCTION_ARGUMENT = 1000
@@ -91,7 +92,12 @@ def answers_equal(answer: str, reference: str) -> bool:
 
 
 def _as_fraction(text: str) -> Fraction | None:
+    """A plain number, or a fraction of integers (`\\frac{3}{4}`, `(3)/(4)`), exactly; parsing
+    one in math-verify takes ~10 ms."""
     text = text.replace(" ", "").rstrip(".")
+    fraction = _INTEGER_FRACTION.fullmatch(_LATEX_FRAC.sub(r"(\1)/(\2)", text))
+    if fraction:
+        text = "{}{}/{}".format(*fraction.groups())
     if not _PLAIN_NUMBER.fullmatch(text):
         return None
     try:

@@ -18,6 +18,8 @@ CASES = [
     ("\\tfrac{2}{4}", "\\frac12", True),
     ("\\frac{1}{3}", "0.33", False),
     ("\\dfrac{2}{3}", "\\frac{3}{2}", False),
+    ("-\\frac{6}{8}", "-0.75", True),
+    ("2(3)", "23", False),  # a product, not digits
     # radicals
     ("2\\sqrt{2}", "\\sqrt{8}", True),
     ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", True),
