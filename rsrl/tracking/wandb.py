@@ -48,6 +48,7 @@ class WandbTracker:
                 mode=self.mode,  # type: ignore[arg-type]  # validated: online | offline | disabled
                 dir=self.dir,
                 reinit="create_new",
+                settings=wandb.Settings(quiet=True),  # one run per stage: no banner for each
             )
         )
 

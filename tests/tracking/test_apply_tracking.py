@@ -10,9 +10,10 @@ from rsrl.cli import EXIT_USAGE, main
 from rsrl.pipeline.apply import apply_plan
 from rsrl.pipeline.cache import Status, read_manifest, stage_status
 from rsrl.pipeline.plan import compile_plan
-from rsrl.spec import load_spec
+from rsrl.spec import SpecError, load_spec
 from rsrl.tracking.base import TrackerError, numbers
 from rsrl.tracking.mlflow import mlflow_name
+from rsrl.tracking.session import checked_trackers
 from tests.pipeline import stage_fns
 from tests.tracking.stores import mlflow_runs
 
@@ -71,15 +72,10 @@ def test_on_error_warn_runs_without_the_tracker(ray_session, tmp_path, caplog):
     assert "logging.mlflow" in caplog.text and "going on without it" in caplog.text
 
 
-def test_tracker_error_is_a_spec_error(tmp_path):
-    """The CLI's exit 2 for spec mistakes covers trackers (no Ray needed to see it)."""
-    from rsrl.spec import SpecError
-
-    assert issubclass(TrackerError, SpecError)
-    with pytest.raises(TrackerError, match="logging.mlflow"):
-        from rsrl.tracking.session import checked_trackers
-
-        checked_trackers(
-            load_spec(SPEC, overrides(tmp_path, "logging.mlflow.tracking_uri=http://127.0.0.1:9")),
-            tmp_path,
-        )
+def test_wandb_online_without_an_api_key_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    spec = load_spec(SPEC, overrides(tmp_path, "logging.wandb.project=p"))
+    with pytest.raises(TrackerError, match=r"logging\.wandb: .*No API key configured"):
+        checked_trackers(spec, tmp_path)
+    assert issubclass(TrackerError, SpecError)  # so the CLI exits 2
