@@ -30,13 +30,21 @@ Layout (every number a float unless said otherwise):
         "pretrain": {"nll", "perplexity", "entropy", "local_entropy", "topk_mass",
                      "tail_mass", "p_target", "tokens", "k", "seq_len"},
         "midtrain": {...}, "rl": {...}
-      }
+      },
+      "harness": {                    # only with eval.harness: lm-eval's numbers, by
+        "pretrain": {                 # checkpoint and task, its metric names without the
+          "arc_easy": {"acc": ..., "acc_stderr": ..., "acc_norm": ..., "acc_norm_stderr": ...,
+                       "samples": 2376, "num_fewshot": 0}     # ",none" filter suffix
+        },
+        "midtrain": {...}, "rl": {...}
+      },
+      "harness_errors": {"rl": {"arc_easy": "why it failed"}}  # only when a task failed
     }
 
 `flat_metrics` turns it into {"eval.arith.pass@4": ..., "eval.pre_rl.arith.pass@4": ...,
 "eval.rl_gain.arith.pass@4": ..., "eval.rl_gain.arith.pass@4_se": ...,
-"eval.heldout.pretrain.entropy": ...}: every number, lists and strings left out. A suite
-may therefore not take a name of RESERVED_NAMES.
+"eval.heldout.pretrain.entropy": ..., "eval.harness.pretrain.arc_easy.acc": ...}: every
+number, lists and strings left out. A suite may therefore not take a name of RESERVED_NAMES.
 """
 
 from __future__ import annotations
@@ -51,7 +59,9 @@ HELDOUT = "heldout"
 PRE_RL = "pre_rl"
 RL_GAIN = "rl_gain"
 RL_CURVE = "rl_curve"
-RESERVED_NAMES = (HELDOUT, PRE_RL, RL_GAIN, RL_CURVE)
+HARNESS = "harness"
+HARNESS_ERRORS = "harness_errors"
+RESERVED_NAMES = (HELDOUT, PRE_RL, RL_GAIN, RL_CURVE, HARNESS)
 
 
 def read_eval_metrics(stage_dir: Path) -> dict | None:
@@ -61,8 +71,8 @@ def read_eval_metrics(stage_dir: Path) -> dict | None:
 
 
 def flat_metrics(metrics_json: dict) -> dict[str, float]:
-    """Every number of a metrics.json as "eval.<suite>.<metric>" and
-    "eval.heldout.<checkpoint>.<metric>"."""
+    """Every number of a metrics.json as "eval.<suite>.<metric>",
+    "eval.heldout.<checkpoint>.<metric>" and "eval.harness.<checkpoint>.<task>.<metric>"."""
     flat: dict[str, float] = {}
     for suite, values in metrics_json.get("suites", {}).items():
         flat.update(_numbers(f"eval.{suite}", values))
@@ -74,6 +84,9 @@ def flat_metrics(metrics_json: dict) -> dict[str, float]:
             flat[f"eval.{RL_GAIN}.{suite}.{name}_se"] = float(gain["se"])
     for checkpoint, values in metrics_json.get(HELDOUT, {}).items():
         flat.update(_numbers(f"eval.{HELDOUT}.{checkpoint}", values))
+    for checkpoint, tasks in metrics_json.get(HARNESS, {}).items():
+        for task, values in tasks.items():
+            flat.update(_numbers(f"eval.{HARNESS}.{checkpoint}.{task}", values))
     return flat
 
 

@@ -8,6 +8,8 @@
    the RL gain is a paired difference per problem. Per-problem results in
    `suites/<checkpoint>/<name>.parquet`.
 3. The RL curve: the suites' subset that the rl stage scored every `rl.eval_every` steps.
+4. lm-evaluation-harness (if `eval.harness`): its tasks on each named checkpoint's export.
+   A task that fails is reported after metrics.json holds everything else.
 
 Everything lands in `metrics.json` (layout in `rsrl.eval.results`); the stage returns its
 flat view, so `rsrl apply` and sweeps see `eval.arith.pass@4` in the manifest too.
@@ -22,7 +24,10 @@ from pathlib import Path
 
 import ray
 
+from rsrl.data.errors import DataError
 from rsrl.eval.results import (
+    HARNESS,
+    HARNESS_ERRORS,
     HELDOUT,
     PRE_RL,
     RL_CURVE,
@@ -35,7 +40,7 @@ from rsrl.files import read_jsonl, write_json_atomic
 from rsrl.layout import EVAL_METRICS, HF_EXPORT, RL_CURVE_ROWS
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.pipeline.registry import StageContext
-from rsrl.spec.schema import HeldoutSpec, RolloutSpec, Spec, eval_section
+from rsrl.spec.schema import HarnessSpec, HeldoutSpec, RolloutSpec, Spec, eval_section
 
 log = logging.getLogger("rsrl")
 
@@ -45,12 +50,16 @@ def run_eval_stage(ctx: StageContext) -> dict:
     checkpoints = model_checkpoints(ctx.inputs)
     bundle = ctx.stage.resources.bundles[0]
     metrics: dict = {"model": list(checkpoints)[-1], "suites": {}, HELDOUT: {}}
-    heldout = None  # scored in its own task, beside the suites' rollout actors
+    heldout = harness = None  # each scored in its own task, beside the rollout actors
     ev = eval_section(spec)
+    task_resources = {"num_cpus": bundle.get("CPU", 1), "num_gpus": bundle.get("GPU", 0)}
     if ev.heldout_text is not None:
-        heldout = score_heldout.options(
-            num_cpus=bundle.get("CPU", 1), num_gpus=bundle.get("GPU", 0)
-        ).remote(ev.heldout_text, ctx.inputs["tokenizer"], checkpoints, spec.objective.topk.k)
+        heldout = score_heldout.options(**task_resources).remote(
+            ev.heldout_text, ctx.inputs["tokenizer"], checkpoints, spec.objective.topk.k
+        )
+    if ev.harness is not None:
+        named = {c: d for c, d in checkpoints.items() if c in ev.harness.checkpoints}
+        harness = score_harness.options(**task_resources).remote(ev.harness, named)
     if ev.suites:
         sampled = suite_checkpoints(checkpoints)
         by_checkpoint = run_suites(spec, sampled, ctx.inputs["tokenizer"], ctx.out_dir)
@@ -70,7 +79,20 @@ def run_eval_stage(ctx: StageContext) -> dict:
         metrics[HELDOUT] = ray.get(heldout)
     if "rl" in ctx.inputs:
         metrics[RL_CURVE] = read_rl_curve(ctx.inputs["rl"])
+    if harness is not None:
+        metrics[HARNESS], errors = ray.get(harness)
+        if errors:
+            metrics[HARNESS_ERRORS] = errors
     write_json_atomic(ctx.out_dir / EVAL_METRICS, metrics)
+    if metrics.get(HARNESS_ERRORS):
+        raise DataError(
+            [
+                f"eval.harness.tasks: task '{task}' failed on checkpoint '{checkpoint}': {why}"
+                for checkpoint, failed in metrics[HARNESS_ERRORS].items()
+                for task, why in failed.items()
+            ]
+            + [f"every other result is in {ctx.out_dir / EVAL_METRICS}"]
+        )
     return {"metrics": EVAL_METRICS, **flat_metrics(metrics)}
 
 
@@ -104,6 +126,16 @@ def score_heldout(
             scores[stage]["entropy"],
         )
     return scores
+
+
+@ray.remote(max_retries=0)
+def score_harness(
+    harness: HarnessSpec, checkpoints: dict[str, Path]
+) -> tuple[dict[str, dict], dict[str, dict[str, str]]]:
+    """lm-evaluation-harness on each checkpoint, as a Ray task with the stage's resources."""
+    from rsrl.eval.harness import run_harness
+
+    return run_harness(harness, checkpoints)
 
 
 def suite_checkpoints(checkpoints: dict[str, Path]) -> dict[str, Path]:

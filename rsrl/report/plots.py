@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from rsrl.eval.results import PRE_RL, RL_CURVE
+from rsrl.eval.harness import stderr_name
+from rsrl.eval.results import HARNESS, PRE_RL, RL_CURVE
 from rsrl.eval.uncertainty import Z_95
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.report.runs import Run
@@ -204,6 +205,46 @@ def heldout_figure(runs: Sequence[Run]) -> Figure | None:
         _finish(ax, metric.replace("_", " "), "checkpoint", True, metric == "perplexity")
     _legend(fig, runs, [i for i, _ in tables])
     fig.suptitle("held-out text, after each stage")
+    return fig
+
+
+def harness_figure(runs: Sequence[Run], checkpoint: str) -> Figure | None:
+    """lm-eval's scores of one checkpoint: a bar per task and metric (those with a standard
+    error: acc, acc_norm, ...) and run, with +- 1.96 standard-error whiskers."""
+    scores = [
+        (i, (run.eval or {}).get(HARNESS, {}).get(checkpoint, {})) for i, run in enumerate(runs)
+    ]
+    scores = [(i, tasks) for i, tasks in scores if tasks]
+    rows = list(
+        dict.fromkeys(
+            (task, metric)
+            for _, tasks in scores
+            for task, values in tasks.items()
+            for metric in values
+            if stderr_name(metric) in values
+        )
+    )
+    if not rows:
+        return None
+    fig = Figure(figsize=(8, 1 + 0.3 * len(rows) * len(scores)), layout="constrained")
+    ax = fig.subplots()
+    height = 0.8 / len(scores)
+    for j, (i, tasks) in enumerate(scores):
+        bars = [
+            (y + j * height, tasks[task][metric], Z_95 * tasks[task][stderr_name(metric)])
+            for y, (task, metric) in enumerate(rows)
+            if stderr_name(metric) in tasks.get(task, {})
+        ]
+        if bars:
+            ys, values, whiskers = zip(*bars)
+            ax.barh(ys, values, height=height, xerr=whiskers, color=run_color(i), capsize=2)
+    ax.set_yticks(
+        [y + (len(scores) - 1) * height / 2 for y in range(len(rows))],
+        [f"{task} {metric}" for task, metric in rows],
+    )
+    ax.invert_yaxis()
+    _finish(ax, f"lm-evaluation-harness on {checkpoint} (whiskers: 95%)", "score", True, False)
+    _legend(fig, runs, [i for i, _ in scores])
     return fig
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rsrl.eval.results import PRE_RL, RL_GAIN
+from rsrl.eval.harness import stderr_name
+from rsrl.eval.results import HARNESS, PRE_RL, RL_GAIN
 from rsrl.eval.uncertainty import covers_zero
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.report.plots import Panel
@@ -105,6 +106,26 @@ def heldout_table(runs: Sequence[Run]) -> list[Row]:
         for stage in MODEL_STAGES
         if stage in heldout
     ]
+
+
+def harness_table(runs: Sequence[Run]) -> list[Row]:
+    """A row per run, checkpoint and lm-eval task: its metrics as 'value ± standard error'."""
+    return [
+        {"run": run.label, "checkpoint": checkpoint, "task": task, **_harness_cells(values)}
+        for run in runs
+        if run.eval
+        for checkpoint, tasks in run.eval.get(HARNESS, {}).items()
+        for task, values in tasks.items()
+    ]
+
+
+def _harness_cells(values: dict[str, float]) -> Row:
+    errors = {stderr_name(k) for k in values}
+    return {
+        k: plus_minus(v, values[stderr_name(k)]) if stderr_name(k) in values else v
+        for k, v in values.items()
+        if k not in errors
+    }
 
 
 def last_step_table(

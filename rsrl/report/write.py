@@ -9,18 +9,25 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from rsrl.files import write_text_atomic
-from rsrl.pipeline.plan import TRAINING_STAGES
+from rsrl.pipeline.plan import MODEL_STAGES, TRAINING_STAGES
 from rsrl.report.html import Section, render_page
 from rsrl.report.plots import (
     RL_PANELS,
     TRAINING_PANELS,
     curves_figure,
+    harness_figure,
     heldout_figure,
     pass_at_k_figure,
     rl_curve_figure,
 )
 from rsrl.report.runs import Run
-from rsrl.report.tables import heldout_table, last_step_table, rl_gain_table, suite_table
+from rsrl.report.tables import (
+    harness_table,
+    heldout_table,
+    last_step_table,
+    rl_gain_table,
+    suite_table,
+)
 
 REPORT_FILE = "report.html"
 DPI = 110
@@ -38,6 +45,10 @@ def write_report(runs: Sequence[Run], out_dir: Path, title: str = "rsrl report")
                 ("RL gain: after - before RL, paired by problem", rl_gain_table(runs)),
                 ("held-out text, by checkpoint", heldout_table(runs)),
                 (
+                    "lm-evaluation-harness, by checkpoint: value ± standard error",
+                    harness_table(runs),
+                ),
+                (
                     "training, last logged step",
                     last_step_table(runs, TRAINING_STAGES, TRAINING_PANELS),
                 ),
@@ -49,6 +60,15 @@ def write_report(runs: Sequence[Run], out_dir: Path, title: str = "rsrl report")
             "Held-out text by checkpoint",
             figures=_save(out_dir, "heldout", heldout_figure(runs)),
             missing="no eval results yet",
+        ),
+        Section(
+            "lm-evaluation-harness by checkpoint",
+            figures=tuple(
+                png
+                for checkpoint in MODEL_STAGES
+                for png in _save(out_dir, f"harness-{checkpoint}", harness_figure(runs, checkpoint))
+            ),
+            missing="no lm-evaluation-harness results (eval.harness)",
         ),
         *(
             Section(

@@ -190,9 +190,24 @@ class HeldoutSpec:
 
 
 @dataclass
+class HarnessSpec:
+    """Base-model benchmarks run by lm-evaluation-harness (its `hf` model, tasks and metrics)
+    on the HF export of each named checkpoint."""
+
+    tasks: list[str] = field(default_factory=list)  # lm-eval task, group or tag names
+    num_fewshot: int = 0
+    limit: int | None = None  # only the first `limit` documents of each task (quick looks)
+    include_path: str | None = None  # a directory of your own task YAMLs (local data: offline)
+    batch_size: int = 8
+    # Those the run produces are scored; the rest are skipped.
+    checkpoints: list[str] = field(default_factory=lambda: ["pretrain", "midtrain", "rl"])
+
+
+@dataclass
 class EvalSpec:
     suites: list[SuiteSpec] = field(default_factory=list)
     heldout_text: HeldoutSpec | None = None
+    harness: HarnessSpec | None = None
 
 
 @dataclass

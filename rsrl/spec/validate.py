@@ -14,6 +14,7 @@ from rsrl.spec.errors import SpecError, did_you_mean
 from rsrl.spec.schema import (
     DataSourceSpec,
     EvalSpec,
+    HarnessSpec,
     LoggingSpec,
     ObjectiveSpec,
     PromptSourceSpec,
@@ -86,6 +87,8 @@ def validate(spec: Spec) -> None:
             )
     if spec.eval is not None:
         _check_eval(spec.eval, spec.plugins, p)
+        if spec.eval.harness is not None:
+            _check_harness(spec.eval.harness, _model_stages(spec), p)
     _check_resources(spec.resources, p)
     if spec.sweep is not None:
         _check_sweep(spec.sweep, p)
@@ -379,6 +382,50 @@ def _check_eval(ev: EvalSpec, plugins: list[str], p: Problems) -> None:
             "eval.heldout_text.tokens",
             ev.heldout_text.tokens,
             "must be > 0",
+        )
+
+
+def _model_stages(spec: Spec) -> list[str]:
+    """The model stages `spec` runs, in pipeline order (the checkpoints eval can score)."""
+    stages = [name for name in ("pretrain", "midtrain") if getattr(spec.stages, name) is not None]
+    return stages + (["rl"] if spec.rl is not None else [])
+
+
+def _check_harness(h: HarnessSpec, produced: list[str], p: Problems) -> None:
+    from rsrl.eval.harness import unknown_tasks  # imports lm_eval: only for eval.harness
+    from rsrl.pipeline.plan import MODEL_STAGES  # plan imports this module
+
+    path = "eval.harness"
+    p.need(
+        len(h.tasks) > 0 and len(set(h.tasks)) == len(h.tasks),
+        f"{path}.tasks",
+        h.tasks,
+        "must list lm-eval task names, each once (e.g. [arc_easy]; `lm-eval ls tasks`)",
+    )
+    p.need(h.num_fewshot >= 0, f"{path}.num_fewshot", h.num_fewshot, "must be >= 0")
+    p.need(h.limit is None or h.limit >= 1, f"{path}.limit", h.limit, "must be >= 1 (or unset)")
+    p.need(h.batch_size >= 1, f"{path}.batch_size", h.batch_size, "must be >= 1")
+    for i, checkpoint in enumerate(h.checkpoints):
+        p.one_of(checkpoint, MODEL_STAGES, f"{path}.checkpoints[{i}]")
+    p.need(
+        any(c in produced for c in h.checkpoints),
+        f"{path}.checkpoints",
+        h.checkpoints,
+        f"must name a checkpoint this spec produces ({', '.join(produced) or 'none'})",
+    )
+    if h.include_path is not None:
+        problem = check_data_path(h.include_path, want_dir=True)
+        if problem:
+            p.add(f"{path}.include_path", f"{problem} (a directory of lm-eval task YAMLs)")
+            return
+    unknown = unknown_tasks(h.tasks, h.include_path)
+    if unknown:
+        where = f"not in {h.include_path} and " if h.include_path else ""
+        p.add(
+            f"{path}.tasks",
+            f"lm-eval does not know {', '.join(map(repr, unknown))}: {where}not among its "
+            "own tasks, groups and tags (see `lm-eval ls tasks`); put your own task YAMLs "
+            "in a directory and name it in eval.harness.include_path",
         )
 
 
