@@ -99,8 +99,7 @@ def _answers(spec: Spec, tracker: Tracker, call: Callable[[], None], at_start: b
         call()
         return True
     except Exception as err:  # each tracker library has its own errors
-        cause = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else ""
-        cause = cause or type(err).__name__
+        cause = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
         where = f"logging.{tracker.name}"
         if at_start and spec.logging.on_error == "fail":
             raise TrackerError(
