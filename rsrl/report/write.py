@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -63,11 +63,7 @@ def write_report(runs: Sequence[Run], out_dir: Path, title: str = "rsrl report")
         ),
         Section(
             "lm-evaluation-harness by checkpoint",
-            figures=tuple(
-                png
-                for checkpoint in MODEL_STAGES
-                for png in _save(out_dir, f"harness-{checkpoint}", harness_figure(runs, checkpoint))
-            ),
+            figures=_save_each(out_dir, "harness", MODEL_STAGES, lambda c: harness_figure(runs, c)),
             missing="no lm-evaluation-harness results (eval.harness)",
         ),
         *(
@@ -83,26 +79,25 @@ def write_report(runs: Sequence[Run], out_dir: Path, title: str = "rsrl report")
         Section(
             "RL (GRPO)",
             figures=_save(out_dir, "rl", curves_figure(runs, "rl", RL_PANELS, "RL (GRPO)"))
-            + tuple(
-                png
-                for suite in suites
-                for png in _save(out_dir, f"rl-curve-{suite}", rl_curve_figure(runs, suite))
-            ),
+            + _save_each(out_dir, "rl-curve", suites, lambda s: rl_curve_figure(runs, s)),
             missing="no run has RL metrics",
         ),
         Section(
             "Pass@k before and after RL",
-            figures=tuple(
-                png
-                for suite in suites
-                for png in _save(out_dir, f"passk-{suite}", pass_at_k_figure(runs, suite))
-            ),
+            figures=_save_each(out_dir, "passk", suites, lambda s: pass_at_k_figure(runs, s)),
             missing="no eval suite results yet",
         ),
     ]
     path = out_dir / REPORT_FILE
     write_text_atomic(path, render_page(title, runs, sections))
     return path
+
+
+def _save_each(
+    out_dir: Path, prefix: str, names: Sequence[str], draw: Callable[[str], Figure | None]
+) -> tuple[Path, ...]:
+    """`draw(name)` for each of `names`, saved as <prefix>-<name>.png where it drew one."""
+    return tuple(png for name in names for png in _save(out_dir, f"{prefix}-{name}", draw(name)))
 
 
 def _save(out_dir: Path, name: str, fig: Figure | None) -> tuple[Path, ...]:
