@@ -138,23 +138,21 @@ def test_a_sync_past_its_timeout_or_to_a_dead_actor_fails_clearly(
 
     model_dir = model_dirs["tiny-dense"]
     weights = reference_model(model_dir).state_dict()
-    group = RolloutGroup(
+    # Both groups made first, so their actors start side by side.
+    hasty = RolloutGroup(
         "hf", model_dir, tokenizer_dir, 1, 0.25, 0, weight_sync="object_store", sync_timeout_s=1e-3
     )
-    try:
-        with pytest.raises(WeightSyncError, match=r"sync_timeout_s=0.001s"):
-            group.sync_weights(weights)
-    finally:
-        group.shutdown()
-
     group = RolloutGroup("hf", model_dir, tokenizer_dir, 2, 0.25, 0, sync_timeout_s=5)
     try:
+        with pytest.raises(WeightSyncError, match=r"sync_timeout_s=0.001s"):
+            hasty.sync_weights(weights)
         group.sync_weights(weights)  # forms the group, syncs, verifies
         assert group.sync_group is not None  # auto picks collective on CPU
         ray.kill(group.actors[1])
         with pytest.raises(WeightSyncError, match="died|failed"):
             group.sync_weights(weights)
     finally:
+        hasty.shutdown()
         group.shutdown()
 
 
