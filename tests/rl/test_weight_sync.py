@@ -2,10 +2,11 @@
 real rollout actors; fingerprints, timeouts and dead actors on the cheap transformers engine.
 
 One trainer run covers the matrix: two gloo workers, ZeRO-3 on the tiny MoE model with
-transformers engines, then ZeRO-2 on the tiny dense model with vLLM engines; each time two
-actors sync over the collective group (1 MB buckets, so several) and one through the object
-store, after every one of a few optimizer steps. Afterwards both leave bit-identical
-weights and sample identical completions, log-probabilities included.
+transformers engines, then ZeRO-2 on the tiny dense model with vLLM engines; each time the
+collective group (two transformers actors, one vLLM actor; 1 MB buckets, so several) and one
+actor through the object store sync after every one of a few optimizer steps. Afterwards
+both leave bit-identical weights and sample identical completions, log-probabilities
+included.
 """
 
 from pathlib import Path
@@ -71,7 +72,8 @@ def sync_worker(job, rank: int, report=None) -> None:
             [
                 RolloutGroup(engine, model_dir, job.tokenizer_dir, actors, 0.25, 0, **sync)
                 for actors, sync in (
-                    (2, dict(weight_sync="collective", sync_bucket_mb=1)),
+                    # two collective engines on hf; one on vLLM, whose start costs ~20 s
+                    (2 if engine == "hf" else 1, dict(weight_sync="collective", sync_bucket_mb=1)),
                     (1, dict(weight_sync="object_store")),
                 )
             ]
