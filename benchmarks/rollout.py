@@ -210,7 +210,7 @@ def main() -> None:
                 group.shutdown()
         print()
 
-        print("## Weight sync (object store), median seconds per sync, 1 actor")
+        print("## Weight sync (default transport: collective), median seconds per sync, 1 actor")
         print("| params | fp32 MB | vllm s | hf s |\n|---|---|---|---|")
         for hidden, layers in shapes:
             model_dir = root / f"dense-{hidden}x{layers}"
