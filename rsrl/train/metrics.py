@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import time
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from rsrl.files import names_full_disk, read_jsonl, write_text_atomic
 from rsrl.layout import STEP_METRICS, TENSORBOARD, TIMINGS
+
+log = logging.getLogger("rsrl")
 
 # bf16 dense peak FLOP/s per GPU, for MFU; unknown devices report no MFU.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
@@ -46,13 +49,18 @@ class MetricsWriter:
         self.trackers = StepFeed.find(stage_dir)
 
     def _truncate_after(self, step: int) -> None:
+        """Keep the lines up to `step`; a line cut off by a kill mid-write is dropped."""
         if not self.path.exists():
             return
-        kept = [
-            line
-            for line in self.path.read_text().splitlines()
-            if line and json.loads(line)["step"] <= step
-        ]
+        kept = []
+        for line in filter(None, self.path.read_text().splitlines()):
+            try:
+                logged = json.loads(line)["step"]
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s: dropped a line cut off mid-write: %.80s", self.path, line)
+                continue
+            if logged <= step:
+                kept.append(line)
         write_text_atomic(self.path, "".join(line + "\n" for line in kept))  # a full disk
         # leaves the old lines
 
