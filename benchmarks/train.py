@@ -32,10 +32,11 @@ from rsrl.models.tokenizer import load_tokenizer
 from rsrl.pipeline.plan import compile_plan
 from rsrl.pipeline.registry import StageContext, resolve_stage_fn
 from rsrl.spec import load_spec
-from rsrl.train.loop import TrainJob, load_lm
+from rsrl.train.fit import fit
+from rsrl.train.loop import TrainJob, load_lm, train_worker
 from rsrl.train.metrics import read_metrics, read_timings
 from rsrl.train.shaped_lm import ShapedLossLM
-from rsrl.train.stage import fit, make_train_job
+from rsrl.train.stage import make_train_job
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,7 +79,7 @@ def ray_train_tokens_per_s(resources, job: TrainJob) -> tuple[float, dict]:
     """Steady tokens/s of the stage's own path (`fit`), and where its time outside the steps
     went (the worker's timings.json)."""
     start = time.time()
-    fit(job, resources, run_name="bench")
+    fit(job, resources, "bench", train_worker)
     end = time.time()
     records, t = read_metrics(job.stage_dir), read_timings(job.stage_dir)
     steady = statistics.median(r["tokens_per_s"] for r in records[2:])  # 4-step windows

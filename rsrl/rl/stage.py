@@ -7,8 +7,8 @@ from rsrl.pipeline.registry import StageContext
 from rsrl.rl.curve import CurveSuite
 from rsrl.rl.loop import RLJob, rl_worker
 from rsrl.spec.schema import Spec, eval_section, rl_section
+from rsrl.train.fit import fit
 from rsrl.train.metrics import read_metrics
-from rsrl.train.stage import fit
 
 
 def make_rl_job(ctx: StageContext) -> RLJob:
@@ -47,6 +47,6 @@ def curve_suites(spec: Spec) -> tuple[CurveSuite, ...]:
 
 def run_rl_stage(ctx: StageContext) -> dict:
     job = make_rl_job(ctx)
-    fit(job, ctx.spec.resources, run_name=f"{ctx.stage.name}-{ctx.stage.key}", worker=rl_worker)
+    fit(job, ctx.spec.resources, f"{ctx.stage.name}-{ctx.stage.key}", rl_worker)
     final = read_metrics(job.stage_dir)[-1]
     return {"hf_dir": HF_EXPORT, "steps": job.rl.steps, **final}

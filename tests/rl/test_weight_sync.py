@@ -19,7 +19,7 @@ from rsrl.rl.rollout.actors import RolloutGroup
 from rsrl.rl.rollout.engine import make_engine
 from rsrl.rl.rollout.fingerprint import WeightSyncError, check_fingerprints, fingerprint
 from rsrl.spec.schema import DeepSpeedSpec, ResourcesSpec
-from rsrl.train.stage import fit
+from rsrl.train.fit import fit
 from tests.rl.test_rollout import PROMPTS, model_dirs, reference_model, tokenizer_dir
 
 __all__ = ["model_dirs", "tokenizer_dir"]  # fixtures, shared with test_rollout

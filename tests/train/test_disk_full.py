@@ -96,7 +96,7 @@ def test_a_full_disk_is_not_retried(ray_session, tmp_path):
     from types import SimpleNamespace
 
     from rsrl.spec.schema import ResourcesSpec
-    from rsrl.train.stage import fit
+    from rsrl.train.fit import fit
 
     resources = ResourcesSpec(num_workers=1, gpus_per_worker=0, cpus_per_worker=1, max_failures=2)
     with pytest.raises(DiskFull, match="no space left on device"):

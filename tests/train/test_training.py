@@ -19,8 +19,10 @@ import torch.nn.functional as F
 from rsrl.pipeline.plan import compile_plan
 from rsrl.pipeline.registry import StageContext, resolve_stage_fn
 from rsrl.spec import load_spec
+from rsrl.train.fit import fit
+from rsrl.train.loop import train_worker
 from rsrl.train.metrics import read_metrics
-from rsrl.train.stage import fit, make_train_job
+from rsrl.train.stage import make_train_job
 
 REPO = Path(__file__).resolve().parents[2]
 # Small enough for seconds per step on 2 cores; seq_len 64, 8 rows per optimizer step.
@@ -85,7 +87,7 @@ def train(
 
 def test_two_workers_zero2_nll_falls(prepared, tmp_path):
     job, resources = train(prepared, tmp_path, workers=2, steps=20)
-    fit(job, resources, run_name="zero2")
+    fit(job, resources, "zero2", train_worker)
     records = read_metrics(job.stage_dir)
     assert [r["step"] for r in records] == list(range(1, 21))
     assert records[-1]["nll"] < records[0]["nll"] - 0.5, (records[0]["nll"], records[-1]["nll"])
@@ -118,7 +120,7 @@ def test_zero3_fused_linear_runs_and_exports(prepared, tmp_path):
         objective={"fused_head": True},
         persist_small_params=False,
     )
-    fit(job, resources, run_name="zero3")
+    fit(job, resources, "zero3", train_worker)
     records = read_metrics(job.stage_dir)
     assert len(records) == 4 and all(
         torch.isfinite(torch.tensor(r["shaped_loss"])) for r in records
@@ -143,7 +145,7 @@ def test_cross_entropy_limit_matches_plain_pytorch(prepared, tmp_path):
             "topk": replace(prepared[0].objective.topk, lam_top=0.0, lam_tail=0.0),
         },
     )
-    fit(job, resources, run_name="ce")
+    fit(job, resources, "ce", train_worker)
     logged = read_metrics(job.stage_dir)[0]
 
     # The same first step, in a plain loop: same model seed, same rows, cross-entropy.
@@ -181,14 +183,14 @@ def _kill_a_worker_at(stage_dir: Path, step: int, killed: list) -> None:
 def test_killed_worker_resumes_from_checkpoint_on_the_same_trajectory(prepared, tmp_path):
     steps = 16
     base, resources = train(prepared, tmp_path / "base", steps=steps, checkpoint_every=4)
-    fit(base, resources, run_name="uninterrupted")
+    fit(base, resources, "uninterrupted", train_worker)
     expected = {r["step"]: r["shaped_loss"] for r in read_metrics(base.stage_dir)}
 
     job, resources = train(prepared, tmp_path / "killed", steps=steps, checkpoint_every=4)
     killed: list = []
     killer = threading.Thread(target=_kill_a_worker_at, args=(job.stage_dir, 9, killed))
     killer.start()
-    fit(job, resources, run_name="killed")  # restarts the worker (max_failures=1)
+    fit(job, resources, "killed", train_worker)  # restarts the worker (max_failures=1)
     killer.join()
     assert killed, "the worker was never killed"
     got = {r["step"]: r["shaped_loss"] for r in read_metrics(job.stage_dir)}
@@ -204,7 +206,7 @@ def test_moe_trains_with_router_balance_and_logs_expert_load(prepared, tmp_path)
     spec, plan = prepared
     moe = replace(spec.model, preset="tiny-moe", router_aux_loss_coef=0.01)
     job, resources = train((replace(spec, model=moe), plan), tmp_path, steps=3)
-    fit(job, resources, run_name="moe")
+    fit(job, resources, "moe", train_worker)
     last = read_metrics(job.stage_dir)[-1]
     assert last["router_aux_loss"] > 0
     # expert_load_max: the busiest expert's share of tokens x num_experts (1.0 = balanced).

@@ -1,0 +1,176 @@
+"""Running a worker function on a stage's Ray workers, for training and for RL alike.
+
+`fit(job, resources, run_name, worker)` calls `worker(job, rank, report)` on every worker:
+a Ray Train TorchTrainer for several workers or GPUs, one Ray actor for a single CPU worker.
+It restarts a failed worker group from its checkpoint (`resources.max_failures`) and turns
+a full disk into rsrl's DiskFull instead of a retry loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rsrl.files import DiskFull, is_disk_full
+from rsrl.train.metrics import record_timings
+
+
+def fit(job, resources, run_name: str, worker: Callable[..., None]) -> None:
+    """Run `worker(job, rank, report)` on `resources.num_workers` workers (a failed worker
+    group restarts up to `max_failures` times, resuming from its checkpoint); raise if it
+    fails for good.
+
+    Several workers, or GPUs: a Ray Train TorchTrainer. One CPU worker: a single Ray actor
+    with a one-process gloo group, the same worker function and restarts, without Ray
+    Train's controller and worker group (they cost ~15-25 s of start-up per stage on 2
+    cores). Either way each worker runs torch on as many intra-op threads as CPUs it
+    reserved, and rank 0 records in the stage's timings.json when the fit started, when the
+    worker function was entered and when it returned."""
+    config = {
+        "job": job,
+        "worker": worker,
+        "fit_started": time.time(),
+        "threads": max(1, math.floor(resources.cpus_per_worker)),
+    }
+    if resources.num_workers == 1 and resources.gpus_per_worker == 0:
+        _fit_alone(config, resources)
+    else:
+        _fit_ray_train(config, resources, run_name)
+
+
+def _fit_ray_train(config: dict, resources, run_name: str) -> None:
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    worker_group_errors: tuple[type[BaseException], ...]
+    try:
+        from ray.train import WorkerGroupError
+
+        worker_group_errors = (WorkerGroupError,)
+    except ImportError:  # Ray Train v1: its errors pass as they are
+        worker_group_errors = ()
+
+    use_gpu = resources.gpus_per_worker > 0
+    storage = str(Path(config["job"].stage_dir) / "ray")
+    trainer = TorchTrainer(
+        _worker_entry,
+        train_loop_config=config,
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(
+            num_workers=resources.num_workers,
+            use_gpu=use_gpu,
+            resources_per_worker={
+                "CPU": resources.cpus_per_worker,
+                **({"GPU": resources.gpus_per_worker} if use_gpu else {}),
+            },
+        ),
+        run_config=RunConfig(
+            name=run_name,
+            storage_path=storage,
+            failure_config=FailureConfig(max_failures=resources.max_failures),
+        ),
+    )
+    try:
+        trainer.fit()
+    except worker_group_errors as err:  # Ray Train retried it (max_failures): it has no
+        # notion of faults that are not transient; the message is rsrl's, not a traceback
+        full = [e for e in err.worker_failures.values() if is_disk_full(e)]
+        if full:
+            raise _disk_full_in(full[0]) from None
+        raise
+
+
+def _disk_full_in(err: BaseException) -> DiskFull:
+    """The DiskFull that `err` (a worker's error, wrapped by Ray) carries."""
+    seen = err
+    for _ in range(8):
+        for found in (seen, getattr(seen, "cause", None)):
+            if isinstance(found, DiskFull):
+                return found
+        nxt = seen.__cause__ or seen.__context__ or getattr(seen, "cause", None)
+        if nxt is None:
+            break
+        seen = nxt
+    return DiskFull(f"a file of {str(err).splitlines()[0][:200]}")
+
+
+def _worker_entry(config: dict) -> None:
+    import ray.train
+
+    context = ray.train.get_context()
+    _run_worker(config, context.get_world_rank(), context.get_world_size(), ray.train.report)
+
+
+def _run_worker(config: dict, rank: int, world_size: int, report) -> None:
+    import torch
+
+    # Ray sets OMP_NUM_THREADS from the reservation, but only where the environment has no
+    # value of its own, and torch may have read it before: set the threads explicitly.
+    torch.set_num_threads(config["threads"])
+    stage_dir = config["job"].stage_dir
+    if rank == 0:
+        record_timings(
+            stage_dir,
+            fit_started=config["fit_started"],
+            worker_started=time.time(),
+            threads=torch.get_num_threads(),
+            world_size=world_size,
+        )
+    config["worker"](config["job"], rank, report=report)
+    if rank == 0:
+        record_timings(stage_dir, worker_finished=time.time())
+
+
+class SoloTrainWorker:
+    """The one worker of a single-worker CPU stage: a Ray actor that is its own process
+    group (gloo, world size 1), so DeepSpeed finds the group it expects."""
+
+    def run(self, config: dict) -> None:
+        import os
+        import socket
+
+        import torch.distributed as dist
+
+        with socket.socket() as s:  # a free port for the group's (local, unused) store
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        os.environ.update(
+            RANK="0",
+            LOCAL_RANK="0",
+            WORLD_SIZE="1",
+            LOCAL_WORLD_SIZE="1",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+        )
+        dist.init_process_group("gloo", rank=0, world_size=1)
+        try:
+            _run_worker(config, 0, 1, report=None)
+        finally:
+            dist.destroy_process_group()
+
+
+def _fit_alone(config: dict, resources) -> None:
+    """One attempt, then up to `max_failures` more on a fresh actor (each resumes from the
+    last checkpoint), as Ray Train's FailureConfig does; the last error is raised."""
+    import ray
+
+    actor_cls = ray.remote(SoloTrainWorker)
+    for attempt in range(resources.max_failures + 1):
+        # ray's stubs type this as the class, its methods without .remote
+        actor: Any = actor_cls.options(num_cpus=resources.cpus_per_worker, max_restarts=0).remote()
+        try:
+            ray.get(actor.run.remote(config))
+            return
+        except ray.exceptions.RayTaskError as err:
+            if isinstance(err.cause, DiskFull):  # a retry would only fill it again
+                raise err.cause from None
+            if attempt == resources.max_failures:
+                raise
+        except ray.exceptions.RayActorError:
+            if attempt == resources.max_failures:
+                raise
+        finally:
+            ray.kill(actor)
