@@ -165,9 +165,10 @@ def _sync(policy, rollouts, bucket_mb: int) -> float:
 
 
 def weight_stream(lm: nn.Module, bucket_bytes: int) -> WeightStream:
-    """The HF model's parameters as a WeightStream (tied ones once), shapes read without
-    gathering (`ds_shape` under ZeRO-3)."""
-    params = dict(lm.named_parameters())
+    """The HF model's parameters as a WeightStream, shapes read without gathering
+    (`ds_shape` under ZeRO-3). A tied LM head is sent under its own name too: vLLM on CPU
+    keeps the head as a separate (packed) copy, which would otherwise stay stale."""
+    params = dict(lm.named_parameters(remove_duplicate=False))
     metas = [
         TensorMeta(name, tuple(getattr(p, "ds_shape", p.shape)), p.dtype)
         for name, p in params.items()
@@ -183,7 +184,7 @@ def _gathered_buckets(
 
     for metas in plan:
         bucket = [params[meta.name] for meta in metas]
-        partitioned = [p for p in bucket if hasattr(p, "ds_id")]
+        partitioned = list({id(p): p for p in bucket if hasattr(p, "ds_id")}.values())
         with deepspeed.zero.GatheredParameters(
             partitioned, modifier_rank=None, enabled=bool(partitioned)
         ):
