@@ -39,3 +39,17 @@ def save_tiny_model(out: Path, tokenizer_stage: Path, seed: int, max_seq_len: in
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     return out
+
+
+def eval_stage_context(spec, tokenizer_stage: Path):
+    """The eval stage of `spec` with tiny pretrain and rl models (seeds 0, 1) as its inputs."""
+    from rsrl.pipeline.plan import compile_plan
+    from rsrl.pipeline.registry import StageContext
+
+    plan = compile_plan(spec)
+    stage = plan.stage("eval")
+    inputs = {name: plan.stage(name).out_dir(plan.workdir) for name in stage.inputs}
+    inputs["tokenizer"] = tokenizer_stage
+    for seed, name in enumerate(("pretrain", "rl")):
+        save_tiny_model(inputs[name] / "hf", tokenizer_stage, seed=seed)
+    return StageContext(spec=spec, stage=stage, out_dir=stage.out_dir(plan.workdir), inputs=inputs)

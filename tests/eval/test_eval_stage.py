@@ -12,10 +12,9 @@ import pytest
 from rsrl.eval.metrics import pass_at_k
 from rsrl.eval.results import read_eval_metrics
 from rsrl.eval.uncertainty import standard_error
-from rsrl.pipeline.plan import compile_plan
 from rsrl.pipeline.registry import StageContext, resolve_stage_fn
 from rsrl.spec import load_spec
-from tests.eval.conftest import save_tiny_model
+from tests.eval.conftest import eval_stage_context
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "specs" / "quickstart.yaml"
 PLUGIN = '''
@@ -61,13 +60,7 @@ def eval_context(tmp_path, tokenizer_stage) -> StageContext:
             "rl.rollout.actors=1",
         ],
     )
-    plan = compile_plan(spec)
-    stage = plan.stage("eval")
-    inputs = {name: plan.stage(name).out_dir(plan.workdir) for name in stage.inputs}
-    inputs["tokenizer"] = tokenizer_stage
-    for seed, name in enumerate(("pretrain", "rl")):
-        save_tiny_model(inputs[name] / "hf", tokenizer_stage, seed=seed)
-    return StageContext(spec=spec, stage=stage, out_dir=stage.out_dir(plan.workdir), inputs=inputs)
+    return eval_stage_context(spec, tokenizer_stage)
 
 
 def test_eval_stage_writes_consistent_metrics(ray_session, eval_context):

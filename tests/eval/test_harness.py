@@ -10,13 +10,12 @@ import pytest
 from rsrl.data.errors import DataError
 from rsrl.eval.harness import lm_eval_metrics, run_harness
 from rsrl.eval.results import flat_metrics, read_eval_metrics
-from rsrl.pipeline.plan import compile_plan
 from rsrl.pipeline.registry import StageContext, resolve_stage_fn
 from rsrl.report.runs import Run
 from rsrl.report.write import write_report
 from rsrl.spec import load_spec
 from rsrl.spec.schema import HarnessSpec
-from tests.eval.conftest import save_tiny_model
+from tests.eval.conftest import eval_stage_context, save_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "specs" / "quickstart.yaml"
@@ -98,13 +97,7 @@ def harness_context(tmp_path, tokenizer_stage) -> StageContext:
             f"eval.harness={json.dumps(harness)}",
         ],
     )
-    plan = compile_plan(spec)
-    stage = plan.stage("eval")
-    inputs = {name: plan.stage(name).out_dir(plan.workdir) for name in stage.inputs}
-    inputs["tokenizer"] = tokenizer_stage
-    for seed, name in enumerate(("pretrain", "rl")):
-        save_tiny_model(inputs[name] / "hf", tokenizer_stage, seed=seed)
-    return StageContext(spec=spec, stage=stage, out_dir=stage.out_dir(plan.workdir), inputs=inputs)
+    return eval_stage_context(spec, tokenizer_stage)
 
 
 def test_eval_stage_keeps_every_result_and_names_the_task_it_could_not_read(
