@@ -73,7 +73,7 @@ def split(stage: str, stage_dir: Path, wall: float, spec) -> list[float]:
     steps = step_seconds(stage, records, tokens)
     start = t["worker_started"] - t["fit_started"]
     setup = records[0]["time"] - steps[0] - t["worker_started"]
-    io = t.get("checkpoint_export_seconds", 0.0)  # RL's loop does not record it: in "rest"
+    io = t["checkpoint_export_seconds"]
     return [start, setup, sum(steps), io, wall - start - setup - sum(steps) - io]
 
 

@@ -24,15 +24,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from rsrl.layout import HF_EXPORT
 from rsrl.rl.batch import PaddedBatch, Sample, dummy_batch, pad_samples
 from rsrl.rl.curve import CurveSuite, RLCurve
 from rsrl.rl.grpo import clipped_policy_loss, kl_to_reference
 from rsrl.rl.rollout.weight_sync import Bucket, TensorMeta, WeightStream, plan_buckets
 from rsrl.spec.schema import DeepSpeedSpec, RLSpec
 from rsrl.train.batches import BatchLayout
-from rsrl.train.checkpoint import export_hf, load_checkpoint, save_checkpoint
-from rsrl.train.metrics import MetricsWriter, grad_norm, sum_across_workers
+from rsrl.train.metrics import grad_norm, sum_across_workers
+from rsrl.train.worker import Report, StageRun
 
 HEADLINE = ("reward_mean", "kept_groups", "entropy", "response_length", "sync_seconds")
 
@@ -62,17 +61,24 @@ class RLJob:
         )
 
 
-def rl_worker(job: RLJob, rank: int, report=None) -> None:
-    import deepspeed
+def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
     from transformers import AutoModelForCausalLM
 
     from rsrl.models.tokenizer import load_tokenizer
     from rsrl.rl.policy import PolicyLM
     from rsrl.rl.rollouts import RolloutController
-    from rsrl.train.ds_config import deepspeed_config
-    from rsrl.train.optimizer import build_optimizer
 
-    torch.manual_seed(job.seed)
+    run = StageRun(
+        job.stage_dir,
+        rank,
+        report,
+        label="rl",
+        total_steps=job.rl.steps,
+        checkpoint_every=job.rl.checkpoint_every,
+        keep_checkpoints=job.rl.keep_checkpoints,
+        headline=HEADLINE,
+        seed=job.seed,
+    )
     # Rank 0's rollout actors start first: their engines load while this worker builds
     # the DeepSpeed engine.
     rollouts = (
@@ -85,24 +91,17 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
     tokenizer = load_tokenizer(job.tokenizer_dir)
     lm = AutoModelForCausalLM.from_pretrained(job.init_dir, dtype=torch.float32)
     reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
-    module = PolicyLM(lm, job.impl)
-    optimizer = build_optimizer(
-        module, job.rl.weight_decay, offload=job.deepspeed.offload_optimizer
-    )
     # The loop calls the DeepSpeed engine `policy`: in rl/, "engine" is a rollout engine.
-    policy, *_ = deepspeed.initialize(
-        model=module, optimizer=optimizer, config=deepspeed_config(job.deepspeed, job.layout)
+    policy, state = run.start_engine(
+        PolicyLM(lm, job.impl), job.rl.weight_decay, job.deepspeed, job.layout
     )
     if reference is not None:  # copied before initialize (ZeRO-3 partitions the policy's)
         reference = place_like(reference, policy.module, policy.device)
     for group in policy.optimizer.param_groups:
         group["lr"] = job.rl.lr
-    step = load_checkpoint(policy, job.stage_dir)["step"]
+    step = state["step"]
     if step > 0:  # resumed: the actors start from the initial weights, give them ours
         _sync(policy, rollouts, job.rl.rollout.sync_bucket_mb)
-    metrics = (
-        MetricsWriter(job.stage_dir, step, "rl", job.rl.steps, HEADLINE) if rank == 0 else None
-    )
     curve = (
         RLCurve(
             job.stage_dir,
@@ -133,18 +132,11 @@ def rl_worker(job: RLJob, rank: int, report=None) -> None:
             assert rollouts is not None  # a curve is made only beside rollouts
             record.update(curve.measure(rollouts.group, rollouts.tokenizer, step))
         record.update(step=step, lr=job.rl.lr)
-        if metrics:
-            metrics.write(record)
-        if report:
-            report(record)
-        if step % job.rl.checkpoint_every == 0 and step < job.rl.steps:
-            save_checkpoint(policy, job.stage_dir, step, keep=job.rl.keep_checkpoints, rank=rank)
-    save_checkpoint(policy, job.stage_dir, step, keep=job.rl.keep_checkpoints, rank=rank)
-    export_hf(policy, tokenizer, job.stage_dir / HF_EXPORT, rank)
+        run.log(record)
+        run.maybe_checkpoint(step)
+    run.finish(step, tokenizer)
     if rollouts:
         rollouts.shutdown()
-    if metrics:
-        metrics.close()
 
 
 def _broadcast(obj):

@@ -15,18 +15,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from rsrl.layout import HF_EXPORT
 from rsrl.spec.schema import DeepSpeedSpec, LRSpec, ModelSpec, ObjectiveSpec
 from rsrl.train.batches import BatchLayout
-from rsrl.train.checkpoint import export_hf, load_checkpoint, save_checkpoint
-from rsrl.train.metrics import (
-    MetricsWriter,
-    grad_norm,
-    peak_flops,
-    record_timings,
-    sum_across_workers,
-)
+from rsrl.train.metrics import grad_norm, peak_flops, sum_across_workers
 from rsrl.train.schedule import wsd_lr
+from rsrl.train.worker import Report, StageRun
 
 HEADLINE = ("shaped_loss", "nll", "entropy", "tail_mass", "tokens_per_s")
 
@@ -56,19 +49,24 @@ class TrainJob:
     persist_small_params: bool = True
 
 
-def train_worker(job: TrainJob, rank: int, report=None) -> None:
+def train_worker(job: TrainJob, rank: int, report: Report | None = None) -> None:
     """Train `job.total_steps` optimizer steps (resuming if a checkpoint exists), then export."""
-    import deepspeed
-
     from rsrl.data.loader import PackedLoader
     from rsrl.data.packed import PackedDataset
     from rsrl.models.tokenizer import load_tokenizer
-    from rsrl.train.ds_config import deepspeed_config
-    from rsrl.train.optimizer import build_optimizer
     from rsrl.train.shaped_lm import ShapedLossLM
 
-    setup_started = time.time()
-    torch.manual_seed(job.seed)
+    run = StageRun(
+        job.stage_dir,
+        rank,
+        report,
+        label=job.stage,
+        total_steps=job.total_steps,
+        checkpoint_every=job.checkpoint_every,
+        keep_checkpoints=job.keep_checkpoints,
+        headline=HEADLINE,
+        seed=job.seed,
+    )
     loader = PackedLoader(
         PackedDataset(job.data_dir),
         job.layout.micro_batch_size,
@@ -79,31 +77,16 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
     tokenizer = load_tokenizer(job.tokenizer_dir)
     module = ShapedLossLM(load_lm(job, tokenizer), job.objective)
     flops_per_token = 6 * sum(p.numel() for p in module.parameters())  # before ZeRO-3 shards
-    optimizer = build_optimizer(
-        module, job.deepspeed.weight_decay, offload=job.deepspeed.offload_optimizer
+    engine, state = run.start_engine(
+        module,
+        job.deepspeed.weight_decay,
+        job.deepspeed,
+        job.layout,
+        persist_small_params=job.persist_small_params,
     )
-    config = deepspeed_config(
-        job.deepspeed, job.layout, persist_small_params=job.persist_small_params
-    )
-    ds_started = time.time()
-    engine, *_ = deepspeed.initialize(model=module, optimizer=optimizer, config=config)
-    ds_seconds = time.time() - ds_started
-    state = load_checkpoint(engine, job.stage_dir)
     step = state["step"]
     if "data" in state:
         loader.load_state_dict(state["data"])
-    if rank == 0:  # model, optimizer, DeepSpeed engine and resume, before the first step
-        record_timings(
-            job.stage_dir,
-            setup_seconds=time.time() - setup_started,
-            deepspeed_init_seconds=ds_seconds,
-            resumed_at_step=step,
-        )
-    metrics = (
-        MetricsWriter(job.stage_dir, step, job.stage, job.total_steps, HEADLINE)
-        if rank == 0
-        else None
-    )
     timer = _Throughput(job.layout.rows_per_step * job.seq_len, flops_per_token)
 
     while step < job.total_steps:
@@ -113,39 +96,18 @@ def train_worker(job: TrainJob, rank: int, report=None) -> None:
         stats = _one_step(engine, loader, job)
         step += 1
         if step % job.log_every == 0 or step == job.total_steps or step == 1:
-            record = {
-                "step": step,
-                "lr": lr,
-                "grad_norm": grad_norm(engine),
-                **_mean_across_workers(stats),
-                **timer.tick(step),
-            }
-            if metrics:
-                metrics.write(record)
-            if report:
-                report(record)
-        if step % job.checkpoint_every == 0 and step < job.total_steps:
-            save_checkpoint(
-                engine,
-                job.stage_dir,
-                step,
-                job.keep_checkpoints,
-                rank,
-                {"data": loader.state_dict()},
+            run.log(
+                {
+                    "step": step,
+                    "lr": lr,
+                    "grad_norm": grad_norm(engine),
+                    **_mean_across_workers(stats),
+                    **timer.tick(step),
+                }
             )
-    steps_finished = time.time()
-    save_checkpoint(
-        engine, job.stage_dir, step, job.keep_checkpoints, rank, {"data": loader.state_dict()}
-    )
-    export_hf(engine, tokenizer, job.stage_dir / HF_EXPORT, rank)
-    if metrics:
-        metrics.close()
-    if rank == 0:
-        record_timings(
-            job.stage_dir,
-            steps_finished=steps_finished,
-            checkpoint_export_seconds=time.time() - steps_finished,
-        )
+        # The data position goes into every checkpoint: a resume reads the next rows.
+        run.maybe_checkpoint(step, {"data": loader.state_dict()})
+    run.finish(step, tokenizer, {"data": loader.state_dict()})
 
 
 def load_lm(job: TrainJob, tokenizer):
