@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rsrl.layout import HF_EXPORT
 from rsrl.pipeline.registry import StageContext
 from rsrl.rl.curve import CurveSuite
@@ -45,8 +47,25 @@ def curve_suites(spec: Spec) -> tuple[CurveSuite, ...]:
     )
 
 
+def trainer_threads(spec: Spec) -> int | None:
+    """Torch threads of a lone CPU trainer: its own CPUs and its rollout actors'. Rank 0
+    waits while the actors sample and they idle while it updates, so the two phases take
+    turns on the same cores instead of each leaving the other's idle. None (one thread per
+    reserved CPU) for several workers or GPUs, whose actors may be on other machines."""
+    r, ro = spec.resources, rl_section(spec).rollout
+    if r.num_workers > 1 or r.gpus_per_worker > 0:
+        return None
+    return max(1, math.floor(r.cpus_per_worker + ro.actors * ro.cpus_per_actor))
+
+
 def run_rl_stage(ctx: StageContext) -> dict:
     job = make_rl_job(ctx)
-    fit(job, ctx.spec.resources, f"{ctx.stage.name}-{ctx.stage.key}", rl_worker)
+    fit(
+        job,
+        ctx.spec.resources,
+        f"{ctx.stage.name}-{ctx.stage.key}",
+        rl_worker,
+        threads=trainer_threads(ctx.spec),
+    )
     final = read_metrics(job.stage_dir)[-1]
     return {"hf_dir": HF_EXPORT, "steps": job.rl.steps, **final}

@@ -9,6 +9,7 @@ a full disk into rsrl's DiskFull instead of a retry loop.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,9 @@ from rsrl.files import DiskFull, is_disk_full
 from rsrl.train.metrics import record_timings
 
 
-def fit(job, resources, run_name: str, worker: Callable[..., None]) -> None:
+def fit(
+    job, resources, run_name: str, worker: Callable[..., None], threads: int | None = None
+) -> None:
     """Run `worker(job, rank, report)` on `resources.num_workers` workers (a failed worker
     group restarts up to `max_failures` times, resuming from its checkpoint); raise if it
     fails for good.
@@ -26,14 +29,15 @@ def fit(job, resources, run_name: str, worker: Callable[..., None]) -> None:
     Several workers, or GPUs: a Ray Train TorchTrainer. One CPU worker: a single Ray actor
     with a one-process gloo group, the same worker function and restarts, without Ray
     Train's controller and worker group (they cost ~15-25 s of start-up per stage on 2
-    cores). Either way each worker runs torch on as many intra-op threads as CPUs it
-    reserved, and rank 0 records in the stage's timings.json when the fit started, when the
-    worker function was entered and when it returned."""
+    cores). Either way each worker runs torch on `threads` intra-op threads (default: as
+    many as CPUs it reserved; never more than its machine has), and rank 0 records in the
+    stage's timings.json when the fit started, when the worker function was entered and
+    when it returned."""
     config = {
         "job": job,
         "worker": worker,
         "fit_started": time.time(),
-        "threads": max(1, math.floor(resources.cpus_per_worker)),
+        "threads": threads or max(1, math.floor(resources.cpus_per_worker)),
     }
     if resources.num_workers == 1 and resources.gpus_per_worker == 0:
         _fit_alone(config, resources)
@@ -109,7 +113,7 @@ def _run_worker(config: dict, rank: int, world_size: int, report) -> None:
 
     # Ray sets OMP_NUM_THREADS from the reservation, but only where the environment has no
     # value of its own, and torch may have read it before: set the threads explicitly.
-    torch.set_num_threads(config["threads"])
+    torch.set_num_threads(min(config["threads"], os.cpu_count() or 1))
     stage_dir = config["job"].stage_dir
     if rank == 0:
         record_timings(
@@ -129,7 +133,6 @@ class SoloTrainWorker:
     group (gloo, world size 1), so DeepSpeed finds the group it expects."""
 
     def run(self, config: dict) -> None:
-        import os
         import socket
 
         import torch.distributed as dist

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from rsrl.train.metrics import read_timings
 from tests.e2e.quickstart import apply_quickstart, stage_dir, stage_statuses
 
 
@@ -38,6 +39,8 @@ def test_every_stage_leaves_its_outputs(quickstart_run):
         "sync_seconds",
     ):
         assert name in rl[-1], name
+    # The trainer (1 CPU) and its vLLM actor (1 CPU) take turns: it updates on both cores.
+    assert read_timings(stage_dir(workdir, "rl"))["threads"] == 2
     # vLLM's sampled-token logprobs and the trainer's recompute agree (fp32, temperature 1).
     assert all(r["logprob_mismatch"] < 1e-3 for r in rl if "logprob_mismatch" in r)
     pretrain = [
