@@ -21,6 +21,7 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import ray
 
@@ -62,7 +63,9 @@ def run_eval_stage(ctx: StageContext) -> dict:
         harness = score_harness.options(**task_resources).remote(ev.harness, named)
     if ev.suites:
         sampled = suite_checkpoints(checkpoints)
-        by_checkpoint = run_suites(spec, sampled, ctx.inputs["tokenizer"], ctx.out_dir)
+        by_checkpoint = run_suites(
+            spec, sampled, ctx.inputs["tokenizer"], ctx.out_dir, ctx.rollout_pool
+        )
         metrics["suites"] = {name: r.summary for name, r in by_checkpoint[metrics["model"]].items()}
         if len(sampled) > 1:  # before and after RL, on the same problems and seeds
             pre_rl = next(iter(sampled))
@@ -147,13 +150,18 @@ def suite_checkpoints(checkpoints: dict[str, Path]) -> dict[str, Path]:
 
 
 def run_suites(
-    spec: Spec, checkpoints: dict[str, Path], tokenizer_stage: Path, out_dir: Path
+    spec: Spec,
+    checkpoints: dict[str, Path],
+    tokenizer_stage: Path,
+    out_dir: Path,
+    pool: Any = None,
 ) -> dict[str, dict[str, SuiteRun]]:
     """{checkpoint: {suite: results}}: every suite of `spec.eval` on each checkpoint, with the
-    same problems and sampling seeds. One group of rollout actors serves them all; between
-    checkpoints of one architecture only the weights are swapped."""
+    same problems and sampling seeds. One group of rollout actors serves them all (borrowed
+    from `pool`, RL's, when the apply has one); between checkpoints of one architecture only
+    the weights are swapped."""
     from rsrl.data.prompts import read_prompts
-    from rsrl.models.tokenizer import load_tokenizer, tokenizer_dir
+    from rsrl.models.tokenizer import load_tokenizer
     from rsrl.rl.rollout.actors import RolloutGroup
     from rsrl.verifiers import load_verifier
 
@@ -172,13 +180,15 @@ def run_suites(
             else:
                 if group is not None:
                     group.shutdown()
+                # The export carries its tokenizer, as for RL's actors: they can be reused.
                 group = RolloutGroup(
                     ro.engine,
                     model_dir,
-                    tokenizer_dir(tokenizer_stage),
+                    model_dir,
                     ro.actors,
                     ro.cpus_per_actor,
                     ro.gpus_per_actor,
+                    pool=pool,
                 )
             loaded = model_dir
             results[checkpoint] = {

@@ -14,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ray
 
@@ -106,7 +107,10 @@ def _apply(
     check_fits(running, ray.nodes())
     if not running:  # cached stages log nothing new: no tracker is even contacted
         return _collect(plan, statuses, {})
-    with pipeline_tracking(plan.spec, plan.workdir, tags) as tracking:  # before any stage
+    with (
+        pipeline_tracking(plan.spec, plan.workdir, tags) as tracking,  # before any stage
+        _rollout_pool(running) as pool,
+    ):
         refs: dict[str, ray.ObjectRef] = {}
         for stage in running:
             upstream = [refs[name] for name in stage.inputs if name in refs]
@@ -114,8 +118,24 @@ def _apply(
             # child tasks): a stage schedules its own workers wherever the cluster has room.
             refs[stage.name] = _run_stage.options(
                 name=f"rsrl:{stage.name}", scheduling_strategy="DEFAULT"
-            ).remote(plan, stage.name, dict(stage_fns or {}), tracking, *upstream)
+            ).remote(plan, stage.name, dict(stage_fns or {}), tracking, pool, *upstream)
         return _collect(plan, statuses, refs)
+
+
+@contextlib.contextmanager
+def _rollout_pool(running: list[Stage]) -> Iterator[Any]:
+    """One rollout actor pool for RL and eval when both run now (each pays no second engine
+    start); it and its actors end with the apply."""
+    if not {"rl", "eval"} <= {s.kind for s in running}:
+        yield None
+        return
+    from rsrl.rl.rollout.pool import start_pool, stop_pool
+
+    pool = start_pool()
+    try:
+        yield pool
+    finally:
+        stop_pool(pool)
 
 
 def _collect(
@@ -168,7 +188,7 @@ def _abandon(refs: list[ray.ObjectRef]) -> None:
 
 @ray.remote(num_cpus=0, max_retries=0)
 def _run_stage(
-    plan: Plan, name: str, stage_fns: dict, tracking: Tracking | None, *upstream
+    plan: Plan, name: str, stage_fns: dict, tracking: Tracking | None, pool: Any, *upstream
 ) -> tuple[dict, float]:
     """Runs in a Ray worker. `upstream` only orders it after its inputs; paths come from the
     plan. A stage that runs is one run in each tracker of `tracking`, with its result."""
@@ -182,7 +202,7 @@ def _run_stage(
         fn = resolve_stage_fn(stage.kind, stage_fns)
         start = time.time()
         with track_stage(tracking, stage.name, stage.key, stage.config, out_dir) as tracked:
-            ctx = StageContext(spec=plan.spec, stage=stage, out_dir=out_dir, inputs=inputs)
+            ctx = StageContext(plan.spec, stage, out_dir, inputs, rollout_pool=pool)
             result = tracked.result = fn(ctx) or {}
         write_manifest(stage, out_dir, result)
         return result, time.time() - start

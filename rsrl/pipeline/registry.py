@@ -9,6 +9,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rsrl.pipeline.plan import Stage
 from rsrl.spec.schema import Spec
@@ -16,12 +17,14 @@ from rsrl.spec.schema import Spec
 
 @dataclass(frozen=True)
 class StageContext:
-    """What a stage function gets: the spec, its own stage, its directory, its inputs' dirs."""
+    """What a stage function gets: the spec, its own stage, its directory, its inputs' dirs,
+    and the apply's rollout actor pool when RL and eval both run (rsrl.rl.rollout.pool)."""
 
     spec: Spec
     stage: Stage
     out_dir: Path
     inputs: Mapping[str, Path]
+    rollout_pool: Any = None
 
 
 StageFn = Callable[[StageContext], dict]

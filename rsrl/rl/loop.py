@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +50,7 @@ class RLJob:
     seed: int
     world_size: int
     curve_suites: tuple[CurveSuite, ...] = ()  # one per eval suite when rl.eval_every > 0
+    rollout_pool: Any = None  # the apply's RolloutPool, when eval reuses RL's actors
 
     @property
     def layout(self) -> BatchLayout:
@@ -83,7 +85,13 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
     # the DeepSpeed engine.
     rollouts = (
         RolloutController(
-            job.rl, job.prompts, job.init_dir, job.tokenizer_dir, job.plugins, job.seed
+            job.rl,
+            job.prompts,
+            job.init_dir,
+            job.tokenizer_dir,
+            job.plugins,
+            job.seed,
+            job.rollout_pool,
         )
         if rank == 0
         else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ class RolloutController:
         tokenizer_dir: Path,
         plugins: list[str],
         seed: int,
+        pool: Any = None,
     ):
         from rsrl.models.tokenizer import load_tokenizer
         from rsrl.rl.rollout.actors import RolloutGroup
@@ -51,6 +53,7 @@ class RolloutController:
             weight_sync=ro.weight_sync,
             sync_bucket_mb=ro.sync_bucket_mb,
             sync_timeout_s=ro.sync_timeout_s,
+            pool=pool,
         )
 
     def collect(self, step: int) -> RolloutBatch:

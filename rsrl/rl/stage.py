@@ -31,6 +31,7 @@ def make_rl_job(ctx: StageContext) -> RLJob:
         seed=spec.seed,
         world_size=spec.resources.num_workers,
         curve_suites=curve_suites(spec),
+        rollout_pool=ctx.rollout_pool,
     )
 
 

@@ -3,6 +3,8 @@
 The RL controller (rank 0 of the trainer) owns a RolloutGroup. `generate` splits the
 prompts into contiguous chunks, one per actor, and returns the completions in prompt
 order; `sync_weights` pushes the policy's full state dict to every actor after each update.
+A group either starts its own actors and stops them at `shutdown`, or borrows them from an
+apply's RolloutPool (pool.py) and hands them back, so RL and eval pay one engine start.
 
 Weight sync (`rl.rollout.weight_sync`, weight_sync.py): trainer rank 0 streams the weights
 bucket by bucket over a process group of its own with the engines (collective; gloo on
@@ -31,6 +33,7 @@ import torch
 from rsrl.rl.rollout.contract import Completion, check_complete, checkpoint_state_dict
 from rsrl.rl.rollout.engine import make_engine
 from rsrl.rl.rollout.fingerprint import Fingerprint, WeightSyncError, check_fingerprints
+from rsrl.rl.rollout.pool import ActorConfig, start_actors, stop_actors
 from rsrl.rl.rollout.sync_group import GroupAddress, SyncGroup, host_store
 from rsrl.rl.rollout.weight_sync import (
     TensorMeta,
@@ -45,7 +48,6 @@ from rsrl.spec.schema import RolloutSpec
 
 log = logging.getLogger("rsrl")
 
-SHUTDOWN_TIMEOUT_S = 60
 DEFAULTS = RolloutSpec()
 
 
@@ -54,6 +56,7 @@ class RolloutWorker:
 
     def __init__(self, engine_name: str, model_dir: str, tokenizer_dir: str, options: dict):
         self.engine = make_engine(engine_name, model_dir, tokenizer_dir, **options)
+        self.sync_group: SyncGroup | None = None
 
     def ready(self) -> set[str]:
         """The names a weight update must carry."""
@@ -71,7 +74,12 @@ class RolloutWorker:
         self.sync_group = SyncGroup(address, rank, ray.util.get_node_ip_address())
 
     def receive_weights(self, plan: list[list[TensorMeta]]) -> dict[str, Fingerprint]:
+        assert self.sync_group is not None, "join_sync_group first"
         return self.engine.load_weights(receive_buckets(self.sync_group, plan))
+
+    def leave_sync_group(self) -> None:
+        """Before the next borrower forms its own: its trainer may be gone already."""
+        self.sync_group = None
 
     def shutdown(self) -> None:
         self.engine.shutdown()
@@ -81,7 +89,8 @@ class RolloutGroup:
     """`actors` rollout actors running `engine_name` ("vllm" | "hf") on the HF model in
     `model_dir`, spread over the cluster, each with `cpus_per_actor` CPUs and
     `gpus_per_actor` GPUs. `engine_options` go to the engine's constructor; the weight-sync
-    settings are `rl.rollout`'s (schema.RolloutSpec)."""
+    settings are `rl.rollout`'s (schema.RolloutSpec). With `pool` (a RolloutPool actor,
+    pool.py) the actors are borrowed from it and outlive the group."""
 
     def __init__(
         self,
@@ -96,20 +105,29 @@ class RolloutGroup:
         weight_sync: str = DEFAULTS.weight_sync,
         sync_bucket_mb: int = DEFAULTS.sync_bucket_mb,
         sync_timeout_s: float = DEFAULTS.sync_timeout_s,
+        pool: Any = None,
     ):
         import ray
 
         if actors < 1:
             raise ValueError(f"a rollout group needs at least one actor, got {actors}")
-        actor_cls = ray.remote(RolloutWorker).options(
-            num_cpus=cpus_per_actor, num_gpus=gpus_per_actor, scheduling_strategy="SPREAD"
+        config = ActorConfig(
+            engine_name,
+            str(model_dir),
+            str(tokenizer_dir),
+            actors,
+            cpus_per_actor,
+            gpus_per_actor,
+            engine_options or {},
         )
-        # ray's stubs type an actor's methods as plain callables (no .remote) and
-        # `Actor.options().remote()` as the class
-        self.actors: list[Any] = [
-            actor_cls.remote(engine_name, str(model_dir), str(tokenizer_dir), engine_options or {})
-            for _ in range(actors)
-        ]
+        # A pool's running actors may hold another checkpoint's weights (same architecture):
+        # `_stale` says they get this group's before their first use.
+        self.actors: list[Any]
+        if pool is None:
+            self.actors, self._stale = start_actors(config), False
+        else:
+            self.actors, self._stale = ray.get(pool.borrow.remote(config))
+        self._pool, self._model_dir = pool, model_dir
         # The engines start in the background (a vLLM actor takes seconds to import and
         # build); the first call waits for them, so a caller can do other work meanwhile.
         self._starting = [a.ready.remote() for a in self.actors]
@@ -134,6 +152,9 @@ class RolloutGroup:
             )
             if self.transport == "collective":
                 self.sync_group = self._form_sync_group()
+            if self._stale:
+                self._stale = False
+                self.load_checkpoint(self._model_dir)
 
     def _form_sync_group(self) -> SyncGroup:
         """This process (rank 0) and every actor (ranks 1..N) in one weight-sync group."""
@@ -252,16 +273,14 @@ class RolloutGroup:
         return self.sync_weights(checkpoint_state_dict(model_dir))
 
     def shutdown(self) -> None:
-        """Stop every engine (so vLLM leaves nothing in /dev/shm), then the actors."""
+        """Stop every engine and actor, or hand borrowed actors back to their pool."""
         import ray
 
-        stopping = [a.shutdown.remote() for a in self.actors]
-        try:  # wait, not get: an actor that died (the error already raised) stops nothing
-            ray.wait(stopping, num_returns=len(stopping), timeout=SHUTDOWN_TIMEOUT_S)
-        finally:
-            for actor in self.actors:
-                ray.kill(actor)
-            self.actors, self.sync_group = [], None
+        if self._pool is not None:
+            ray.get([a.leave_sync_group.remote() for a in self.actors])
+        else:
+            stop_actors(self.actors)
+        self.actors, self.sync_group = [], None
 
 
 def _contiguous_chunks(count: int, parts: int) -> list[tuple[int, int]]:
