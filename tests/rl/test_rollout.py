@@ -189,6 +189,17 @@ def test_vllm_actor_matches_transformers_before_and_after_a_sync(
             PROMPTS * 100, n=2, temperature=1.0, top_p=1.0, max_new_tokens=2, seed=0
         )
         assert [len(g) for g in many] == [2] * 300
+
+        # Sample j of prompt i has seed 7 + n*i + j: a later prompt alone, at its seed, samples
+        # as it did in the batch; one prompt twice shares no sample's random stream.
+        n = SAMPLING["n"]
+        alone = group.generate(PROMPTS[1:], **SAMPLING, seed=7 + n)
+        assert [[c.token_ids for c in g] for g in alone] == [
+            [c.token_ids for c in g] for g in after[1:]
+        ]
+        twice = group.generate([PROMPTS[0]] * 2, **SAMPLING, seed=7)
+        streams = [tuple(c.token_ids) for g in twice for c in g]
+        assert len(set(streams)) == 2 * n
     finally:
         group.shutdown()
     assert dev_shm() <= shm_before

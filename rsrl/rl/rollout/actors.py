@@ -190,8 +190,8 @@ class RolloutGroup:
     ) -> list[list[Completion]]:
         """`n` completions per prompt, in prompt order, `prompt_index` into `prompts`.
 
-        Actor k gets the k-th contiguous chunk and seed `seed + (index of its first
-        prompt)`, so with vLLM prompt i always samples with seed `seed + i`.
+        Actor k gets the k-th contiguous chunk and seed `seed + n * (index of its first
+        prompt)`, so with vLLM sample j of prompt i always has seed `seed + n * i + j`.
         """
         import ray
 
@@ -201,7 +201,7 @@ class RolloutGroup:
         sampling = dict(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
         chunks = _contiguous_chunks(len(prompts), len(self.actors))
         refs = [
-            actor.generate.remote(prompts[lo:hi], {**sampling, "seed": seed + lo})
+            actor.generate.remote(prompts[lo:hi], {**sampling, "seed": seed + n * lo})
             for actor, (lo, hi) in zip(self.actors, chunks)
         ]
         results: list[list[Completion]] = []

@@ -109,7 +109,9 @@ class VllmEngine:
         max_new_tokens: int,
         seed: int,
     ) -> list[list[Completion]]:
-        """Prompt i samples with seed `seed + i`, so results do not depend on batching."""
+        """Sample j of prompt i has seed `seed + n * i + j` (vLLM seeds a request's j-th
+        sample `seed + j`): results do not depend on batching, and no two samples of a call
+        share a random stream, which a stride of 1 would give consecutive prompts."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -120,7 +122,7 @@ class VllmEngine:
                 temperature=temperature,
                 top_p=top_p,
                 max_tokens=max_new_tokens,
-                seed=seed + i,
+                seed=seed + n * i,
                 logprobs=0,
                 stop_token_ids=[eos],
                 detokenize=False,
