@@ -200,6 +200,11 @@ def test_vllm_actor_matches_transformers_before_and_after_a_sync(
         twice = group.generate([PROMPTS[0]] * 2, **SAMPLING, seed=7)
         streams = [tuple(c.token_ids) for g in twice for c in g]
         assert len(set(streams)) == 2 * n
+
+        # Back to the export's weights, the tied LM head's packed copy included.
+        group.load_checkpoint(model_dirs[preset])
+        restored = group.generate(PROMPTS, **SAMPLING, seed=7)
+        assert max_logprob_mismatch(stale, tokenizer, restored) < LOGPROB_TOLERANCE
     finally:
         group.shutdown()
     assert dev_shm() <= shm_before

