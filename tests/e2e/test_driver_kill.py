@@ -21,7 +21,7 @@ from tests.e2e.quickstart import rsrl_cli, stage_dir, stage_statuses
 SPEC = Path(__file__).parent / "tiny-kill.yaml"
 PRETRAIN_STEPS = 60  # checkpoints every 10
 PRETRAIN_KILL_AFTER = 20
-RL_STEPS = 10  # a checkpoint at 5
+RL_STEPS = 30  # a checkpoint every 10
 
 
 def checkpointed_step(workdir: Path, stage: str) -> int:
