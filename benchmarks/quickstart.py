@@ -8,7 +8,8 @@ metrics.jsonl and timings.json) the worker's start, its set-up before the first 
 (model, DeepSpeed engine, vLLM actors, the RL curve's first point), the steps (training:
 tokens over logged tokens/s; RL: rollout + update + sync + RL-curve eval), the final
 checkpoint and HF export, and the rest (the stage's driver, shutdown).
-Then RL seconds per step split into rollout, update and sync, and the pre-training
+Then RL seconds per step split into rollout, update and sync, what they buy (the eval's RL
+gain and the RL curve), and the pre-training
 throughput against a plain PyTorch loop on the same model, rows and threads, measured right
 after in this process (benchmarks/train.py's loop).
 """
@@ -28,6 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
+from rsrl.eval.results import read_eval_metrics  # noqa: E402
 from rsrl.train.metrics import read_metrics, read_timings  # noqa: E402
 
 MODEL_STAGES = ("pretrain", "midtrain", "rl")
@@ -77,6 +79,21 @@ def split(stage: str, stage_dir: Path, wall: float, spec) -> list[float]:
     return [start, setup, sum(steps), io, wall - start - setup - sum(steps) - io]
 
 
+def print_rl_gain(eval_dir: Path) -> None:
+    """What the time buys: each suite's avg@n before and after RL, and the RL curve."""
+    metrics = read_eval_metrics(eval_dir) or {}
+    for suite, gains in metrics.get("rl_gain", {}).items():
+        avg = next(k for k in gains if k.startswith("avg@"))
+        before, after = metrics["pre_rl"]["suites"][suite][avg], metrics["suites"][suite][avg]
+        gain = gains[avg]
+        curve = ", ".join(f"{r[avg]:.3f}" for r in metrics.get("rl_curve", {}).get(suite, []))
+        print(
+            f"RL gain on {suite}: {avg} {before:.3f} -> {after:.3f} "
+            f"({gain['mean']:+.3f} ± {gain['se']:.3f}, z {gain['z']:.1f}); "
+            f"RL curve {avg}: {curve}"
+        )
+
+
 def main() -> None:
     from rsrl.spec import load_spec
 
@@ -105,6 +122,7 @@ def main() -> None:
             + ", ".join(f"{k.split('_')[0]} {v:.2f} s" for k, v in per_step.items())
             + f"; RL curve {sum(r.get('eval_seconds', 0) for r in rl):.1f} s in all"
         )
+        print_rl_gain(dirs["eval"])
         pretrain = read_metrics(dirs["pretrain"])
         staged = statistics.median(r["tokens_per_s"] for r in pretrain[1:])
         plain = plain_loop(workdir, overrides)
