@@ -29,7 +29,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
-from rsrl.eval.results import read_eval_metrics  # noqa: E402
+from rsrl.eval.results import RL_CURVE, read_eval_metrics  # noqa: E402
+from rsrl.report.runs import Run  # noqa: E402
+from rsrl.report.tables import rl_gain_table  # noqa: E402
 from rsrl.train.metrics import read_metrics, read_timings  # noqa: E402
 
 MODEL_STAGES = ("pretrain", "midtrain", "rl")
@@ -80,18 +82,17 @@ def split(stage: str, stage_dir: Path, wall: float, spec) -> list[float]:
 
 
 def print_rl_gain(eval_dir: Path) -> None:
-    """What the time buys: each suite's avg@n before and after RL, and the RL curve."""
+    """What the time buys: each suite's avg@n before and after RL (the report's RL-gain
+    rows), and the RL curve."""
     metrics = read_eval_metrics(eval_dir) or {}
-    for suite, gains in metrics.get("rl_gain", {}).items():
-        avg = next(k for k in gains if k.startswith("avg@"))
-        before, after = metrics["pre_rl"]["suites"][suite][avg], metrics["suites"][suite][avg]
-        gain = gains[avg]
-        curve = ", ".join(f"{r[avg]:.3f}" for r in metrics.get("rl_curve", {}).get(suite, []))
-        print(
-            f"RL gain on {suite}: {avg} {before:.3f} -> {after:.3f} "
-            f"({gain['mean']:+.3f} ± {gain['se']:.3f}, z {gain['z']:.1f}); "
-            f"RL curve {avg}: {curve}"
-        )
+    for row in rl_gain_table([Run("quickstart", eval_dir, eval=metrics)]):
+        if row["metric"].startswith("avg@"):
+            curve = metrics.get(RL_CURVE, {}).get(row["suite"], [])
+            print(
+                f"RL gain on {row['suite']}: {row['metric']} {row['before RL']:.3f} -> "
+                f"{row['after RL']:.3f} ({row['gain']}, z {row['z']:.1f}); RL curve: "
+                + ", ".join(f"{point[row['metric']]:.3f}" for point in curve)
+            )
 
 
 def main() -> None:
