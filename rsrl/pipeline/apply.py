@@ -154,7 +154,7 @@ def _collect(
             try:
                 finished[name] = ray.get(done[0])
             except ray.exceptions.RayTaskError as err:
-                _abandon(list(by_ref))
+                _abandon(plan, name, by_ref)
                 raise StageFailed(name, getattr(err, "cause", None) or err) from None
             progress.finish(name)
             log.info("stage %s finished in %.1fs", name, finished[name][1])
@@ -171,15 +171,23 @@ def _collect(
     return outcomes
 
 
-def _abandon(refs: list[ray.ObjectRef]) -> None:
-    """After a stage failed: cancel the stages still pending and collect what they end with.
+def _abandon(plan: Plan, failed: str, pending: dict[ray.ObjectRef, str]) -> None:
+    """After stage `failed` raised: stop the `pending` stages and collect what they end with.
 
-    Downstream stages fail at once with their input's error, and a stage running beside the
-    failed one is cancelled; an error nobody collects Ray prints, traceback and all, as an
-    'Unhandled error' when its ref is freed, after rsrl's own message. A stage that is slow to
-    stop is left to the end of the session (its ref then holds no error yet)."""
-    for ref in refs:
-        ray.cancel(ref, recursive=True)
+    A stage downstream of the failed one ends at once with its input's error, so it is only
+    waited for: cancelling a task that is finishing on its own races Ray's completion of it
+    (Ray 2.60 aborts the driver, "Tried to complete task that was not pending"). A stage
+    beside the failed one is cancelled. Errors are collected because Ray prints one nobody
+    collects, traceback and all, as an 'Unhandled error' after rsrl's own message. A stage
+    slow to stop is left to the end of the session (its ref then holds no error yet)."""
+    doomed = {failed}
+    for stage in plan.stages:  # in dependency order: an input is doomed before its users
+        if doomed & set(stage.inputs):
+            doomed.add(stage.name)
+    for ref, name in pending.items():
+        if name not in doomed:
+            ray.cancel(ref, recursive=True)
+    refs = list(pending)
     done, _ = ray.wait(refs, num_returns=len(refs), timeout=ABANDON_SECONDS)
     for ref in done:
         with contextlib.suppress(ray.exceptions.RayError):

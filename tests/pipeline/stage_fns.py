@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 from rsrl.pipeline.registry import StageContext, resolve_stage_fn
 
@@ -46,6 +47,19 @@ def train(ctx: StageContext) -> dict:
 def failing(ctx: StageContext) -> dict:
     (ctx.out_dir / "partial.txt").write_text("started")
     raise RuntimeError("boom: deliberately broken stage")
+
+
+def pretrain_data_fails_midtrain_data_hangs(ctx: StageContext) -> dict:
+    if ctx.stage.name == "data-pretrain":
+        time.sleep(2.0)  # the other data stage is running by now
+        raise RuntimeError("boom: deliberately broken data")
+    try:
+        for _ in range(6000):  # short sleeps: Ray's cancel interrupts between two, not within
+            time.sleep(0.1)
+    except KeyboardInterrupt:  # how Ray cancels a running task
+        (ctx.out_dir / "cancelled.txt").write_text("cancelled")
+        raise
+    return data(ctx)
 
 
 def unbuilt(ctx: StageContext) -> dict:

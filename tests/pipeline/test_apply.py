@@ -68,6 +68,17 @@ def test_failed_stage_keeps_finished_stages(ray_session, tmp_path):
     assert sorted(runs(tmp_path)[done:]) == ["eval", "midtrain", "report", "rl"]
 
 
+def test_a_failed_stage_cancels_the_one_beside_it_and_ends_its_downstream(ray_session, tmp_path):
+    fns = {**stage_fns.ALL, "data": stage_fns.pretrain_data_fails_midtrain_data_hangs}
+    plan = plan_in(tmp_path)
+    with pytest.raises(StageFailed, match="data-pretrain.*boom"):
+        apply_plan(plan, stage_fns=fns)
+    # data-midtrain was cancelled mid-sleep; every stage after the data ended without running.
+    assert (plan.stage("data-midtrain").out_dir(tmp_path) / "cancelled.txt").exists()
+    assert stage_status(plan.stage("tokenizer"), tmp_path) is Status.CACHED
+    assert sorted(runs(tmp_path)) == ["tokenizer"]
+
+
 def test_unbuilt_stage_fails_clearly(ray_session, tmp_path):
     with pytest.raises(StageNotImplemented, match="not implemented yet"):
         resolve_stage_fn("no-such-stage")
