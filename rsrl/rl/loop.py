@@ -51,6 +51,7 @@ class RLJob:
     world_size: int
     curve_suites: tuple[CurveSuite, ...] = ()  # one per eval suite when rl.eval_every > 0
     rollout_pool: Any = None  # the apply's RolloutPool, when eval reuses RL's actors
+    rollout_threads: int | None = None  # cpu_share.py
 
     @property
     def layout(self) -> BatchLayout:
@@ -92,6 +93,7 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
             job.plugins,
             job.seed,
             job.rollout_pool,
+            job.rollout_threads,
         )
         if rank == 0
         else None

@@ -33,6 +33,7 @@ class RolloutController:
         plugins: list[str],
         seed: int,
         pool: Any = None,
+        threads: int | None = None,
     ):
         from rsrl.models.tokenizer import load_tokenizer
         from rsrl.rl.rollout.actors import RolloutGroup
@@ -54,6 +55,7 @@ class RolloutController:
             sync_bucket_mb=ro.sync_bucket_mb,
             sync_timeout_s=ro.sync_timeout_s,
             pool=pool,
+            threads=threads,
         )
 
     def collect(self, step: int) -> RolloutBatch:

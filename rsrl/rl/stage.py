@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 from rsrl.layout import HF_EXPORT
 from rsrl.pipeline.registry import StageContext
+from rsrl.rl.cpu_share import rollout_threads, trainer_threads
 from rsrl.rl.curve import CurveSuite
 from rsrl.rl.loop import RLJob, rl_worker
 from rsrl.spec.schema import Spec, eval_section, rl_section
@@ -32,6 +31,7 @@ def make_rl_job(ctx: StageContext) -> RLJob:
         world_size=spec.resources.num_workers,
         curve_suites=curve_suites(spec),
         rollout_pool=ctx.rollout_pool,
+        rollout_threads=rollout_threads(spec),
     )
 
 
@@ -46,17 +46,6 @@ def curve_suites(spec: Spec) -> tuple[CurveSuite, ...]:
         CurveSuite(suite, read_prompts(suite.data)[: rl.eval_problems])
         for suite in eval_section(spec).suites
     )
-
-
-def trainer_threads(spec: Spec) -> int | None:
-    """Torch threads of a lone CPU trainer: its own CPUs and its rollout actors'. Rank 0
-    waits while the actors sample and they idle while it updates, so the two phases take
-    turns on the same cores instead of each leaving the other's idle. None (one thread per
-    reserved CPU) for several workers or GPUs, whose actors may be on other machines."""
-    r, ro = spec.resources, rl_section(spec).rollout
-    if r.num_workers > 1 or r.gpus_per_worker > 0:
-        return None
-    return max(1, math.floor(r.cpus_per_worker + ro.actors * ro.cpus_per_actor))
 
 
 def run_rl_stage(ctx: StageContext) -> dict:

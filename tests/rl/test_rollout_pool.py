@@ -55,8 +55,10 @@ def test_a_pool_lends_running_actors_with_the_borrowers_weights(
 
     pool = start_pool()
     try:
-        rl = RolloutGroup("hf", base, tokenizer_dir, 1, 0.25, 0, pool=pool)
+        rl = RolloutGroup("hf", base, tokenizer_dir, 1, 0.25, 0, pool=pool, threads=2)
         first = list(rl.actors)
+        # Its own torch threads, not Ray's one per reserved CPU (rounded up from 0.25).
+        assert ray.get(first[0].__ray_call__.remote(lambda _: torch.get_num_threads())) == 2
         rl.sync_weights(tuned_weights)
         assert_same(rl.generate(PROMPTS, **GREEDY), expected["tuned"])
         rl.shutdown()  # hands the actors back, running
@@ -65,6 +67,8 @@ def test_a_pool_lends_running_actors_with_the_borrowers_weights(
         # Same engine, resources and architecture: the same actors, with base's weights again.
         ev = RolloutGroup("hf", base, tokenizer_dir, 1, 0.25, 0, pool=pool)
         assert ev.actors == first
+        # This borrower keeps to the actor's reservation: one thread again.
+        assert ray.get(first[0].__ray_call__.remote(lambda _: torch.get_num_threads())) == 1
         assert_same(ev.generate(PROMPTS, **GREEDY), expected["base"])
         ev.load_checkpoint(tmp_path / "tuned")
         assert_same(ev.generate(PROMPTS, **GREEDY), expected["tuned"])

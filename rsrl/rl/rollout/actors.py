@@ -23,6 +23,7 @@ tensors alive until every actor has acknowledged.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,9 +55,21 @@ DEFAULTS = RolloutSpec()
 class RolloutWorker:
     """The body of one rollout actor: an engine built inside the actor's own process."""
 
-    def __init__(self, engine_name: str, model_dir: str, tokenizer_dir: str, options: dict):
+    def __init__(
+        self,
+        engine_name: str,
+        model_dir: str,
+        tokenizer_dir: str,
+        options: dict,
+    ):
         self.engine = make_engine(engine_name, model_dir, tokenizer_dir, **options)
         self.sync_group: SyncGroup | None = None
+
+    def set_threads(self, threads: int) -> None:
+        """Each borrower says how many torch threads it samples on. Through torch._C: vLLM's
+        CPU worker replaces torch.set_num_threads with a no-op guarding the thread binding
+        of its multiprocess engine, which the in-process engine (vllm_engine.py) skips."""
+        torch._C.set_num_threads(threads)
 
     def ready(self) -> set[str]:
         """The names a weight update must carry."""
@@ -87,10 +100,11 @@ class RolloutWorker:
 
 class RolloutGroup:
     """`actors` rollout actors running `engine_name` ("vllm" | "hf") on the HF model in
-    `model_dir`, spread over the cluster, each with `cpus_per_actor` CPUs and
-    `gpus_per_actor` GPUs. `engine_options` go to the engine's constructor; the weight-sync
-    settings are `rl.rollout`'s (schema.RolloutSpec). With `pool` (a RolloutPool actor,
-    pool.py) the actors are borrowed from it and outlive the group."""
+    `model_dir`, spread over the cluster, each with `cpus_per_actor` CPUs, `gpus_per_actor`
+    GPUs and `threads` torch threads (None: one per CPU). `engine_options` go to the engine's
+    constructor; the weight-sync settings are `rl.rollout`'s (schema.RolloutSpec). With
+    `pool` (a RolloutPool actor, pool.py) the actors are borrowed from it and outlive the
+    group; each borrower sets its own threads."""
 
     def __init__(
         self,
@@ -106,6 +120,7 @@ class RolloutGroup:
         sync_bucket_mb: int = DEFAULTS.sync_bucket_mb,
         sync_timeout_s: float = DEFAULTS.sync_timeout_s,
         pool: Any = None,
+        threads: int | None = None,
     ):
         import ray
 
@@ -131,6 +146,8 @@ class RolloutGroup:
         # The engines start in the background (a vLLM actor takes seconds to import and
         # build); the first call waits for them, so a caller can do other work meanwhile.
         self._starting = [a.ready.remote() for a in self.actors]
+        for actor in self.actors:  # queued before any of this group's calls: no wait needed
+            actor.set_threads.remote(threads or max(1, math.floor(cpus_per_actor)))
         self._started_at, self._engine_name = time.perf_counter(), engine_name
         self.transport = resolve_weight_sync(weight_sync)
         self.bucket_bytes, self.timeout_s = sync_bucket_mb * 2**20, sync_timeout_s
