@@ -31,7 +31,7 @@ from rsrl.rl.grpo import clipped_policy_loss, kl_to_reference
 from rsrl.rl.rollout.weight_sync import Bucket, TensorMeta, WeightStream, plan_buckets
 from rsrl.spec.schema import DeepSpeedSpec, RLSpec
 from rsrl.train.batches import BatchLayout
-from rsrl.train.metrics import grad_norm, sum_across_workers
+from rsrl.train.metrics import step, sum_across_workers
 from rsrl.train.worker import Report, StageRun
 
 HEADLINE = ("reward_mean", "kept_groups", "entropy", "response_length", "sync_seconds")
@@ -231,7 +231,7 @@ def _update(
             # DeepSpeed averages over micro-batches and workers; the loss is already the
             # step's sum-normalised share, so undo that averaging.
             policy.backward(loss * layout.grad_accum * job.world_size)
-            policy.step()
+            norm = step(policy)
             if rl.rollout.temperature == 1.0:  # rollout engines return temperature-1 logprobs
                 # Against the policy that sampled (before this step's first update).
                 mismatch = ((old_logp - batch.rollout_logp).abs() * out.mask).sum()
@@ -241,7 +241,7 @@ def _update(
             for name in ("clip_fraction", "approx_kl"):
                 _accumulate(totals, name, getattr(pl, name), len(chunk))
             _accumulate(totals, "entropy", out.entropy, len(chunk))
-    return _mean_over_samples(totals, len(samples), policy)
+    return {**_mean_over_samples(totals, len(samples)), "grad_norm": norm}  # the last update's
 
 
 def mini_batch_indices(n: int, world_size: int, mini_batches: int) -> list[list[np.ndarray]]:
@@ -306,9 +306,5 @@ def _accumulate(totals: dict[str, float], name: str, value, weight: int) -> None
     totals[name] = totals.get(name, 0.0) + float(value) * weight
 
 
-def _mean_over_samples(totals: dict[str, float], num_samples: int, policy) -> dict[str, float]:
-    sums = sum_across_workers(totals)
-    return {
-        **{name: total / max(num_samples, 1) for name, total in sums.items()},
-        "grad_norm": grad_norm(policy),
-    }
+def _mean_over_samples(totals: dict[str, float], num_samples: int) -> dict[str, float]:
+    return {name: total / max(num_samples, 1) for name, total in sum_across_workers(totals).items()}
