@@ -14,9 +14,11 @@ before the first step) and the final checkpoint + export; benchmarks/ read those
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -33,6 +35,22 @@ if TYPE_CHECKING:  # the driver imports this module too: no DeepSpeed or transfo
     from transformers import PreTrainedTokenizerBase
 
 Report = Callable[[dict], None]  # ray.train.report, or None outside Ray Train
+
+
+def import_deepspeed() -> ModuleType:
+    """DeepSpeed, imported without mlflow: its autotuner imports mlflow whenever it is
+    installed (rsrl's tracker needs it), 1.7 s of DeepSpeed's 2 s import in every training
+    process, for autotuning runs rsrl never makes. The autotuner guards that import, and
+    mlflow imports normally afterwards."""
+    if "deepspeed" not in sys.modules and "mlflow" not in sys.modules:
+        sys.modules["mlflow"] = None  # type: ignore[assignment]  # import mlflow: ImportError
+        try:
+            import deepspeed  # noqa: F401
+        finally:
+            del sys.modules["mlflow"]
+    import deepspeed
+
+    return deepspeed
 
 
 class StageRun:
@@ -72,7 +90,7 @@ class StageRun:
     ) -> tuple[DeepSpeedEngine, dict[str, Any]]:
         """The DeepSpeed engine over `module`, restored from the stage's newest checkpoint,
         and that checkpoint's client state (`{"step": 0}` when there is none)."""
-        import deepspeed
+        deepspeed = import_deepspeed()
 
         from rsrl.train.ds_config import deepspeed_config
         from rsrl.train.optimizer import build_optimizer
