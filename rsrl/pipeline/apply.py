@@ -124,9 +124,10 @@ def _apply(
 
 @contextlib.contextmanager
 def _rollout_pool(running: list[Stage]) -> Iterator[Any]:
-    """One rollout actor pool for RL and eval when both run now (each pays no second engine
-    start); it and its actors end with the apply."""
-    if not {"rl", "eval"} <= {s.kind for s in running}:
+    """One rollout actor pool when RL runs now: the rl stage starts its actors there before
+    its trainer, and eval borrows them after it (no second engine start); the pool and its
+    actors end with the apply."""
+    if "rl" not in {s.kind for s in running}:
         yield None
         return
     from rsrl.rl.rollout.pool import start_pool, stop_pool

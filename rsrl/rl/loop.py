@@ -82,8 +82,19 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
         headline=HEADLINE,
         seed=job.seed,
     )
-    # Rank 0's rollout actors start first: their engines load while this worker builds
-    # the DeepSpeed engine.
+    tokenizer = load_tokenizer(job.tokenizer_dir)
+    lm = AutoModelForCausalLM.from_pretrained(job.init_dir, dtype=torch.float32)
+    reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
+    # The loop calls the DeepSpeed engine `policy`: in rl/, "engine" is a rollout engine.
+    policy, state = run.start_engine(
+        PolicyLM(lm, job.impl), job.rl.weight_decay, job.deepspeed, job.layout
+    )
+    if reference is not None:  # copied before initialize (ZeRO-3 partitions the policy's)
+        reference = place_like(reference, policy.module, policy.device)
+    for group in policy.optimizer.param_groups:
+        group["lr"] = job.rl.lr
+    # Rank 0's rollout actors: borrowed from the pool where the stage started them before
+    # this worker (their engines load meanwhile), else started here.
     rollouts = (
         RolloutController(
             job.rl,
@@ -98,17 +109,6 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
         if rank == 0
         else None
     )
-    tokenizer = load_tokenizer(job.tokenizer_dir)
-    lm = AutoModelForCausalLM.from_pretrained(job.init_dir, dtype=torch.float32)
-    reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
-    # The loop calls the DeepSpeed engine `policy`: in rl/, "engine" is a rollout engine.
-    policy, state = run.start_engine(
-        PolicyLM(lm, job.impl), job.rl.weight_decay, job.deepspeed, job.layout
-    )
-    if reference is not None:  # copied before initialize (ZeRO-3 partitions the policy's)
-        reference = place_like(reference, policy.module, policy.device)
-    for group in policy.optimizer.param_groups:
-        group["lr"] = job.rl.lr
     step = state["step"]
     if step > 0:  # resumed: the actors start from the initial weights, give them ours
         _sync(policy, rollouts, job.rl.rollout.sync_bucket_mb)

@@ -23,6 +23,22 @@ class RolloutBatch:
     stats: dict[str, float] = field(default_factory=dict)
 
 
+def prepare_rollout_actors(rl: RLSpec, model_dir: Path, pool: Any) -> None:
+    """Starts in `pool` the actors that a RolloutController of `rl` on `model_dir` then
+    borrows, without waiting for their engines."""
+    from rsrl.rl.rollout.pool import ActorConfig
+
+    engine, model, tokenizer, actors, cpus, gpus = _actor_args(rl, model_dir)
+    pool.prepare.remote(ActorConfig(engine, str(model), str(tokenizer), actors, cpus, gpus, {}))
+
+
+def _actor_args(rl: RLSpec, model_dir: Path) -> tuple:
+    """RolloutGroup's first arguments; the export carries its tokenizer, so the engines
+    load both from one HF directory."""
+    ro = rl.rollout
+    return ro.engine, model_dir, model_dir, ro.actors, ro.cpus_per_actor, ro.gpus_per_actor
+
+
 class RolloutController:
     def __init__(
         self,
@@ -43,14 +59,8 @@ class RolloutController:
         self.tokenizer = load_tokenizer(tokenizer_dir)
         self.verify = load_verifier(rl.verifier.name, plugins)
         ro = rl.rollout
-        # The export carries its tokenizer: the engines load both from one HF directory.
         self.group = RolloutGroup(
-            ro.engine,
-            model_dir,
-            model_dir,
-            ro.actors,
-            ro.cpus_per_actor,
-            ro.gpus_per_actor,
+            *_actor_args(rl, model_dir),
             weight_sync=ro.weight_sync,
             sync_bucket_mb=ro.sync_bucket_mb,
             sync_timeout_s=ro.sync_timeout_s,

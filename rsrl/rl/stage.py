@@ -7,6 +7,7 @@ from rsrl.pipeline.registry import StageContext
 from rsrl.rl.cpu_share import rollout_threads, trainer_threads
 from rsrl.rl.curve import CurveSuite
 from rsrl.rl.loop import RLJob, rl_worker
+from rsrl.rl.rollouts import prepare_rollout_actors
 from rsrl.spec.schema import Spec, eval_section, rl_section
 from rsrl.train.fit import fit
 from rsrl.train.metrics import read_metrics
@@ -50,6 +51,8 @@ def curve_suites(spec: Spec) -> tuple[CurveSuite, ...]:
 
 def run_rl_stage(ctx: StageContext) -> dict:
     job = make_rl_job(ctx)
+    if job.rollout_pool is not None:  # the engines load while the trainer starts
+        prepare_rollout_actors(job.rl, job.init_dir, job.rollout_pool)
     fit(
         job,
         ctx.spec.resources,

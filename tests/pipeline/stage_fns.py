@@ -50,9 +50,13 @@ def failing(ctx: StageContext) -> dict:
 
 
 def pretrain_data_fails_midtrain_data_hangs(ctx: StageContext) -> dict:
+    started = ctx.out_dir.parent / "data-midtrain.started"  # the workdir, both stages see it
     if ctx.stage.name == "data-pretrain":
-        time.sleep(2.0)  # the other data stage is running by now
+        deadline = time.time() + 120
+        while not started.exists() and time.time() < deadline:  # fail beside a running one
+            time.sleep(0.05)
         raise RuntimeError("boom: deliberately broken data")
+    started.write_text("running")
     try:
         for _ in range(6000):  # short sleeps: Ray's cancel interrupts between two, not within
             time.sleep(0.1)

@@ -105,3 +105,28 @@ def test_actor_configs_share_actors_only_when_all_but_the_weights_agree(
     assert not config.shares_actors_with(replace(config, model_dir=str(model_dirs["tiny-moe"])))
     other = {"engine_name": "vllm", "tokenizer_dir": str(copy), "actors": 2}[changed]
     assert not config.shares_actors_with(replace(config, **{changed: other}))
+
+
+def test_the_rl_stage_prepares_the_actors_its_controller_then_borrows(
+    ray_session, model_dirs, tokenizer_dir
+):
+    import ray
+
+    from rsrl.rl.rollouts import _actor_args, prepare_rollout_actors
+    from rsrl.spec import load_spec
+    from tests.rl.test_cpu_share import QUICKSTART
+
+    rl = load_spec(QUICKSTART, ["rl.rollout.engine=hf", "rl.rollout.cpus_per_actor=0.25"]).rl
+    base = model_dirs["tiny-dense"]
+    pool = start_pool()
+    try:
+        prepare_rollout_actors(rl, base, pool)
+        prepared = ray.get(pool.__ray_call__.remote(lambda p: p.actors))
+        assert len(prepared) == 1
+        prepare_rollout_actors(rl, base, pool)  # already there: nothing new starts
+        group = RolloutGroup(*_actor_args(rl, base), pool=pool)  # as RolloutController does
+        assert group.actors == prepared == ray.get(pool.__ray_call__.remote(lambda p: p.actors))
+        group.shutdown()
+    finally:
+        stop_pool(pool)
+    assert is_dead(prepared[0])

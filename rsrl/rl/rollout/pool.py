@@ -58,6 +58,13 @@ class RolloutPool:
         self.config, self.actors = config, start_actors(config)
         return self.actors, False
 
+    def prepare(self, config: ActorConfig) -> None:
+        """Start actors for `config` unless running ones can serve it, without waiting for
+        their engines: its borrower, which comes later, finds them loading."""
+        if self.config is None or not self.config.shares_actors_with(config):
+            self.shutdown()
+            self.config, self.actors = config, start_actors(config)
+
     def _alive(self) -> bool:
         """Every actor answers (an engine still starting is waited for)."""
         import ray
