@@ -131,10 +131,11 @@ def _apply(args: argparse.Namespace) -> int:
     from rsrl.pipeline.session import connect
     from rsrl.pipeline.show import format_outcomes, format_plan
     from rsrl.spec.load import load_spec
+    from rsrl.train.fit import uses_ray_train
 
     plan = compile_plan(load_spec(args.spec, args.overrides))
     print(format_plan(plan))
-    connect(args.address)
+    connect(args.address, ray_train=uses_ray_train(plan.spec.resources))
     try:
         outcomes = apply_plan(plan, wait_for_lock=args.wait)
     except WorkdirBusy as err:

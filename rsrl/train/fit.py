@@ -39,10 +39,14 @@ def fit(
         "fit_started": time.time(),
         "threads": threads or max(1, math.floor(resources.cpus_per_worker)),
     }
-    if resources.num_workers == 1 and resources.gpus_per_worker == 0:
-        _fit_alone(config, resources)
-    else:
+    if uses_ray_train(resources):
         _fit_ray_train(config, resources, run_name)
+    else:
+        _fit_alone(config, resources)
+
+
+def uses_ray_train(resources) -> bool:
+    return resources.num_workers > 1 or resources.gpus_per_worker > 0
 
 
 def _fit_ray_train(config: dict, resources, run_name: str) -> None:
