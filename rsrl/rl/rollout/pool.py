@@ -6,7 +6,9 @@ driver: the rollout actors it starts are its own, so they outlive the stage that
 asked for them and die with the driver, however it ends. A stage borrows actors for its
 ActorConfig: the running ones when they can serve it (same engine, tokenizer, resources,
 options and model architecture; the borrower then loads its own checkpoint into them),
-else new ones in place of the old.
+else new ones in place of the old. The rl stage has its actors started (`prepare`) before
+its trainer worker, which borrows them once its own engine is built: the two start side
+by side.
 
 Torch-free at import, like the rest of the driver.
 """
