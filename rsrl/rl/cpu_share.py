@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 
 from rsrl.spec.schema import Spec, rl_section
+from rsrl.train.fit import uses_ray_train
 
 
 def _lone_cpu_trainer(spec: Spec) -> bool:
-    return spec.resources.num_workers == 1 and spec.resources.gpus_per_worker == 0
+    return not uses_ray_train(spec.resources)
 
 
 def trainer_threads(spec: Spec) -> int | None:

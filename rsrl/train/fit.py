@@ -46,6 +46,7 @@ def fit(
 
 
 def uses_ray_train(resources) -> bool:
+    """Several workers, or GPUs; else one CPU worker, run in a single actor."""
     return resources.num_workers > 1 or resources.gpus_per_worker > 0
 
 

@@ -55,13 +55,7 @@ DEFAULTS = RolloutSpec()
 class RolloutWorker:
     """The body of one rollout actor: an engine built inside the actor's own process."""
 
-    def __init__(
-        self,
-        engine_name: str,
-        model_dir: str,
-        tokenizer_dir: str,
-        options: dict,
-    ):
+    def __init__(self, engine_name: str, model_dir: str, tokenizer_dir: str, options: dict):
         self.engine = make_engine(engine_name, model_dir, tokenizer_dir, **options)
         self.sync_group: SyncGroup | None = None
 
