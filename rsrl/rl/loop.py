@@ -303,6 +303,8 @@ def place_like(reference: nn.Module, policy: nn.Module, device: torch.device) ->
 
 def _accumulate(totals: dict[str, float], name: str, value, weight: int) -> None:
     """Sample-weighted sums, so empty (dummy) micro-batches weigh nothing."""
+    if isinstance(value, torch.Tensor):  # approx_kl carries the policy's graph
+        value = value.detach()
     totals[name] = totals.get(name, 0.0) + float(value) * weight
 
 
