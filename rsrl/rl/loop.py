@@ -31,7 +31,7 @@ from rsrl.rl.grpo import clipped_policy_loss, kl_to_reference
 from rsrl.rl.rollout.weight_sync import Bucket, TensorMeta, WeightStream, plan_buckets
 from rsrl.spec.schema import DeepSpeedSpec, RLSpec
 from rsrl.train.batches import BatchLayout
-from rsrl.train.metrics import step, sum_across_workers
+from rsrl.train.metrics import optimizer_step, sum_across_workers
 from rsrl.train.worker import Report, StageRun
 
 HEADLINE = ("reward_mean", "kept_groups", "entropy", "response_length", "sync_seconds")
@@ -231,7 +231,7 @@ def _update(
             # DeepSpeed averages over micro-batches and workers; the loss is already the
             # step's sum-normalised share, so undo that averaging.
             policy.backward(loss * layout.grad_accum * job.world_size)
-            norm = step(policy)
+            norm = optimizer_step(policy)
             if rl.rollout.temperature == 1.0:  # rollout engines return temperature-1 logprobs
                 # Against the policy that sampled (before this step's first update).
                 mismatch = ((old_logp - batch.rollout_logp).abs() * out.mask).sum()

@@ -17,7 +17,7 @@ import torch.distributed as dist
 
 from rsrl.spec.schema import DeepSpeedSpec, LRSpec, ModelSpec, ObjectiveSpec
 from rsrl.train.batches import BatchLayout
-from rsrl.train.metrics import peak_flops, step, sum_across_workers
+from rsrl.train.metrics import optimizer_step, peak_flops, sum_across_workers
 from rsrl.train.schedule import wsd_lr
 from rsrl.train.worker import Report, StageRun
 
@@ -139,7 +139,7 @@ def _one_step(engine, loader, job: TrainJob) -> dict[str, float]:
         batch = {name: t.to(engine.device) for name, t in loader.next_batch().items()}
         out = engine(batch["input_ids"], batch["labels"], batch.get("position_ids"))
         engine.backward(out.loss)
-        norm = step(engine)
+        norm = optimizer_step(engine)
         for name, value in out.stats.items():
             totals[name] = totals.get(name, 0.0) + float(value) / job.layout.grad_accum
         if out.expert_load is not None:  # 1.0 is perfect balance, num_experts is collapse

@@ -106,7 +106,7 @@ def sum_across_workers(values: dict[str, float]) -> dict[str, float]:
     return dict(zip(names, tensor.tolist()))
 
 
-def step(engine) -> float:
+def optimizer_step(engine) -> float:
     """engine.step() after a micro-batch's backward, and the global gradient norm of the
     update it made at the accumulation boundary (nan before it). DeepSpeed keeps that norm,
     except for fp32 at ZeRO stage 0, which it clips with a plain clip_grad_norm_ and keeps
