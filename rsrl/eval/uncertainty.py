@@ -2,13 +2,15 @@
 the spread of the per-problem values.
 
 - `standard_error(values)`: sample standard deviation / sqrt(count), the usual error of a
-  mean over independently drawn problems (0 for a single problem: nothing to spread).
+  mean over independently drawn problems (nan for a single problem: one value says nothing
+  about the spread, and an error of 0 would read as certainty).
 - `paired_difference(before, after)`: the mean of per-problem differences and its standard
   error. Pairing by problem removes the problems' own difficulty from the noise, which is
   what makes a small RL gain detectable on a few hundred problems.
 - `bootstrap_interval(values)`: a percentile interval of the mean from resampling problems
   with replacement; used for Pass@k, whose per-problem values are far from normal (most
   problems sit at 0 or 1).
+- `t_interval(values)`: the Student-t interval of a mean over a few replicates (seeds).
 """
 
 from __future__ import annotations
@@ -24,21 +26,24 @@ Z_95 = 1.959964  # two-sided 95% point of the standard normal
 
 
 def standard_error(values: Sequence[float]) -> float:
-    """std(values, ddof=1) / sqrt(len(values)); 0.0 for one value."""
+    """std(values, ddof=1) / sqrt(len(values)); nan for one value."""
     if len(values) == 0:
         raise ValueError("no values to take a standard error of")
     if len(values) == 1:
-        return 0.0
+        return math.nan
     return float(np.std(np.asarray(values, dtype=np.float64), ddof=1) / math.sqrt(len(values)))
 
 
 def paired_difference(before: Sequence[float], after: Sequence[float]) -> dict[str, float]:
-    """{"mean", "se", "z"} of after - before, paired by position (the same problem)."""
+    """{"mean", "se", "z"} of after - before, paired by position (the same problem).
+
+    z is nan where it is undefined: one problem (se nan), or differences all alike (se 0),
+    where the reading comes from the mean alone; it is never infinite."""
     if len(before) != len(after):
         raise ValueError(f"paired values differ in length: {len(before)} vs {len(after)}")
     diff = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
     mean, se = float(diff.mean()), standard_error(diff.tolist())
-    z = mean / se if se > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
+    z = mean / se if se > 0 else math.nan
     return {"mean": mean, "se": se, "z": z}
 
 
@@ -60,35 +65,18 @@ def bootstrap_interval(
     return [float(low), float(high)]
 
 
-# Two-sided 95% points of Student's t by degrees of freedom (beyond the table: the normal's).
-T_95 = {
-    1: 12.706,
-    2: 4.303,
-    3: 3.182,
-    4: 2.776,
-    5: 2.571,
-    6: 2.447,
-    7: 2.365,
-    8: 2.306,
-    9: 2.262,
-    10: 2.228,
-    15: 2.131,
-    20: 2.086,
-    30: 2.042,
-}
+def t_interval(values: Sequence[float], level: float = INTERVAL_LEVEL) -> dict[str, float]:
+    """{"mean", "se", "low", "high"}: the Student-t interval (len - 1 degrees of freedom) of
+    the mean of a few replicates (seeds), where the normal's 1.96 would be too narrow; with
+    one value the spread, and so the interval, is unknown (nan)."""
+    from scipy import stats  # seconds to import: only where an interval is taken
 
-
-def t_interval(values: Sequence[float]) -> dict[str, float]:
-    """{"mean", "se", "low", "high"}: the 95% Student-t interval of the mean of a few
-    replicates (seeds); with one value the interval is unknown (nan)."""
     mean = float(np.mean(values))
-    if len(values) < 2:
-        return {"mean": mean, "se": math.nan, "low": math.nan, "high": math.nan}
     se = standard_error(values)
-    df = len(values) - 1
-    # Between table entries, the next smaller df: a slightly wider (conservative) interval.
-    t = T_95[max(d for d in T_95 if d <= df)] if df <= max(T_95) else Z_95
-    return {"mean": mean, "se": se, "low": mean - t * se, "high": mean + t * se}
+    if math.isnan(se):
+        return {"mean": mean, "se": se, "low": math.nan, "high": math.nan}
+    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1)) * se
+    return {"mean": mean, "se": se, "low": mean - half, "high": mean + half}
 
 
 def covers_zero(mean: float, se: float) -> bool:

@@ -3,6 +3,7 @@ per run, suite and metric for the RL gain; per run and checkpoint; per run and s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,16 +51,19 @@ def rl_gain_table(runs: Sequence[Run]) -> list[Row]:
                         "after RL": run.eval["suites"][suite][metric],
                         "gain": plus_minus(gain["mean"], gain["se"]),
                         "z": gain["z"],
-                        "reading": (
-                            "no detectable difference"
-                            if covers_zero(gain["mean"], gain["se"])
-                            else "gain"
-                            if gain["mean"] > 0
-                            else "loss"
-                        ),
+                        "reading": _gain_reading(gain["mean"], gain["se"]),
                     }
                 )
     return rows
+
+
+def _gain_reading(mean: float, se: float) -> str:
+    """A single problem has no spread (se nan): no interval, so no reading either way."""
+    if math.isnan(se):
+        return "one problem: no interval"
+    if covers_zero(mean, se):
+        return "no detectable difference"
+    return "gain" if mean > 0 else "loss"
 
 
 def plus_minus(mean: float, se: float) -> str:

@@ -8,14 +8,20 @@ import numpy as np
 import pytest
 
 from rsrl.eval.suite import summarise_suite
-from rsrl.eval.uncertainty import bootstrap_interval, covers_zero, paired_difference, standard_error
+from rsrl.eval.uncertainty import (
+    bootstrap_interval,
+    covers_zero,
+    paired_difference,
+    standard_error,
+    t_interval,
+)
 from rsrl.spec.schema import SuiteSpec
 
 
 def test_standard_error_is_sample_std_over_root_n():
     values = [0.0, 0.25, 1.0, 1.0, 0.5]
     assert standard_error(values) == pytest.approx(statistics.stdev(values) / math.sqrt(5))
-    assert standard_error([0.7]) == 0.0
+    assert math.isnan(standard_error([0.7]))  # one value: no spread known, not certainty
     with pytest.raises(ValueError):
         standard_error([])
 
@@ -34,6 +40,36 @@ def test_paired_difference_removes_problem_difficulty():
     assert noisy["se"] == pytest.approx(statistics.stdev(d) / 2)
     with pytest.raises(ValueError, match="length"):
         paired_difference([0.0], [0.0, 1.0])
+
+
+def test_paired_difference_never_gives_an_infinite_z():
+    # One problem: its spread is unknown, so se and z are nan (they were 0 and inf, which
+    # the report read as a detected gain).
+    one = paired_difference([0.2], [0.7])
+    assert one["mean"] == pytest.approx(0.5)
+    assert math.isnan(one["se"]) and math.isnan(one["z"])
+    # Every difference exactly alike: se is 0 and z undefined, not infinite.
+    alike = paired_difference([0.0, 0.5], [1.0, 1.5])
+    assert alike["se"] == 0.0 and math.isnan(alike["z"])
+
+
+@pytest.mark.parametrize("n, t", [(3, 4.303), (41, 2.021), (11, 2.228)])
+def test_t_interval_uses_student_t_at_any_degrees_of_freedom(n, t):
+    # Textbook two-sided 95% points t_{0.975, n-1}; above 30 degrees of freedom the old
+    # table fell back to the normal's 1.96 (too narrow).
+    values = [0.1 * i + 0.01 * (i % 3) for i in range(n)]
+    interval = t_interval(values)
+    se = statistics.stdev(values) / math.sqrt(n)
+    assert interval["mean"] == pytest.approx(statistics.mean(values))
+    assert interval["se"] == pytest.approx(se)
+    assert (interval["high"] - interval["mean"]) / se == pytest.approx(t, abs=5e-4)
+    assert (interval["mean"] - interval["low"]) / se == pytest.approx(t, abs=5e-4)
+
+
+def test_t_interval_of_one_value_is_unknown():
+    interval = t_interval([0.4])
+    assert interval["mean"] == 0.4
+    assert all(math.isnan(interval[k]) for k in ("se", "low", "high"))
 
 
 def test_bootstrap_interval_matches_the_exact_resampling_distribution():
@@ -72,3 +108,12 @@ def test_suite_summary_carries_errors_and_intervals():
     assert low <= summary["pass@2"] <= high
     assert summary["curve_se"][0] == pytest.approx(summary["pass@1_se"])
     assert len(summary["curve_se"]) == 4
+
+
+def test_the_report_reads_a_one_problem_gain_as_no_interval():
+    from rsrl.report.tables import _gain_reading
+
+    one = paired_difference([0.2], [0.7])
+    assert _gain_reading(one["mean"], one["se"]) == "one problem: no interval"
+    assert _gain_reading(0.05, 0.01) == "gain" and _gain_reading(-0.05, 0.01) == "loss"
+    assert _gain_reading(0.019, 0.01) == "no detectable difference"
