@@ -4,9 +4,12 @@ All trials share the spec's workdir, so the stage cache is shared: trials that d
 in `rl.*` reuse one pre-training (the per-stage locks make a second trial wait for the first
 rather than run it again). Tune's own state lives in `<workdir>/sweeps/<name>`, so an
 interrupted sweep resumes where it stopped, and re-running a finished one does nothing.
-With `sweep.seeds`, every point runs with several seeds; the results table and
-`<workdir>/sweeps/<name>/results.json` give each arm's mean ± se over seeds and its
-difference from the baseline arm, paired by seed.
+With `sweep.seeds`, every point (arm) runs with several seeds. The choice/uniform/loguniform
+dimensions are drawn here, `num_samples` times from the spec's seed, not by Tune (which
+would draw anew for every seed and leave each arm one seed). The results table and
+`<workdir>/sweeps/<name>/results.json` give each arm's mean ± se over seeds, its Pass@k
+before and after RL, and its difference from the baseline arm on every shown metric,
+paired by seed (the statistics: `rsrl.eval.compare`).
 """
 
 from __future__ import annotations
@@ -14,58 +17,125 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsrl.eval.uncertainty import t_interval
+import numpy as np
+
+from rsrl.eval.compare import (
+    ALPHA,
+    CORRECTION,
+    POWER,
+    POWER_ALPHA,
+    decide_all,
+    paired_comparison,
+)
+from rsrl.eval.results import PRE_RL
+from rsrl.eval.uncertainty import bootstrap_interval, standard_error
 from rsrl.files import write_json_atomic
 from rsrl.pipeline.apply import StageOutcome
 from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.spec import SpecError, load_spec
-from rsrl.spec.schema import SearchDimSpec, Spec, SweepSpec, sweep_section
+from rsrl.spec.schema import (
+    SearchDimSpec,
+    Spec,
+    SweepSpec,
+    baseline_point,
+    random_paths,
+    sweep_section,
+    value_key,
+)
 from rsrl.tracking.session import checked_trackers
 
 SEED = "seed"  # the spec path that sweep.seeds adds to the search space
-RESULTS_FILE = "results.json"  # trials and arms, beside Tune's state
+SAMPLED = "sampled"  # Tune's key for the drawn points: {path: value} of the random dimensions
+RESULTS_FILE = "results.json"  # trials, arms and comparisons, beside Tune's state
+# eval.<suite>.pass@<k> (after RL, or the last checkpoint) and eval.pre_rl.<suite>.pass@<k>
+PASS_AT_K = re.compile(rf"^eval\.(?:({PRE_RL})\.)?([^.]+)\.pass@(\d+)$")
 
 
 @dataclass(frozen=True)
 class SweepResult:
     rows: list[dict]  # one per trial: the swept values (and seed), then every metric
     arms: list[dict]  # one per point of the space: metrics as mean / se over its seeds
+    comparisons: list[dict]  # one per non-baseline arm and compared metric
     best: dict | None  # the best arm by sweep.metric / sweep.mode
     report: Path | None  # all trials on the same axes
 
 
 def require_sweep(spec: Spec) -> SweepSpec:
+    """`spec.sweep`, with a space to search and a baseline among the arms it will run."""
     if spec.sweep is None or not spec.sweep.space:
         raise SpecError("sweep: this spec has no sweep.space to search; add one (see docs/spec.md)")
+    _require_baseline_drawn(spec.sweep, spec.seed)
     return spec.sweep
 
 
-def search_space(sweep: SweepSpec, seed: int = 0) -> dict[str, Any]:
-    """Tune's param space: each swept path, and the seeds when `sweep.seeds` > 1."""
-    space = {path: _dim(d) for path, d in sweep.space.items()}
-    if sweep.seeds > 1:
-        from ray import tune
+def _require_baseline_drawn(sweep: SweepSpec, seed: int) -> None:
+    """The validator checked the baseline against the grid and the choices; whether the
+    draws of a choice dimension include it is known only once drawn (here, before Ray)."""
+    base = baseline_point(sweep)
+    paths = [path for path in random_paths(sweep) if path in base]
+    if not sweep.baseline or not paths:
+        return
+    drawn = {tuple(value_key(p[path]) for path in paths) for p in sample_points(sweep, seed)}
+    if tuple(value_key(base[path]) for path in paths) not in drawn:
+        raise SpecError(
+            f"sweep.baseline: no arm has it: the {sweep.num_samples} draw(s) of "
+            f"{', '.join(paths)} from seed {seed} never give "
+            f"{', '.join(f'{path}={base[path]!r}' for path in paths)}; raise sweep.num_samples "
+            "or sweep that path with grid"
+        )
 
+
+def search_space(sweep: SweepSpec, seed: int = 0) -> dict[str, Any]:
+    """Tune's param space, all grids so that every point runs with every seed: each grid
+    path, the drawn points of the random dimensions as one grid (`SAMPLED`), and the seeds
+    when `sweep.seeds` > 1."""
+    from ray import tune
+
+    space = {
+        path: tune.grid_search(list(d.grid))
+        for path, d in sweep.space.items()
+        if d.grid is not None
+    }
+    if random_paths(sweep):
+        space[SAMPLED] = tune.grid_search(sample_points(sweep, seed))
+    if sweep.seeds > 1:
         space[SEED] = tune.grid_search(list(range(seed, seed + sweep.seeds)))
     return space
 
 
-def _dim(d: SearchDimSpec):
-    from ray import tune
+def sample_points(sweep: SweepSpec, seed: int) -> list[dict[str, Any]]:
+    """`sweep.num_samples` draws of the random dimensions, {path: value} each, reproducible
+    from `seed`. A draw that repeats an earlier one (a choice) is one arm, not a second copy
+    of its trials that would count as more seeds."""
+    rng = np.random.default_rng(seed)
+    points: dict[Any, dict[str, Any]] = {}
+    for _ in range(sweep.num_samples):
+        point = {path: _draw(sweep.space[path], rng) for path in random_paths(sweep)}
+        points.setdefault(value_key(point), point)
+    return list(points.values())
 
-    if d.grid is not None:
-        return tune.grid_search(list(d.grid))
+
+def _draw(d: SearchDimSpec, rng: np.random.Generator) -> Any:
     if d.choice is not None:
-        return tune.choice(list(d.choice))
+        return d.choice[int(rng.integers(len(d.choice)))]
     if d.uniform is not None:
-        return tune.uniform(*d.uniform)
+        low, high = d.uniform
+        return float(rng.uniform(low, high))
     assert d.loguniform is not None  # the validator requires exactly one kind
-    return tune.loguniform(*d.loguniform)
+    low, high = d.loguniform
+    return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+def trial_values(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's swept values (and seed) by spec path: Tune's config, the drawn point
+    unpacked."""
+    return {**config.get(SAMPLED, {}), **{k: v for k, v in config.items() if k != SAMPLED}}
 
 
 def trial_overrides(config: dict[str, Any]) -> list[str]:
@@ -100,8 +170,9 @@ def run_trial(config: dict, spec_path: str, overrides: list[str], cwd: str) -> N
     from rsrl.pipeline.plan import compile_plan
 
     os.chdir(cwd)  # Tune starts trials in their own directories; paths mean the user's cwd
-    spec = load_spec(spec_path, [*overrides, *trial_overrides(config)])
-    tags = {path: json.dumps(value) for path, value in sorted(config.items())}
+    values = trial_values(config)
+    spec = load_spec(spec_path, [*overrides, *trial_overrides(values)])
+    tags = {path: json.dumps(value) for path, value in sorted(values.items())}
     outcomes = apply_plan(compile_plan(spec), shared_workdir=True, tags=tags)
     metrics: dict[str, Any] = trial_metrics(outcomes)
     metrics["stage_dirs"] = json.dumps({o.stage: str(o.out_dir) for o in outcomes})
@@ -138,7 +209,6 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
             tune_config=tune.TuneConfig(
                 metric=sweep.metric,
                 mode=sweep.mode,
-                num_samples=sweep.num_samples,
                 max_concurrent_trials=concurrent_trials(spec, ray.cluster_resources()),
             ),
             run_config=tune.RunConfig(name=spec.name, storage_path=str(storage)),
@@ -146,26 +216,76 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
     grid = tuner.fit()
     # ray's stubs: ResultGrid iterates by __getitem__/__len__, not __iter__
     rows = [_row(r, sweep) for r in grid if "stage_dirs" in (r.metrics or {})]  # type: ignore[attr-defined]
-    arms = compare_to_baseline(aggregate_seeds(rows, sweep), rows, sweep)
-    write_json_atomic(path / RESULTS_FILE, {"trials": rows, "arms": arms})
+    arms, comparisons = summarise(rows, sweep)
+    write_json_atomic(path / RESULTS_FILE, results_json(rows, arms, comparisons, sweep))
     best = max(arms, key=lambda r: _score(r, sweep), default=None)
     return SweepResult(
-        rows=rows, arms=arms, best=best, report=_combined_report(spec, grid, storage)
+        rows=rows,
+        arms=arms,
+        comparisons=comparisons,
+        best=best,
+        report=_combined_report(spec, grid, storage),
     )
 
 
+def summarise(rows: Sequence[dict], sweep: SweepSpec) -> tuple[list[dict], list[dict]]:
+    """(arms, comparisons): the arms over their seeds, each with `vs_baseline` (its
+    `sweep.metric` comparison in short), and every comparison with the baseline arm."""
+    arms, comparisons = aggregate_seeds(rows, sweep), compare_to_baseline(rows, sweep)
+    if sweep.baseline:
+        base = _arm_key(baseline_point(sweep), sweep)
+        headline = {
+            _arm_key(c["arm"], sweep): c for c in comparisons if c["metric"] == sweep.metric
+        }
+        for arm in arms:
+            key = _arm_key(arm, sweep)
+            arm["vs_baseline"] = {"reading": "baseline"} if key == base else _short(headline[key])
+    return arms, comparisons
+
+
+def results_json(
+    rows: Sequence[dict], arms: Sequence[dict], comparisons: Sequence[dict], sweep: SweepSpec
+) -> dict[str, Any]:
+    """results.json: the trials, arms and comparisons, and how the comparisons decide
+    (Holm at `alpha`; mde and seeds_needed at `power` and the uncorrected `power_alpha`).
+    Strict JSON: every nan or infinity is null, so any parser reads it and no infinite
+    statistic is ever written."""
+    return _strict_json(
+        {
+            "trials": rows,
+            "arms": arms,
+            "comparisons": comparisons,
+            "baseline": baseline_point(sweep) if sweep.baseline else None,
+            "correction": CORRECTION,
+            "alpha": ALPHA,
+            "power": POWER,
+            "power_alpha": POWER_ALPHA,
+        }
+    )
+
+
+def _short(comparison: dict) -> dict:
+    c = comparison
+    return {
+        "mean": c["diff"],
+        "se": c["se"],
+        "low": c["ci_low"],
+        "high": c["ci_high"],
+        "p_holm": c["p_holm"],
+        "reading": c["decision"],
+    }
+
+
 def aggregate_seeds(rows: Sequence[dict], sweep: SweepSpec) -> list[dict]:
-    """One arm per point of the space: its swept values, `seeds` (how many trials), and each
-    metric's mean over seeds with `<metric>_se` (standard error over seeds; nan for one).
+    """One arm per point of the space: its swept values, `seeds` (how many trials), each
+    metric's mean over seeds with `<metric>_se` (standard error over seeds; nan for one),
+    and `pass_at_k` (see `pass_at_k_curves`).
 
     A trial's own `<metric>_se` (its error over problems) is dropped where `<metric>` is there
     too: across seeds the seed-to-seed spread is the error, and the names would collide."""
-    arms: dict[tuple, list[dict]] = {}
-    for row in rows:
-        arms.setdefault(_arm_key(row, sweep), []).append(row)
     out = []
-    for trials in arms.values():
-        arm: dict[str, Any] = {**{p: trials[0].get(p) for p in sweep.space}, "seeds": len(trials)}
+    for trials in _by_arm(rows, sweep).values():
+        arm: dict[str, Any] = {**_swept(trials[0], sweep), "seeds": len(trials)}
         names = dict.fromkeys(
             k
             for t in trials
@@ -175,46 +295,92 @@ def aggregate_seeds(rows: Sequence[dict], sweep: SweepSpec) -> list[dict]:
             and isinstance(v, (int, float))
         )
         for name in [n for n in names if not (n.endswith("_se") and n[: -len("_se")] in names)]:
-            summary = t_interval([t[name] for t in trials if name in t])
-            arm[name], arm[f"{name}_se"] = summary["mean"], summary["se"]
+            values = [t[name] for t in trials if name in t]
+            arm[name], arm[f"{name}_se"] = float(np.mean(values)), standard_error(values)
+        arm["pass_at_k"] = pass_at_k_curves(trials)
         out.append(arm)
     return out
 
 
-def compare_to_baseline(arms: list[dict], rows: Sequence[dict], sweep: SweepSpec) -> list[dict]:
-    """Each arm with `vs_baseline`: its `sweep.metric` minus the baseline arm's, paired by
-    seed, as {"mean", "se", "low", "high", "reading"} over the seeds both ran."""
+def pass_at_k_curves(trials: Sequence[dict]) -> dict[str, dict[str, dict[str, dict]]]:
+    """{suite: {"pre_rl" | "post_rl": {k: {"mean", "low", "high"}}}}: an arm's Pass@k
+    before and after RL over its seeds, low/high a seeded 95% percentile bootstrap over the
+    seeds (nan with one seed: one value has no spread to resample)."""
+    values: dict[tuple[str, str, int], list[float]] = {}
+    for trial in trials:
+        for name, value in trial.items():
+            match = PASS_AT_K.match(name)
+            if match and _finite(value):
+                when = "pre_rl" if match[1] else "post_rl"
+                values.setdefault((match[2], when, int(match[3])), []).append(value)
+    curves: dict[str, dict[str, dict[str, dict]]] = {}
+    for (suite, when, k), seeds in sorted(values.items()):
+        low, high = bootstrap_interval(seeds) if len(seeds) > 1 else [math.nan, math.nan]
+        point = {"mean": float(np.mean(seeds)), "low": low, "high": high}
+        curves.setdefault(suite, {}).setdefault(when, {})[str(k)] = point
+    return curves
+
+
+def compare_to_baseline(rows: Sequence[dict], sweep: SweepSpec) -> list[dict]:
+    """One comparison per arm other than the baseline and per metric of the table
+    (`sweep.metric`, then `sweep.show`): the arm minus the baseline arm, paired by seed over
+    the seeds where both have the metric, decided on Holm over all of them (see
+    `rsrl.eval.compare`)."""
     if not sweep.baseline:
-        return arms
-    base_key = _arm_key(sweep.baseline, sweep)
-    by_seed = {(_arm_key(r, sweep), r.get(SEED)): r.get(sweep.metric) for r in rows}
-    for arm in arms:
-        key = _arm_key(arm, sweep)
-        diffs = [
-            value - by_seed[(base_key, seed)]
-            for (k, seed), value in by_seed.items()
-            if k == key
-            and (base_key, seed) in by_seed
-            and value is not None
-            and by_seed[(base_key, seed)] is not None
-        ]
-        if key == base_key or not diffs:
-            arm["vs_baseline"] = {"reading": "baseline" if key == base_key else "no paired seeds"}
+        return []
+    arms = _by_arm(rows, sweep)
+    base_key = _arm_key(baseline_point(sweep), sweep)
+    base = {r.get(SEED): r for r in arms.get(base_key, [])}
+    comparisons = []
+    for key, trials in arms.items():
+        if key == base_key:
             continue
-        diff = t_interval(diffs)
-        if math.isnan(diff["low"]):
-            reading = "one seed: no interval"
-        elif diff["low"] <= 0 <= diff["high"]:
-            reading = "no detectable difference"
-        else:
-            reading = "higher" if diff["mean"] > 0 else "lower"
-        arm["vs_baseline"] = {**diff, "reading": reading}
+        for metric in compared_metrics(sweep):
+            pairs = [
+                (t[metric], base[t.get(SEED)][metric])
+                for t in trials
+                if _finite(t.get(metric)) and _finite(base.get(t.get(SEED), {}).get(metric))
+            ]
+            comparison = paired_comparison([a for a, _ in pairs], [b for _, b in pairs])
+            comparisons.append({"arm": _swept(trials[0], sweep), "metric": metric, **comparison})
+    return decide_all(comparisons)
+
+
+def compared_metrics(sweep: SweepSpec) -> list[str]:
+    """The table's metrics: `sweep.metric`, then `sweep.show`, each once."""
+    return list(dict.fromkeys([sweep.metric, *sweep.show]))
+
+
+def _by_arm(rows: Sequence[dict], sweep: SweepSpec) -> dict[tuple, list[dict]]:
+    arms: dict[tuple, list[dict]] = {}
+    for row in rows:
+        arms.setdefault(_arm_key(row, sweep), []).append(row)
     return arms
 
 
-def _arm_key(row: dict, sweep: SweepSpec) -> tuple[str, ...]:
-    """The arm a row belongs to, hashable even when a swept value is a mapping."""
-    return tuple(json.dumps(row.get(path), sort_keys=True) for path in sweep.space)
+def _arm_key(row: dict, sweep: SweepSpec) -> tuple:
+    """The arm a row belongs to, compared by value (0 and 0.0 alike) and hashable even when
+    a swept value is a mapping."""
+    return tuple(value_key(row.get(path)) for path in sweep.space)
+
+
+def _swept(row: dict, sweep: SweepSpec) -> dict[str, Any]:
+    return {path: row.get(path) for path in sweep.space}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _strict_json(value: Any) -> Any:
+    """`value` with every nan or infinity as None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    return value
 
 
 def concurrent_trials(spec: Spec, cluster: dict[str, float]) -> int:
@@ -228,9 +394,8 @@ def concurrent_trials(spec: Spec, cluster: dict[str, float]) -> int:
 
 
 def _row(result, sweep: SweepSpec) -> dict:
-    values = {
-        path: result.config.get(path) for path in [*sweep.space, SEED] if path in result.config
-    }
+    config = trial_values(result.config)
+    values = {path: config[path] for path in [*sweep.space, SEED] if path in config}
     metrics = {k: v for k, v in result.metrics.items() if k.startswith(("eval.", *MODEL_STAGES))}
     return {**values, **metrics, "stage_dirs": json.loads(result.metrics["stage_dirs"])}
 
@@ -250,10 +415,9 @@ def _combined_report(spec: Spec, grid, storage: Path) -> Path | None:
     for result in grid:
         if "stage_dirs" not in (result.metrics or {}):  # a trial that failed
             continue
+        config = trial_values(result.config)
         label = ", ".join(
-            f"{p}={result.config.get(p)}"
-            for p in [*sweep_section(spec).space, SEED]
-            if p in result.config
+            f"{p}={config[p]}" for p in [*sweep_section(spec).space, SEED] if p in config
         )
         dirs = {k: Path(v) for k, v in json.loads(result.metrics["stage_dirs"]).items()}
         runs.append(load_run(label, Path(spec.workdir), dirs))
@@ -263,29 +427,77 @@ def _combined_report(spec: Spec, grid, storage: Path) -> Path | None:
 
 
 def format_results(result: SweepResult, sweep: SweepSpec) -> str:
-    """The results table: one row per arm (mean ± se over its seeds), the comparison with
-    the baseline arm when there is one; then the best arm."""
-    metrics = [sweep.metric, *(m for m in sweep.show if m != sweep.metric)]
+    """The arms (mean ± se over their seeds, and how `sweep.metric` reads against the
+    baseline), the best arm, then every comparison with the baseline arm."""
+    metrics = compared_metrics(sweep)
     header = [*sweep.space, "seeds", *metrics]
     if sweep.baseline:
-        header += [f"{sweep.metric} - baseline [95% CI]", "reading"]
-    lines = ["  ".join(header)]
+        header.append(f"{sweep.metric} vs baseline")
+    rows = [header]
     for arm in sorted(result.arms, key=lambda r: -_score(r, sweep)):
         cells = [_fmt(arm.get(c)) for c in [*sweep.space, "seeds"]]
         cells += [_mean_se(arm, m) for m in metrics]
         if sweep.baseline:
-            vs = arm.get("vs_baseline", {})
-            cells += [
-                f"{vs['mean']:+.4f} [{vs['low']:+.4f}, {vs['high']:+.4f}]" if "mean" in vs else "",
-                vs.get("reading", ""),
-            ]
-        lines.append("  ".join(cells))
+            cells.append(arm.get("vs_baseline", {}).get("reading", ""))
+        rows.append(cells)
+    lines = _aligned(rows)
     if result.best:
         best = ", ".join(f"{p}={result.best[p]}" for p in sweep.space)
         lines.append(f"best ({sweep.mode} {sweep.metric}): {best}")
+    if result.comparisons:
+        lines += ["", *format_comparisons(result.comparisons, sweep)]
     if result.report:
         lines.append(f"report: {result.report}")
     return "\n".join(lines)
+
+
+def format_comparisons(comparisons: Sequence[dict], sweep: SweepSpec) -> list[str]:
+    """A line saying how to read it, then a row per comparison: arm, metric, diff [95% CI],
+    p_holm, decision, mde, seeds, seeds_needed."""
+    base = ", ".join(f"{p}={_fmt(v)}" for p, v in baseline_point(sweep).items())
+    tested = sum(not math.isnan(c["p"]) for c in comparisons)
+    intro = (
+        f"vs baseline ({base}), paired by seed: diff = arm - baseline [95% t interval]; "
+        f"decision on Holm-adjusted p < {ALPHA:g} over all {tested} tested comparisons; "
+        f"mde and seeds_needed at {POWER:.0%} power, paired t-test, uncorrected two-sided "
+        f"alpha {POWER_ALPHA:g}"
+    )
+    header = ["arm", "metric", "diff [95% CI]", "p_holm", "decision", "mde", "seeds"]
+    rows = [[*header, "seeds_needed"]]
+    for c in comparisons:
+        arm = ", ".join(f"{p}={_fmt(v)}" for p, v in c["arm"].items())
+        rows.append(
+            [
+                arm,
+                c["metric"],
+                _diff_ci(c),
+                _number(c["p_holm"], ".3g"),
+                c["decision"],
+                _number(c["mde"], ".4g"),
+                str(c["seeds"]),
+                "-" if c["seeds_needed"] is None else str(c["seeds_needed"]),
+            ]
+        )
+    return [intro, *_aligned(rows)]
+
+
+def _diff_ci(c: dict) -> str:
+    """diff [low, high] to the decimals that give the interval's half-width two
+    significant digits: a cancelling mean prints +0.000, not +1.85e-17."""
+    half = (c["ci_high"] - c["ci_low"]) / 2
+    if not half > 0:  # nan (one seed) or 0 (differences all alike)
+        return _number(c["diff"], "+.4g")
+    places = f"+.{max(0, 1 - math.floor(math.log10(half)))}f"
+    return f"{c['diff']:{places}} [{c['ci_low']:{places}}, {c['ci_high']:{places}}]"
+
+
+def _number(value: float, spec: str) -> str:
+    return "-" if math.isnan(value) else format(value, spec)
+
+
+def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
 def _mean_se(arm: dict, metric: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -243,14 +244,18 @@ class SweepSpec:
     space: dict[str, SearchDimSpec] = field(default_factory=dict)  # dotted spec path -> dim
     metric: str = ""  # e.g. eval.arith.pass@4 or pretrain.entropy
     mode: str = "max"  # max | min
+    # Draws of the choice/uniform/loguniform dimensions (seeded by the spec's seed); each
+    # draw is an arm, crossed with the grid and run with every seed. Only with such a
+    # dimension: without one, a draw repeats the same trials.
     num_samples: int = 1
     max_concurrent: int = 1
     # Every point of the grid with seeds seed, seed+1, ... (initialisation, data order,
     # sampling); results are aggregated over seeds.
     seeds: int = 1
-    # The arm every other arm is compared with, paired by seed: e.g. {objective.beta: 0.0}
+    # The arm every other arm is compared with, paired by seed: e.g. {objective.beta: 0.0},
+    # or nested, {objective: {beta: 0.0}}; matched by value (0 is 0.0)
     baseline: dict[str, Any] | None = None
-    show: list[str] = field(default_factory=list)  # more metrics for the results table
+    show: list[str] = field(default_factory=list)  # more metrics, each compared too
 
 
 @dataclass
@@ -311,6 +316,44 @@ def sweep_section(spec: Spec) -> SweepSpec:
     """`spec.sweep`, for code that runs only when the spec has it (rsrl sweep)."""
     assert spec.sweep is not None, "the spec has no sweep: section"
     return spec.sweep
+
+
+def random_paths(sweep: SweepSpec) -> list[str]:
+    """The dimensions drawn at random (choice, uniform, loguniform), not gridded."""
+    return [path for path, dim in sweep.space.items() if dim.grid is None]
+
+
+def baseline_point(sweep: SweepSpec) -> dict[str, Any]:
+    """The baseline arm's value of each swept path that `sweep.baseline` gives one, whether
+    it names the path dotted ({objective.beta: 0}) or nested ({objective: {beta: 0}})."""
+    baseline = sweep.baseline or {}
+    point = {}
+    for path in sweep.space:
+        node: Any = baseline
+        if path in baseline:
+            node = baseline[path]
+        else:
+            for part in path.split("."):
+                node = node.get(part, _MISSING) if isinstance(node, Mapping) else _MISSING
+        if node is not _MISSING:
+            point[path] = node
+    return point
+
+
+_MISSING = object()
+
+
+def value_key(value: Any) -> Any:
+    """A hashable stand-in for a swept value that compares by value: YAML's 0 and 0.0 are
+    one arm, and so are mappings with the same items in any order (json.dumps tells both
+    apart)."""
+    if isinstance(value, Mapping):
+        return frozenset((str(k), value_key(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(value_key(v) for v in value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def nested_dataclass(cls: type, name: str) -> type | None:

@@ -24,7 +24,10 @@ from rsrl.spec.schema import (
     SweepSpec,
     TrainStageSpec,
     VerifierSpec,
+    baseline_point,
     nested_dataclass,
+    random_paths,
+    value_key,
 )
 from rsrl.vocabulary import IMPLS, POSITIVE_FORMS, ROLLOUT_ENGINES, WEIGHT_SYNCS, beta_bound
 
@@ -456,17 +459,6 @@ def _check_sweep(sw: SweepSpec, p: Problems) -> None:
         "seed",
         "is not searched directly: set sweep.seeds to run every point with several seeds",
     )
-    for key, value in (sw.baseline or {}).items():
-        dim = sw.space.get(key)
-        values = (dim.grid or dim.choice or []) if dim is not None else []
-        p.need(
-            value in values,
-            f"sweep.baseline.{key}",
-            value,
-            f"must be one of the grid values of sweep.space.{key} ({values})"
-            if dim is not None
-            else f"must name a path of sweep.space ({', '.join(sw.space) or 'none'})",
-        )
     for key, dim in sw.space.items():
         path = f"sweep.space.{key}"
         problem = spec_path_problem(key)
@@ -499,7 +491,52 @@ def _check_sweep(sw: SweepSpec, p: Problems) -> None:
     )
     p.one_of(sw.mode, ("max", "min"), "sweep.mode")
     p.need(sw.num_samples >= 1, "sweep.num_samples", sw.num_samples, "must be >= 1")
+    p.need(
+        sw.num_samples == 1 or bool(random_paths(sw)),
+        "sweep.num_samples",
+        sw.num_samples,
+        "draws the choice/uniform/loguniform dimensions, and sweep.space has none: every "
+        "draw would repeat the same trials and count as extra seeds; for replicates set "
+        "sweep.seeds instead",
+    )
     p.need(sw.max_concurrent >= 1, "sweep.max_concurrent", sw.max_concurrent, "must be >= 1")
+    if sw.baseline:
+        _check_baseline(sw, p)
+
+
+def _check_baseline(sw: SweepSpec, p: Problems) -> None:
+    """The baseline is one arm: a value for every swept path, each among the grid values
+    (or the choices: whether the draws include it is checked when the sweep draws them),
+    compared by value. Otherwise no arm would match and nothing would be compared."""
+    for key in sw.baseline or {}:
+        if key not in sw.space and not any(path.startswith(f"{key}.") for path in sw.space):
+            p.add(
+                f"sweep.baseline.{key}",
+                f"must name a path of sweep.space ({', '.join(sw.space) or 'none'})",
+            )
+    point = baseline_point(sw)
+    for path, dim in sw.space.items():
+        values = dim.grid if dim.grid is not None else dim.choice
+        if path not in point:
+            p.add(
+                "sweep.baseline",
+                f"gives no value for {path}: the baseline is one arm, with a value for every "
+                "path of sweep.space",
+            )
+        elif values is None:
+            p.add(
+                f"sweep.baseline.{path}",
+                "no arm repeats a value drawn from a range: sweep this path with grid or "
+                "choice to compare with a baseline",
+            )
+        elif value_key(point[path]) not in {value_key(v) for v in values}:
+            kind = "grid" if dim.grid is not None else "choice"
+            p.need(
+                False,
+                f"sweep.baseline.{path}",
+                point[path],
+                f"must be one of the {kind} values of sweep.space.{path} ({values})",
+            )
 
 
 def spec_path_problem(dotted: str) -> str | None:
