@@ -56,8 +56,8 @@ def pretrain_data_fails_midtrain_data_hangs(ctx: StageContext) -> dict:
         while not started.exists() and time.time() < deadline:  # fail beside a running one
             time.sleep(0.05)
         raise RuntimeError("boom: deliberately broken data")
-    started.write_text("running")
-    try:
+    try:  # the marker inside: a cancel that comes once the other stage sees it is caught
+        started.write_text("running")
         for _ in range(6000):  # short sleeps: Ray's cancel interrupts between two, not within
             time.sleep(0.1)
     except KeyboardInterrupt:  # how Ray cancels a running task
