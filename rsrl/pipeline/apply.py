@@ -155,8 +155,9 @@ def _collect(
             try:
                 finished[name] = ray.get(done[0])
             except ray.exceptions.RayTaskError as err:
-                _abandon(plan, name, by_ref)
-                raise StageFailed(name, getattr(err, "cause", None) or err) from None
+                failed, error = _first_failure(plan, name, err, by_ref)
+                _abandon(plan, failed, by_ref)
+                raise StageFailed(failed, getattr(error, "cause", None) or error) from None
             progress.finish(name)
             log.info("stage %s finished in %.1fs", name, finished[name][1])
     finally:
@@ -170,6 +171,34 @@ def _collect(
             result, seconds = read_manifest(out_dir)["result"], 0.0
         outcomes.append(StageOutcome(stage.name, statuses[stage.name], out_dir, result, seconds))
     return outcomes
+
+
+def _first_failure(
+    plan: Plan, name: str, err: ray.exceptions.RayTaskError, pending: dict[ray.ObjectRef, str]
+) -> tuple[str, ray.exceptions.RayTaskError]:
+    """The stage that raised the error stage `name` ended with, and that error.
+
+    A stage whose input failed ends with the input's error without running. When the driver
+    looks only after both have ended, both refs are ready and `ray.wait(num_returns=1)` hands
+    out either (it picks from a hash set, not in the order asked): the downstream stage would
+    be named as the one that failed. Its ancestors all ended before it could start, so those
+    still `pending` are ready; in dependency order the first that raised raised on its own.
+    The ancestors looked at leave `pending`: they have ended, there is nothing to cancel."""
+    ancestors = set(plan.stage(name).inputs)
+    for stage in reversed(plan.stages):  # a stage's users come after it: theirs first
+        if stage.name in ancestors:
+            ancestors.update(stage.inputs)
+    refs = {stage: ref for ref, stage in pending.items()}
+    for stage in plan.stages:
+        if stage.name not in ancestors or stage.name not in refs:
+            continue
+        ref = refs[stage.name]
+        del pending[ref]
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayTaskError as upstream:
+            return stage.name, upstream
+    return name, err
 
 
 def _abandon(plan: Plan, failed: str, pending: dict[ray.ObjectRef, str]) -> None:

@@ -79,6 +79,31 @@ def test_a_failed_stage_cancels_the_one_beside_it_and_ends_its_downstream(ray_se
     assert sorted(runs(tmp_path)) == ["tokenizer"]
 
 
+def test_the_failed_stage_is_named_when_the_driver_sees_its_downstream_end_too(
+    ray_session, tmp_path, monkeypatch
+):
+    """pretrain ends with data-pretrain's error as soon as data-pretrain fails; a driver that
+    looks only after both ended gets either from ray.wait (here the later one, as Ray may)."""
+    wait, looked = ray_session.wait, []
+
+    def late_wait(refs, num_returns=1, timeout=None, **kw):
+        if num_returns > 1 or looked:
+            return wait(refs, num_returns=num_returns, timeout=timeout, **kw)
+        # The only stages that can end before a cancel: tokenizer, data-pretrain, pretrain.
+        ready, _ = wait(refs, num_returns=3, timeout=120, **kw)
+        looked.append(len(ready))
+        return ready[-1:], [ref for ref in refs if ref not in ready[-1:]]
+
+    monkeypatch.setattr(ray_session, "wait", late_wait)
+    fns = {**stage_fns.ALL, "data": stage_fns.pretrain_data_fails_midtrain_data_hangs}
+    plan = plan_in(tmp_path)
+    with pytest.raises(StageFailed, match="data-pretrain.*boom") as err:
+        apply_plan(plan, stage_fns=fns)
+    assert looked == [3] and err.value.stage == "data-pretrain"
+    assert (plan.stage("data-midtrain").out_dir(tmp_path) / "cancelled.txt").exists()
+    assert sorted(runs(tmp_path)) == ["tokenizer"]
+
+
 def test_unbuilt_stage_fails_clearly(ray_session, tmp_path):
     with pytest.raises(StageNotImplemented, match="not implemented yet"):
         resolve_stage_fn("no-such-stage")
