@@ -204,21 +204,37 @@ def _first_failure(
 def _abandon(plan: Plan, failed: str, pending: dict[ray.ObjectRef, str]) -> None:
     """After stage `failed` raised: stop the `pending` stages and collect what they end with.
 
-    A stage downstream of the failed one ends at once with its input's error, so it is only
-    waited for: cancelling a task that is finishing on its own races Ray's completion of it
-    (Ray 2.60 aborts the driver, "Tried to complete task that was not pending"). A stage
-    beside the failed one is cancelled. Errors are collected because Ray prints one nobody
-    collects, traceback and all, as an 'Unhandled error' after rsrl's own message. A stage
-    slow to stop is left to the end of the session (its ref then holds no error yet)."""
+    A stage downstream of the failed one ends at once with its input's error, without running,
+    so it is only waited for: cancelling a task that is finishing on its own races Ray's
+    completion of it (Ray 2.60 aborts the driver, "Tried to complete task that was not
+    pending"). A stage beside the failed one is cancelled, and the apply never returns while
+    one it cancelled still runs (it would write into a workdir whose lock is released): one
+    that has not stopped ABANDON_SECONDS after Ray's KeyboardInterrupt has its worker killed
+    (`force`), again every ABANDON_SECONDS until it has ended. Errors are collected because
+    Ray prints one nobody collects, traceback and all, as an 'Unhandled error' after rsrl's
+    own message. A downstream stage slow to end is left to the end of the session (its ref
+    then holds no error yet)."""
     doomed = {failed}
     for stage in plan.stages:  # in dependency order: an input is doomed before its users
         if doomed & set(stage.inputs):
             doomed.add(stage.name)
-    for ref, name in pending.items():
-        if name not in doomed:
-            ray.cancel(ref, recursive=True)
+    cancelled = [ref for ref, name in pending.items() if name not in doomed]
+    for ref in cancelled:
+        ray.cancel(ref, recursive=True)
     refs = list(pending)
     done, _ = ray.wait(refs, num_returns=len(refs), timeout=ABANDON_SECONDS)
+    ended = set(done)
+    running = [ref for ref in cancelled if ref not in ended]
+    while running:
+        log.warning(
+            "stage(s) %s still running %gs after being cancelled: killing their workers",
+            ", ".join(pending[ref] for ref in running),
+            ABANDON_SECONDS,
+        )
+        for ref in running:
+            ray.cancel(ref, force=True, recursive=True)
+        stopped, running = ray.wait(running, num_returns=len(running), timeout=ABANDON_SECONDS)
+        done += stopped
     for ref in done:
         with contextlib.suppress(ray.exceptions.RayError):
             ray.get(ref)

@@ -66,6 +66,26 @@ def pretrain_data_fails_midtrain_data_hangs(ctx: StageContext) -> dict:
     return data(ctx)
 
 
+def pretrain_data_fails_midtrain_data_ignores_cancel(ctx: StageContext) -> dict:
+    """As above, but data-midtrain swallows Ray's KeyboardInterrupt and beats on: only killing
+    its worker stops it. Each beat rewrites `beats.txt` with a count."""
+    started = ctx.out_dir.parent / "data-midtrain.started"
+    if ctx.stage.name == "data-pretrain":
+        deadline = time.time() + 120
+        while not started.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        raise RuntimeError("boom: deliberately broken data")
+    beats = 0
+    started.write_text("running")
+    while True:
+        try:
+            time.sleep(0.1)
+            beats += 1
+            (ctx.out_dir / "beats.txt").write_text(str(beats))
+        except KeyboardInterrupt:
+            (ctx.out_dir / "ignored-cancel.txt").write_text("ignored")
+
+
 def unbuilt(ctx: StageContext) -> dict:
     return resolve_stage_fn("no-such-stage")(ctx)
 

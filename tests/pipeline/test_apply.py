@@ -4,11 +4,13 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from rsrl.layout import MANIFEST
+from rsrl.pipeline import apply as apply_module
 from rsrl.pipeline.apply import StageFailed, apply_plan
 from rsrl.pipeline.cache import Status, read_manifest, stage_status
 from rsrl.pipeline.lock import WorkdirBusy, workdir_lock
@@ -101,6 +103,22 @@ def test_the_failed_stage_is_named_when_the_driver_sees_its_downstream_end_too(
         apply_plan(plan, stage_fns=fns)
     assert looked == [3] and err.value.stage == "data-pretrain"
     assert (plan.stage("data-midtrain").out_dir(tmp_path) / "cancelled.txt").exists()
+    assert sorted(runs(tmp_path)) == ["tokenizer"]
+
+
+def test_a_cancelled_stage_that_ignores_the_cancel_ends_before_apply_returns(
+    ray_session, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(apply_module, "ABANDON_SECONDS", 1.0)
+    fns = {**stage_fns.ALL, "data": stage_fns.pretrain_data_fails_midtrain_data_ignores_cancel}
+    plan = plan_in(tmp_path)
+    with pytest.raises(StageFailed, match="data-pretrain.*boom"):
+        apply_plan(plan, stage_fns=fns)
+    out_dir = plan.stage("data-midtrain").out_dir(tmp_path)
+    assert (out_dir / "ignored-cancel.txt").exists()  # Ray's KeyboardInterrupt came, in vain
+    beats = (out_dir / "beats.txt").read_text()
+    time.sleep(0.5)  # five beats, had it still been running
+    assert (out_dir / "beats.txt").read_text() == beats
     assert sorted(runs(tmp_path)) == ["tokenizer"]
 
 
