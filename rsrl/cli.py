@@ -115,17 +115,20 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from rsrl.pipeline.lock import check_workdir
     from rsrl.pipeline.plan import compile_plan
     from rsrl.pipeline.show import format_plan
     from rsrl.spec.load import load_spec
 
-    print(format_plan(compile_plan(load_spec(args.spec, args.overrides))))
+    plan = compile_plan(load_spec(args.spec, args.overrides))
+    check_workdir(plan.workdir, plan.spec.workdir)  # what `rsrl apply` would stop at
+    print(format_plan(plan))
     return 0
 
 
 def _apply(args: argparse.Namespace) -> int:
     from rsrl.pipeline.apply import ClusterTooSmall, StageFailed, apply_plan
-    from rsrl.pipeline.lock import WorkdirBusy
+    from rsrl.pipeline.lock import WorkdirBusy, check_workdir
     from rsrl.pipeline.plan import compile_plan
     from rsrl.pipeline.registry import StageNotImplemented
     from rsrl.pipeline.session import connect
@@ -134,6 +137,7 @@ def _apply(args: argparse.Namespace) -> int:
     from rsrl.train.fit import uses_ray_train
 
     plan = compile_plan(load_spec(args.spec, args.overrides))
+    check_workdir(plan.workdir, plan.spec.workdir)  # a spec mistake: before Ray starts
     print(format_plan(plan))
     connect(args.address, ray_train=uses_ray_train(plan.spec.resources))
     try:

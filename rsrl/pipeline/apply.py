@@ -22,7 +22,7 @@ from typing import Any
 import ray
 
 from rsrl.pipeline.cache import Status, read_manifest, stage_status, write_manifest
-from rsrl.pipeline.lock import stage_lock, workdir_lock
+from rsrl.pipeline.lock import check_workdir, stage_lock, workdir_lock
 from rsrl.pipeline.plan import Plan, Stage
 from rsrl.pipeline.progress import StageProgress
 from rsrl.pipeline.registry import StageContext, StageFn, resolve_stage_fn
@@ -91,6 +91,7 @@ def apply_plan(
     The workdir is locked for the whole apply, unless `shared_workdir` (sweep trials share
     one workdir on purpose: they rely on the per-stage locks alone). `tags` go to the
     experiment trackers' runs (a sweep trial's swept values)."""
+    check_workdir(plan.workdir, plan.spec.workdir)
     if shared_workdir:
         return _apply(plan, stage_fns, tags or {})
     with workdir_lock(plan.workdir, wait=wait_for_lock):

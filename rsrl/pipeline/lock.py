@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from rsrl.spec.errors import SpecError
+
 LOCK_FILE = ".rsrl.lock"
 
 
@@ -45,6 +47,22 @@ def file_lock(path: Path, wait: bool, poll_s: float = 1.0) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def check_workdir(workdir: Path, given: str) -> None:
+    """Raise SpecError when no directory can be at `workdir` (the spec's `workdir`, as `given`):
+    a file is there, or where a directory above it would be. Checked before the lock, whose
+    mkdir would fail on it with a bare FileExistsError or NotADirectoryError."""
+    for path in (workdir, *workdir.parents):
+        if path.is_dir():
+            return
+        if path.exists() or path.is_symlink():  # a file, a broken symlink, a socket, ...
+            problem = (
+                "is an existing file, not a directory"
+                if path == workdir
+                else f"{path} is a file, so no directory can be made under it"
+            )
+            raise SpecError(f"workdir: {problem}; name a new or existing directory, got {given!r}")
 
 
 @contextmanager
