@@ -23,6 +23,8 @@ counted (`documents_cut`) the same way.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import logging
 import shutil
 from collections.abc import Iterator, Sequence
@@ -35,8 +37,16 @@ import numpy as np
 from rsrl.data.encode import TOKEN_DTYPE, DocumentEncoder
 from rsrl.data.errors import DataError
 from rsrl.data.mixture import blend_order, rows_for_budget, split_rows
+from rsrl.data.overlap import heldout_overlap
 from rsrl.data.packed import META, default_rows_per_shard, write_rows
-from rsrl.data.sources import ReadTask, Source, plan_read_tasks, read_texts, warn_cut
+from rsrl.data.sources import (
+    ReadTask,
+    Source,
+    iter_texts,
+    plan_read_tasks,
+    read_texts,
+    warn_cut,
+)
 from rsrl.files import names_full_disk, write_json_atomic
 
 if TYPE_CHECKING:  # annotation only: data and models never import the pipeline
@@ -232,10 +242,13 @@ def _clear(out_dir: Path) -> None:
 
 
 def data_stage(ctx: StageContext) -> dict:
-    """Stage function (kind "data"): packs one training stage's mixture."""
+    """Stage function (kind "data"): packs one training stage's mixture; with the spec's
+    held-out text in its config, also measures what that text shares with the documents
+    read (`heldout_overlap` in meta.json and the result)."""
     cfg = ctx.stage.config
-    return prepare_data(
-        [Source.from_config(s) for s in cfg["data"]],
+    sources = [Source.from_config(s) for s in cfg["data"]]
+    summary = prepare_data(
+        sources,
         ctx.inputs["tokenizer"],
         ctx.out_dir,
         tokens=cfg["tokens"],
@@ -243,3 +256,20 @@ def data_stage(ctx: StageContext) -> dict:
         seed=cfg["seed"],
         reset_position_ids=cfg["reset_position_ids"],
     )
+    if cfg.get("heldout"):
+        summary["heldout_overlap"] = _overlap(Source.from_config(cfg["heldout"]), sources, summary)
+        meta_path = ctx.out_dir / META
+        meta = json.loads(meta_path.read_text())
+        write_json_atomic(meta_path, {**meta, "heldout_overlap": summary["heldout_overlap"]})
+    return summary
+
+
+def _overlap(heldout: Source, sources: Sequence[Source], summary: dict) -> dict:
+    """The held-out text against the documents this stage read from each source."""
+    read = {s["path"]: s["documents"] for s in summary["sources"]}
+    training = (
+        text
+        for source in sources
+        for text in itertools.islice(iter_texts(source), read[source.path])
+    )
+    return {"heldout": heldout.path, **heldout_overlap(list(iter_texts(heldout)), training)}

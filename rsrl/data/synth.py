@@ -8,12 +8,15 @@
 | eval-arith | 250     | prompt, answer, solution, difficulty (1-5), task    | eval suites         |
 | heldout    | 600     | text                                                | perplexity, entropy |
 
-pretrain mixes facts about an invented world, short stories, equation drills and worked
-solutions; midtrain is mostly worked step-by-step solutions. Worked solutions use the
+pretrain mixes open-ended prose over a long-tailed invented lexicon (`synth_prose`: the
+uncertainty the paper's top-k terms act on), facts about an invented world, short stories,
+equation drills and worked solutions; midtrain is mostly worked step-by-step solutions.
+No corpus repeats a document. Worked solutions use the
 prompt format of `rsrl.data.prompt_format`, and the prompts of rl-arith / eval-arith ask
 for 'Answer: N', which the `math` verifier extracts. eval-arith shares no question with any
 other corpus (a hash split, see `synth_arith`). heldout is drawn like pretrain from another
-random stream.
+random stream and shares no document with pretrain or midtrain (`heldout_overlap` measures
+what it still shares: word n-grams).
 
 Every corpus is a pure function of (name, seed): `rsrl data synth --out DIR` writes exactly
 the records that synth://NAME yields (specs use seed SYNTH_SEED), one JSON object a line.
@@ -28,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rsrl.data import synth_arith, synth_text
+from rsrl.data import synth_arith, synth_prose, synth_text
 
 SYNTH_SEED = 0
 
@@ -37,21 +40,40 @@ def _rng(name: str, seed: int) -> random.Random:
     return random.Random(f"{name}:{seed}")  # str seeds hash the same on every run
 
 
-def _document(rng: random.Random, world: synth_text.World, worked_share: float) -> str:
+@dataclass(frozen=True)
+class _World:
+    facts: synth_text.World
+    lexicon: synth_prose.Lexicon
+
+
+def _document(rng: random.Random, world: _World, worked_share: float) -> str:
     roll = rng.random()
     if roll < worked_share:
         return synth_arith.random_problem(rng).worked_example()
     roll = (roll - worked_share) / (1 - worked_share)
-    if roll < 0.4:
-        return synth_text.facts_paragraph(rng, world)
-    if roll < 0.8:
-        return synth_text.story(rng, world)
+    if roll < 0.5:
+        return synth_prose.prose_paragraph(rng, world.lexicon)
+    if roll < 0.7:
+        return synth_text.facts_paragraph(rng, world.facts)
+    if roll < 0.9:
+        return synth_text.story(rng, world.facts)
     return synth_text.arithmetic_drill(rng)
 
 
-def _text_corpus(name: str, seed: int, size: int, worked_share: float) -> list[dict]:
-    rng, world = _rng(name, seed), synth_text.make_world(seed)
-    return [{"text": _document(rng, world, worked_share)} for _ in range(size)]
+def _text_corpus(
+    name: str, seed: int, size: int, worked_share: float, exclude: tuple[str, ...] = ()
+) -> list[dict]:
+    """`size` distinct documents, none of them in the corpora named in `exclude`."""
+    rng = _rng(name, seed)
+    world = _World(synth_text.make_world(seed), synth_prose.make_lexicon(seed))
+    seen = {r["text"] for other in exclude for r in generate(other, seed)}
+    texts: list[str] = []
+    while len(texts) < size:
+        text = _document(rng, world, worked_share)
+        if text not in seen:
+            seen.add(text)
+            texts.append(text)
+    return [{"text": text} for text in texts]
 
 
 def _prompt_corpus(name: str, seed: int, per_level: int, eval_split: bool) -> list[dict]:
@@ -100,7 +122,9 @@ CORPORA: dict[str, Corpus] = {
             "heldout",
             _TEXT,
             "held-out text like pretrain, for perplexity and entropy",
-            lambda seed: _text_corpus("heldout", seed, 600, worked_share=0.25),
+            lambda seed: _text_corpus(
+                "heldout", seed, 600, worked_share=0.25, exclude=("pretrain", "midtrain")
+            ),
         ),
     )
 }

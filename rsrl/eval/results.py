@@ -61,7 +61,8 @@ RL_GAIN = "rl_gain"
 RL_CURVE = "rl_curve"
 HARNESS = "harness"
 HARNESS_ERRORS = "harness_errors"
-RESERVED_NAMES = (HELDOUT, PRE_RL, RL_GAIN, RL_CURVE, HARNESS)
+HELDOUT_OVERLAP = "heldout_overlap"  # {data stage: what held-out text shares with its documents}
+RESERVED_NAMES = (HELDOUT, PRE_RL, RL_GAIN, RL_CURVE, HARNESS, HELDOUT_OVERLAP)
 
 
 def read_eval_metrics(stage_dir: Path) -> dict | None:
@@ -72,7 +73,8 @@ def read_eval_metrics(stage_dir: Path) -> dict | None:
 
 def flat_metrics(metrics_json: dict) -> dict[str, float]:
     """Every number of a metrics.json as "eval.<suite>.<metric>",
-    "eval.heldout.<checkpoint>.<metric>" and "eval.harness.<checkpoint>.<task>.<metric>"."""
+    "eval.heldout.<checkpoint>.<metric>", "eval.heldout_overlap.<data stage>.<metric>" and
+    "eval.harness.<checkpoint>.<task>.<metric>"."""
     flat: dict[str, float] = {}
     for suite, values in metrics_json.get("suites", {}).items():
         flat.update(_numbers(f"eval.{suite}", values))
@@ -84,6 +86,8 @@ def flat_metrics(metrics_json: dict) -> dict[str, float]:
             flat[f"eval.{RL_GAIN}.{suite}.{name}_se"] = float(gain["se"])
     for checkpoint, values in metrics_json.get(HELDOUT, {}).items():
         flat.update(_numbers(f"eval.{HELDOUT}.{checkpoint}", values))
+    for data_stage, values in metrics_json.get(HELDOUT_OVERLAP, {}).items():
+        flat.update(_numbers(f"eval.{HELDOUT_OVERLAP}.{data_stage}", values))
     for checkpoint, tasks in metrics_json.get(HARNESS, {}).items():
         for task, values in tasks.items():
             flat.update(_numbers(f"eval.{HARNESS}.{checkpoint}.{task}", values))

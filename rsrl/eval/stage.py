@@ -26,10 +26,12 @@ from typing import Any
 import ray
 
 from rsrl.data.errors import DataError
+from rsrl.data.packed import META as DATA_META
 from rsrl.eval.results import (
     HARNESS,
     HARNESS_ERRORS,
     HELDOUT,
+    HELDOUT_OVERLAP,
     PRE_RL,
     RL_CURVE,
     RL_GAIN,
@@ -80,6 +82,7 @@ def run_eval_stage(ctx: StageContext) -> dict:
             }
     if heldout is not None:
         metrics[HELDOUT] = ray.get(heldout)
+        metrics[HELDOUT_OVERLAP] = heldout_overlaps(ctx.inputs)
     if "rl" in ctx.inputs:
         metrics[RL_CURVE] = read_rl_curve(ctx.inputs["rl"])
     if harness is not None:
@@ -108,6 +111,16 @@ def model_checkpoints(inputs: Mapping[str, Path]) -> dict[str, Path]:
             f"({', '.join(MODEL_STAGES)}), got {', '.join(inputs) or 'none'}"
         )
     return checkpoints
+
+
+def heldout_overlaps(inputs: Mapping[str, Path]) -> dict[str, dict]:
+    """What the held-out text shares with each data stage's documents (its meta.json)."""
+    metas = {name: Path(d) / DATA_META for name, d in inputs.items() if name.startswith("data-")}
+    return {
+        name: json.loads(path.read_text()).get("heldout_overlap", {})
+        for name, path in metas.items()
+        if path.is_file()
+    }
 
 
 @ray.remote(max_retries=0)

@@ -123,6 +123,7 @@ def compile_plan(spec: Spec) -> Plan:
             "rl", "rl", rl_config, ["tokenizer", last_model], builder.rl_resources()
         )
     models = [s.name for s in builder.stages if s.kind in MODEL_STAGES]
+    data_stages = [s.name for s in builder.stages if s.kind == "data"]  # held-out overlap
     if spec.eval is not None and models:
         # topk.k: the held-out local entropy and tail mass are measured against K_t.
         builder.add(
@@ -134,7 +135,7 @@ def compile_plan(spec: Spec) -> Plan:
                 "plugins": spec.plugins,
                 "k": spec.objective.topk.k,
             },
-            ["tokenizer", *models],
+            ["tokenizer", *data_stages, *models],
             builder.rollout_resources(),
         )
     if models:
@@ -193,6 +194,9 @@ class _PlanBuilder:
             "reset_position_ids": s.reset_position_ids,
             "seed": self.spec.seed,
         }
+        heldout = self.spec.eval.heldout_text if self.spec.eval else None
+        if heldout is not None:  # measured against it: held-out text must be unseen
+            config["heldout"] = {"path": heldout.path, "text_field": heldout.text_field}
         return self.add(f"data-{stage_name}", "data", config, ["tokenizer"], _one_cpu())
 
     def add_training(self, name: str, s: TrainStageSpec, data: str, init: str | None) -> str:

@@ -2,12 +2,14 @@
 
 import json
 import re
+from collections import Counter
 
 import pytest
 
 from rsrl.cli import main
-from rsrl.data import synth
+from rsrl.data import synth, synth_prose
 from rsrl.data.errors import DataError
+from rsrl.data.overlap import heldout_overlap
 from rsrl.data.paths import check_data_path
 from rsrl.data.prompt_format import format_prompt
 from rsrl.data.prompts import read_heldout_texts, read_prompts
@@ -113,3 +115,43 @@ def test_prompt_reader_keeps_the_items_where_asks_for():
         read_prompts(PromptSourceSpec(path="synth://rl-arith", where={"level": 1}))
     with pytest.raises(DataError, match="no prompts matching"):
         read_prompts(PromptSourceSpec(path="synth://rl-arith", where={"task": "poetry"}))
+
+
+def test_heldout_shares_no_document_with_any_training_corpus():
+    heldout = [r["text"] for r in synth.generate("heldout")]
+    training = [r["text"] for name in ("pretrain", "midtrain") for r in synth.generate(name)]
+    assert len(set(heldout)) == len(heldout) == 600
+    assert not set(heldout) & set(training)
+    overlap = heldout_overlap(heldout, training)
+    assert overlap["verbatim_docs"] == 0 and overlap["heldout_docs"] == 600
+    assert 0 < overlap["ngram_share"] < 0.5  # worked solutions share their phrasing, prose not
+
+
+@pytest.mark.parametrize("name", ["pretrain", "midtrain"])
+def test_training_corpora_repeat_no_document(name):
+    texts = [r["text"] for r in synth.generate(name)]
+    assert len(set(texts)) == len(texts)
+
+
+def test_prose_draws_a_long_tailed_lexicon():
+    """Zipf: the commonest words are frequent, and most distinct words are rare."""
+    words = Counter(
+        word.strip(".,").lower()
+        for record in synth.generate("pretrain")[:5000]
+        for word in record["text"].split()
+    )
+    lexicon = synth_prose.make_lexicon(synth.SYNTH_SEED)
+    nouns = Counter({w: words[w] for w in lexicon.nouns.words if words[w]})
+    counts = sorted(nouns.values(), reverse=True)
+    assert len(nouns) > 1000  # an open vocabulary, not a closed set of templates
+    assert counts[0] > 20 * counts[len(counts) // 2]  # a head and a long tail
+    assert sum(c == 1 for c in counts) > 0.2 * len(counts)  # many words seen once
+
+
+def test_overlap_counts_verbatim_documents_and_shared_ngrams():
+    a = " ".join(f"w{i}" for i in range(20))  # 8 distinct 13-grams
+    b = " ".join(f"v{i}" for i in range(20))
+    overlap = heldout_overlap([a, b], [a[: a.index("w13") - 1], b])
+    assert overlap["verbatim_docs"] == 1
+    assert overlap["ngrams"] == 16
+    assert overlap["ngram_share"] == pytest.approx((1 + 8) / 16)  # w0..w12 once, all of b
