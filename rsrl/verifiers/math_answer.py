@@ -110,9 +110,39 @@ def _equivalent(prompt: str, answer: str, reference: str) -> float:
     """math-verify's verdict as a score (called through `score`, hence the verifier shape)."""
     math_verify, _ = _math_verify()
     gold, predicted = _parse(reference), _parse(answer)
-    if not gold or not predicted:
+    if not gold or not predicted or _number_against_variables(gold, predicted):
         return 0.0
     return float(math_verify.verify(list(gold), list(predicted), timeout_seconds=None))
+
+
+def _number_against_variables(gold: tuple, predicted: tuple) -> bool:
+    """A number against a product of powers of variables ('fig plum 3' reads as
+    f*i*g*p*l*u*m*3): never equal, known without math-verify's simplification (~10 ms a
+    pair, and Cons@k compares every sample with every answer group). Anything else (sums,
+    relations such as x=5, trigonometry) is left to math-verify."""
+    import sympy
+
+    number = all(isinstance(r, sympy.Number) for r in gold if isinstance(r, sympy.Basic))
+    if not number or not isinstance(predicted[0], sympy.Expr):
+        return False
+    product = _evaluated_monomial(predicted[0])
+    return product is not None and bool(product.free_symbols)
+
+
+def _evaluated_monomial(expr: Any) -> Any:
+    """`expr`, multiplied out, when it is a product of numbers and integer powers of symbols
+    (parsed unevaluated: 3x/x is still (3*x)/x); None for any other shape."""
+    import sympy
+
+    if expr.is_Symbol or expr.is_number:
+        return expr
+    if expr.is_Pow and expr.exp.is_Integer:
+        base = _evaluated_monomial(expr.base)
+        return None if base is None or base == 0 else sympy.Pow(base, expr.exp)
+    if expr.is_Mul:
+        factors = [_evaluated_monomial(a) for a in expr.args]
+        return None if any(f is None for f in factors) else sympy.Mul(*factors)
+    return None
 
 
 @functools.lru_cache(maxsize=4096)

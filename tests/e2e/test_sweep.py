@@ -2,6 +2,7 @@
 pre-train once; arms aggregate over seeds and are compared with the baseline arm."""
 
 import json
+import shutil
 from pathlib import Path
 
 from rsrl.sweep import run_sweep
@@ -58,3 +59,18 @@ def test_two_trials_share_one_pretraining_and_a_rerun_does_nothing(
     assert len(again.rows) == 4
     assert manifests(tmp_path, "pretrain") == pretrain
     assert len(manifests(tmp_path, "eval")) == 4
+
+    # Stopped part-way: Tune's state gone and one trial's eval unfinished. The rerun redoes
+    # only that eval; every finished stage of every trial comes from the stage cache.
+    evals = manifests(tmp_path, "eval")
+    shutil.rmtree(tmp_path / "sweeps")
+    unfinished = next(iter(evals)).parent
+    shutil.rmtree(unfinished)
+    resumed = run_sweep(spec, overrides)
+    assert len(resumed.rows) == 4
+    assert manifests(tmp_path, "pretrain") == pretrain
+    after = manifests(tmp_path, "eval")
+    assert set(after) == set(evals)
+    assert {p: t for p, t in after.items() if p.parent != unfinished} == {
+        p: t for p, t in evals.items() if p.parent != unfinished
+    }

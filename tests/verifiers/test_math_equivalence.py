@@ -134,3 +134,18 @@ def test_math_scores_correctly_off_the_main_thread():
         )
         scores = [result.score for result in results]
     assert scores == [float(equal) for _, _, equal in pairs]
+
+
+@pytest.mark.parametrize(
+    "answer", ["fig plum 3", "Answer: 4 fig", "3x/x", "x^0 3", "0 x", "x=3", "-x + x + 3"]
+)
+def test_the_number_against_variables_shortcut_agrees_with_math_verify(answer):
+    """Cons@64 compares every sample with every answer group: products of variables against
+    a number skip math-verify's simplification, with math-verify's own verdict."""
+    import math_verify
+
+    from rsrl.verifiers.math_answer import _equivalent, _parse
+
+    gold, predicted = _parse("3"), _parse(answer)
+    expected = float(math_verify.verify(list(gold), list(predicted), timeout_seconds=None))
+    assert _equivalent("", answer, "3") == expected
