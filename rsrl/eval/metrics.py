@@ -69,14 +69,18 @@ def majority_answer(
     in the sample order wins — deterministic for a given order, and favouring no answer.
     """
     groups: list[list[str]] = []  # in order of first appearance
+    group_of: dict[
+        str, list[str]
+    ] = {}  # `equal` is deterministic: a repeated text is not re-compared
     for answer in answers:
         if answer is None:
             continue
-        group = next((g for g in groups if equal(g[0], answer)), None)
+        group = group_of.get(answer) or next((g for g in groups if equal(g[0], answer)), None)
         if group is None:
-            groups.append([answer])
-        else:
-            group.append(answer)
+            group = []
+            groups.append(group)
+        group.append(answer)
+        group_of[answer] = group
     if not groups:
         return None
     # max() keeps the first of equal counts: the earliest-seen group wins ties.

@@ -29,6 +29,11 @@ def answer_rule(verifier: str) -> tuple[Callable[[str], str | None], Callable[[s
         from rsrl.verifiers.math_answer import answers_equal, extract_answer
 
         return extract_answer, answers_equal
+    if verifier == "number":
+        from rsrl.verifiers.math_answer import extract_answer
+        from rsrl.verifiers.number import numbers_equal
+
+        return extract_answer, numbers_equal
     return (lambda completion: completion.strip() or None), operator.eq
 
 

@@ -84,14 +84,29 @@ def answers_equal(answer: str, reference: str) -> bool:
     treats asymmetrically: `x=5` answers a reference of `5`)."""
     if answer.strip() == reference.strip():
         return True
-    fa, fb = _as_fraction(answer), _as_fraction(reference)
+    fa, fb = as_number(answer), as_number(reference)
     if fa is not None and fb is not None:
         return fa == fb
+    known = _verdict_from_parsed(answer, reference)
+    if known is not None:
+        return known
     _math_verify()  # imported here, not on the clock: the first import can take seconds
     return score(_equivalent, "", answer, reference, timeout_s=EQUAL_TIMEOUT_S).score == 1.0
 
 
-def _as_fraction(text: str) -> Fraction | None:
+def _verdict_from_parsed(answer: str, reference: str) -> bool | None:
+    """The verdict when both texts were parsed before and it needs no math-verify call;
+    decided here, without `score`'s thread (Cons@64 makes thousands of comparisons, and
+    each thread hand-off waits for the scheduler on a busy machine)."""
+    gold, predicted = _PARSED.get(reference), _PARSED.get(answer)
+    if gold is None or predicted is None:
+        return None
+    if not gold or not predicted:
+        return False
+    return _same_monomial(gold, predicted)
+
+
+def as_number(text: str) -> Fraction | None:
     """A plain number, or a fraction of integers (`\\frac{3}{4}`, `(3)/(4)`), exactly; parsing
     one in math-verify takes ~10 ms."""
     text = text.replace(" ", "").rstrip(".")
@@ -110,23 +125,35 @@ def _equivalent(prompt: str, answer: str, reference: str) -> float:
     """math-verify's verdict as a score (called through `score`, hence the verifier shape)."""
     math_verify, _ = _math_verify()
     gold, predicted = _parse(reference), _parse(answer)
-    if not gold or not predicted or _number_against_variables(gold, predicted):
+    if not gold or not predicted:
         return 0.0
+    same = _same_monomial(gold, predicted)
+    if same is not None:
+        return float(same)
     return float(math_verify.verify(list(gold), list(predicted), timeout_seconds=None))
 
 
-def _number_against_variables(gold: tuple, predicted: tuple) -> bool:
-    """A number against a product of powers of variables ('fig plum 3' reads as
-    f*i*g*p*l*u*m*3): never equal, known without math-verify's simplification (~10 ms a
-    pair, and Cons@k compares every sample with every answer group). Anything else (sums,
-    relations such as x=5, trigonometry) is left to math-verify."""
+def _same_monomial(gold: tuple, predicted: tuple) -> bool | None:
+    """Two products of rational numbers and integer powers of variables, at least one with a
+    variable ('fig plum 3' reads as f*i*g*p*l*u*m*3): equal exactly when sympy's canonical
+    products are, known without math-verify's simplification (~10 ms a pair; Cons@k
+    compares every sample with every answer group). None for any other shape (sums,
+    relations such as x=5, floats, trigonometry): math-verify decides those."""
+    a, b = _only_monomial(gold), _only_monomial(predicted)
+    if a is None or b is None or not (a.free_symbols or b.free_symbols):
+        return None
+    return bool(a == b)
+
+
+def _only_monomial(readings: tuple) -> Any:
+    """The one sympy reading of an answer multiplied out, when it is a monomial with rational
+    coefficients; None otherwise."""
     import sympy
 
-    number = all(isinstance(r, sympy.Number) for r in gold if isinstance(r, sympy.Basic))
-    if not number or not isinstance(predicted[0], sympy.Expr):
-        return False
-    product = _evaluated_monomial(predicted[0])
-    return product is not None and bool(product.free_symbols)
+    exprs = [r for r in readings if isinstance(r, sympy.Basic)]
+    if len(exprs) != 1 or not isinstance(exprs[0], sympy.Expr) or exprs[0].atoms(sympy.Float):
+        return None
+    return _evaluated_monomial(exprs[0])
 
 
 def _evaluated_monomial(expr: Any) -> Any:
@@ -145,13 +172,27 @@ def _evaluated_monomial(expr: Any) -> Any:
     return None
 
 
-@functools.lru_cache(maxsize=4096)
+# Texts parsed so far (a reference is compared with every sample of its group, and a Cons@k
+# answer with every group), cleared when full.
+_PARSED: dict[str, tuple] = {}
+MAX_PARSED = 8192
+
+
 def _parse(text: str) -> tuple:
     """`text` read as LaTeX into sympy, () when it does not parse or is too costly to compare.
+    Remembered in _PARSED."""
+    readings = _PARSED.get(text)  # one lookup: verifier threads share the dict
+    if readings is None:
+        readings = _read_latex(text)
+        if len(_PARSED) >= MAX_PARSED:
+            _PARSED.clear()
+        _PARSED[text] = readings
+    return readings
 
-    LaTeX only: math-verify's plain-expression reader runs sympy's `parse_expr`, which
-    evaluates Python, and answers are model output. Cached: a reference is compared with
-    every sample of its group."""
+
+def _read_latex(text: str) -> tuple:
+    """LaTeX only: math-verify's plain-expression reader runs sympy's `parse_expr`, which
+    evaluates Python, and answers are model output."""
     if len(text) > MAX_ANSWER_CHARS or _nesting(text) > MAX_NESTING:
         return ()
     math_verify, latex = _math_verify()

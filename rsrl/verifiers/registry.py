@@ -30,6 +30,7 @@ Verifier = Callable[..., float | VerifyResult]
 _BUILTINS = {
     "exact": "rsrl.verifiers.exact:verify_exact",
     "math": "rsrl.verifiers.math_answer:verify_math",
+    "number": "rsrl.verifiers.number:verify_number",
     "python": "rsrl.verifiers.python_code:verify_python",
 }
 _registered: dict[str, Verifier] = {}

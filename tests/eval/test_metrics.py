@@ -132,3 +132,14 @@ def test_cons_at_k_groups_equivalent_answers():
     assert cons_at_k(answers, "1/2") == 0.0  # string equality: "2" wins with two votes
     with pytest.raises(ValueError):
         cons_at_k([], "1")
+
+
+def test_majority_compares_each_distinct_text_once_per_group():
+    compared = []
+
+    def equal(a, b):
+        compared.append((a, b))
+        return a == b
+
+    assert majority_answer(["7", "3", "7", "7", "3", "5"], equal) == "7"
+    assert compared == [("7", "3"), ("7", "5"), ("3", "5")]

@@ -82,6 +82,31 @@ def test_exact_strips_whitespace_only(completion, answer, expected):
     assert load_verifier("exact")("", completion, answer) == expected
 
 
+@pytest.mark.parametrize(
+    "completion, answer, expected",
+    [
+        ("2 + 1 = 3. Answer: 3", "3", 1.0),
+        ("Answer: 0.5", "1/2", 1.0),
+        ("\\boxed{\\frac{1}{2}}", "0.5", 1.0),
+        ("Answer: 1,000", "1000", 1.0),
+        ("Answer: 3 apples", "3", 0.0),  # not a plain number
+        ("Answer: x = 3", "3", 0.0),  # no symbolic reading: `math` scores this 1
+        ("Answer: 4", "3", 0.0),
+        ("no number here", "3", 0.0),
+    ],
+)
+def test_number_compares_plain_numbers_exactly(completion, answer, expected):
+    assert load_verifier("number")("", completion, answer).score == expected
+
+
+def test_number_groups_cons_votes_by_value():
+    from rsrl.eval.metrics import majority_answer
+    from rsrl.eval.suite import answer_rule
+
+    _, equal = answer_rule("number")
+    assert majority_answer(["1/2", "7", "0.5", "7", "\\frac{1}{2}"], equal) == "1/2"
+
+
 def test_python_extracts_the_last_python_block():
     text = "```text\nnot code\n```\n```python\nx = 1\n```\n```py\nx = 2\n```\n```\nx = 3\n```"
     assert extract_code(text) == "x = 2\n"
@@ -147,7 +172,7 @@ def test_score_passes_item_fields_to_the_verifier():
 
 def test_entry_point_plugin_is_usable_by_name_from_a_spec(repo):
     """plugins/rsrl_verifier_example is installed by `make install` via its entry point."""
-    assert {"exact", "math", "python", "palindrome"} <= set(available_verifiers())
+    assert {"exact", "math", "number", "python", "palindrome"} <= set(available_verifiers())
     spec = load_spec(repo / "specs/quickstart.yaml", ["rl.verifier.name=palindrome"])
     assert spec.rl.verifier.name == "palindrome"
     verify = load_verifier(spec.rl.verifier.name, spec.plugins)

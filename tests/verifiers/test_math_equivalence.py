@@ -136,16 +136,30 @@ def test_math_scores_correctly_off_the_main_thread():
     assert scores == [float(equal) for _, _, equal in pairs]
 
 
-@pytest.mark.parametrize(
-    "answer", ["fig plum 3", "Answer: 4 fig", "3x/x", "x^0 3", "0 x", "x=3", "-x + x + 3"]
-)
-def test_the_number_against_variables_shortcut_agrees_with_math_verify(answer):
-    """Cons@64 compares every sample with every answer group: products of variables against
-    a number skip math-verify's simplification, with math-verify's own verdict."""
+MONOMIALS = ["3", "fig plum 3", "Answer: 4 fig", "3x/x", "x^0 3", "0 x", "x=3", "-x + x + 3"]
+MONOMIALS += ["fig", "gif", "fig plum", "2 x y", "y x 2", "x^2", "x x", "x^{-1}", "1.5 x", "pi x"]
+
+
+@pytest.mark.parametrize("reference", MONOMIALS)
+@pytest.mark.parametrize("answer", MONOMIALS)
+def test_the_monomial_shortcut_agrees_with_math_verify(answer, reference):
+    """Cons@64 compares every sample with every answer group: products of variables skip
+    math-verify's simplification, with math-verify's own verdict."""
     import math_verify
 
     from rsrl.verifiers.math_answer import _equivalent, _parse
 
-    gold, predicted = _parse("3"), _parse(answer)
+    gold, predicted = _parse(reference), _parse(answer)
     expected = float(math_verify.verify(list(gold), list(predicted), timeout_seconds=None))
-    assert _equivalent("", answer, "3") == expected
+    assert _equivalent("", answer, reference) == expected
+
+
+def test_monomials_are_decided_without_math_verify():
+    from rsrl.verifiers.math_answer import _parse, _same_monomial
+
+    assert _same_monomial(_parse("fig"), _parse("gif")) is True  # f*i*g both
+    assert _same_monomial(_parse("3"), _parse("fig plum 3")) is False
+    assert _same_monomial(_parse("2 x y"), _parse("y x 2")) is True
+    assert _same_monomial(_parse("3"), _parse("4")) is None  # numbers: math-verify's tolerance
+    assert _same_monomial(_parse("1.5 x"), _parse("x")) is None  # floats likewise
+    assert _same_monomial(_parse("x=3"), _parse("3")) is None  # relations likewise
