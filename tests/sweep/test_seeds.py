@@ -97,7 +97,7 @@ def test_seeds_join_the_search_space():
 
 
 def test_arms_may_be_mappings_merged_onto_a_section():
-    # specs/sweep-beta.yaml: each arm is a partial `objective`, not a point of a product grid.
+    # specs/sweep-paper.yaml: each arm is a partial `objective`, not a point of a product grid.
     sweep = SweepSpec(
         space={"objective": SearchDimSpec(grid=[{"beta": 0.0}, {"topk": {"lam_tail": -0.1}}])},
         metric=METRIC,
