@@ -10,12 +10,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rsrl.spec.errors import SpecError
 
+if TYPE_CHECKING:  # both import Ray: only the commands that run stages load them
+    from rsrl.pipeline.apply import StageFailed, StageOutcome
+
 EXIT_FAILED, EXIT_USAGE = 1, 2
+FAILURE_TAIL = 20  # lines of a failed stage's log shown under its error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     p = with_spec("apply", "run every stage that is not cached")
     p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else embedded)")
     p.add_argument("--wait", action="store_true", help="wait if another run holds the workdir")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="stream every worker's output (vLLM, Ray, DeepSpeed, ...) instead of a live view; "
+        "without it, that output goes to each stage's logs/ directory",
+    )
     p.set_defaults(run=_apply)
 
     p = with_spec("sweep", "run Ray Tune over the spec's sweep.space (trials share the cache)")
@@ -130,18 +143,28 @@ def _apply(args: argparse.Namespace) -> int:
     from rsrl.pipeline.apply import ClusterTooSmall, StageFailed, apply_plan
     from rsrl.pipeline.lock import WorkdirBusy, check_workdir
     from rsrl.pipeline.plan import compile_plan
-    from rsrl.pipeline.registry import StageNotImplemented
+    from rsrl.pipeline.progress import stage_view
     from rsrl.pipeline.session import connect
     from rsrl.pipeline.show import format_outcomes, format_plan
+    from rsrl.pipeline.worker_logs import APPLY_LOG, WorkerLogs, worker_lines_to_files
     from rsrl.spec.load import load_spec
     from rsrl.train.fit import uses_ray_train
 
     plan = compile_plan(load_spec(args.spec, args.overrides))
     check_workdir(plan.workdir, plan.spec.workdir)  # a spec mistake: before Ray starts
-    print(format_plan(plan))
-    connect(args.address, ray_train=uses_ray_train(plan.spec.resources))
+    print(format_plan(plan), flush=True)
+    apply_log = plan.workdir / APPLY_LOG
+    start = time.time()
+    connect(
+        args.address,
+        ray_train=uses_ray_train(plan.spec.resources),
+        notices_to=None if args.verbose else apply_log,
+    )
+    view = stage_view(plan.stage_dirs(), live=sys.stdout.isatty() and not args.verbose)
+    logs = WorkerLogs(apply_log, plan.stage_dirs(), view.running)
     try:
-        outcomes = apply_plan(plan, wait_for_lock=args.wait)
+        with worker_lines_to_files(logs, verbose=args.verbose):
+            outcomes = apply_plan(plan, wait_for_lock=args.wait, view=view)
     except WorkdirBusy as err:
         print(f"rsrl: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -149,20 +172,44 @@ def _apply(args: argparse.Namespace) -> int:
         print(f"rsrl: {err}", file=sys.stderr)
         return EXIT_USAGE
     except StageFailed as err:
-        print(f"rsrl: {err}", file=sys.stderr)
-        if not isinstance(err.cause, StageNotImplemented):
-            print(
-                "rsrl: the stages finished before it are kept; fix the cause and run "
-                "`rsrl apply` again to resume",
-                file=sys.stderr,
-            )
+        _print_failure(err)
         # Bad data (a DataError is a SpecError) is the user's mistake, like a bad spec.
         return EXIT_USAGE if isinstance(err.cause, SpecError) else EXIT_FAILED
-    print(format_outcomes(outcomes))
-    report = next((o.result.get("report") for o in outcomes if o.stage == "report"), None)
+    print(format_outcomes(outcomes, time.time() - start))
+    _print_findings(outcomes)
+    return 0
+
+
+def _print_failure(err: StageFailed) -> None:
+    """rsrl's one-line error; for a failure that is no mistake of the user's (those say all
+    there is to say), the last FAILURE_TAIL lines of the log that holds it, and its path."""
+    from rsrl.pipeline.registry import StageNotImplemented
+
+    print(f"rsrl: {err}", file=sys.stderr)
+    mistake = isinstance(err.cause, (SpecError, StageNotImplemented))
+    if not mistake and err.log is not None and err.log.is_file():
+        tail = err.log.read_text(errors="replace").splitlines()[-FAILURE_TAIL:]
+        print(f"rsrl: the last {len(tail)} lines of {err.log}:", file=sys.stderr)
+        print("\n".join(f"  | {line}" for line in tail), file=sys.stderr)
+    if not isinstance(err.cause, StageNotImplemented):
+        print(
+            "rsrl: the stages finished before it are kept; fix the cause and run "
+            "`rsrl apply` again to resume",
+            file=sys.stderr,
+        )
+
+
+def _print_findings(outcomes: list[StageOutcome]) -> None:
+    """What the run found (the eval stage's results), then the report's path."""
+    from rsrl.eval.results import read_eval_metrics
+    from rsrl.report.findings import findings
+
+    by_stage = {o.stage: o for o in outcomes}
+    if "eval" in by_stage:
+        print("\n".join(findings(read_eval_metrics(by_stage["eval"].out_dir))))
+    report = by_stage["report"].result.get("report") if "report" in by_stage else None
     if report:
         print(f"report: {report}")
-    return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:

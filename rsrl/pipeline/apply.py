@@ -24,8 +24,9 @@ import ray
 from rsrl.pipeline.cache import Status, read_manifest, stage_status, write_manifest
 from rsrl.pipeline.lock import check_workdir, stage_lock, workdir_lock
 from rsrl.pipeline.plan import Plan, Stage
-from rsrl.pipeline.progress import StageProgress
+from rsrl.pipeline.progress import StageView
 from rsrl.pipeline.registry import StageContext, StageFn, resolve_stage_fn
+from rsrl.pipeline.worker_logs import stage_log
 from rsrl.spec.load import spec_to_yaml
 from rsrl.tracking.session import Tracking, pipeline_tracking
 from rsrl.tracking.stage import track_stage
@@ -46,9 +47,9 @@ class StageOutcome:
 class StageFailed(RuntimeError):
     """A stage raised; the stages finished before it are kept in the cache."""
 
-    def __init__(self, stage: str, cause: BaseException):
-        super().__init__(stage, cause)  # both in args: the error can be copied and pickled
-        self.stage, self.cause = stage, cause
+    def __init__(self, stage: str, cause: BaseException, log: Path | None = None):
+        super().__init__(stage, cause, log)  # all in args: the error can be copied and pickled
+        self.stage, self.cause, self.log = stage, cause, log
 
     def __str__(self) -> str:
         return f"stage '{self.stage}' failed: {self.cause}"
@@ -85,29 +86,32 @@ def apply_plan(
     shared_workdir: bool = False,
     stage_fns: Mapping[str, StageFn] | None = None,
     tags: Mapping[str, str] | None = None,
+    view: StageView | None = None,
 ) -> list[StageOutcome]:
     """Run every stage of `plan` that is not cached; return one outcome per stage, in order.
 
     The workdir is locked for the whole apply, unless `shared_workdir` (sweep trials share
     one workdir on purpose: they rely on the per-stage locks alone). `tags` go to the
-    experiment trackers' runs (a sweep trial's swept values)."""
+    experiment trackers' runs (a sweep trial's swept values). `view` is told when each
+    stage starts and ends (default: nothing is shown)."""
     check_workdir(plan.workdir, plan.spec.workdir)
+    view = view or StageView(plan.stage_dirs())
     if shared_workdir:
-        return _apply(plan, stage_fns, tags or {})
+        return _apply(plan, stage_fns, tags or {}, view)
     with workdir_lock(plan.workdir, wait=wait_for_lock):
         (plan.workdir / "spec.yaml").write_text(spec_to_yaml(plan.spec))  # the last apply's
-        return _apply(plan, stage_fns, tags or {})
+        return _apply(plan, stage_fns, tags or {}, view)
 
 
 def _apply(
-    plan: Plan, stage_fns: Mapping[str, StageFn] | None, tags: Mapping[str, str]
+    plan: Plan, stage_fns: Mapping[str, StageFn] | None, tags: Mapping[str, str], view: StageView
 ) -> list[StageOutcome]:
     plan.workdir.mkdir(parents=True, exist_ok=True)
     statuses = {s.name: stage_status(s, plan.workdir) for s in plan.stages}
     running = [s for s in plan.stages if statuses[s.name] is not Status.CACHED]
     check_fits(running, ray.nodes())
     if not running:  # cached stages log nothing new: no tracker is even contacted
-        return _collect(plan, statuses, {})
+        return _collect(plan, statuses, {}, view)
     with (
         pipeline_tracking(plan.spec, plan.workdir, tags) as tracking,  # before any stage
         _rollout_pool(running) as pool,
@@ -120,7 +124,7 @@ def _apply(
             refs[stage.name] = _run_stage.options(
                 name=f"rsrl:{stage.name}", scheduling_strategy="DEFAULT"
             ).remote(plan, stage.name, dict(stage_fns or {}), tracking, pool, *upstream)
-        return _collect(plan, statuses, refs)
+        return _collect(plan, statuses, refs, view)
 
 
 @contextlib.contextmanager
@@ -141,15 +145,16 @@ def _rollout_pool(running: list[Stage]) -> Iterator[Any]:
 
 
 def _collect(
-    plan: Plan, statuses: dict[str, Status], refs: dict[str, ray.ObjectRef]
+    plan: Plan, statuses: dict[str, Status], refs: dict[str, ray.ObjectRef], view: StageView
 ) -> list[StageOutcome]:
     by_ref = {ref: name for name, ref in refs.items()}
     finished: dict[str, tuple[dict, float]] = {}
-    progress = StageProgress({name: plan.stage(name).out_dir(plan.workdir) for name in refs})
     try:
         while by_ref:
+            for name in _ready_to_start(plan, refs, finished, view.running()):
+                view.start(name)
             done, _ = ray.wait(list(by_ref), num_returns=1, timeout=1.0)
-            progress.refresh()
+            view.refresh()
             if not done:
                 continue
             name = by_ref.pop(done[0])
@@ -158,11 +163,12 @@ def _collect(
             except ray.exceptions.RayTaskError as err:
                 failed, error = _first_failure(plan, name, err, by_ref)
                 _abandon(plan, failed, by_ref)
-                raise StageFailed(failed, getattr(error, "cause", None) or error) from None
-            progress.finish(name)
-            log.info("stage %s finished in %.1fs", name, finished[name][1])
+                view.end(failed, time.time() - view.started.get(failed, time.time()))
+                cause = getattr(error, "cause", None) or error
+                raise StageFailed(failed, cause, _log_failure(plan, failed, error)) from None
+            view.end(name, finished[name][1], finished[name][0])
     finally:
-        progress.close()
+        view.close()
     outcomes = []
     for stage in plan.stages:
         out_dir = stage.out_dir(plan.workdir)
@@ -172,6 +178,30 @@ def _collect(
             result, seconds = read_manifest(out_dir)["result"], 0.0
         outcomes.append(StageOutcome(stage.name, statuses[stage.name], out_dir, result, seconds))
     return outcomes
+
+
+def _ready_to_start(
+    plan: Plan, refs: dict[str, ray.ObjectRef], finished: dict, running: list[str]
+) -> list[str]:
+    """The stages of `refs` not started yet whose inputs that run now have all finished:
+    Ray starts them now (a stage's task waits for its inputs' refs)."""
+    return [
+        name
+        for name in refs
+        if name not in finished
+        and name not in running
+        and all(i in finished or i not in refs for i in plan.stage(name).inputs)
+    ]
+
+
+def _log_failure(plan: Plan, failed: str, error: BaseException) -> Path:
+    """Append the failed stage's error, its remote traceback included, to its own log; that
+    log's path, whose tail the command line shows."""
+    path = stage_log(plan.stage(failed).out_dir(plan.workdir))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(f"{error}\n")
+    return path
 
 
 def _first_failure(

@@ -86,6 +86,9 @@ class Plan:
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
 
+    def stage_dirs(self) -> dict[str, Path]:
+        return {s.name: s.out_dir(self.workdir) for s in self.stages}
+
 
 def stage_key(kind: str, config: Any, input_keys: list[str]) -> str:
     payload = json.dumps(

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from pathlib import Path
 
 import ray
 
 from rsrl.logs import drop_below
+from rsrl.pipeline.worker_logs import output_to
 
 # Runs in every Ray worker process of the session, before any task or actor.
 WORKER_SETUP_HOOK = "rsrl.pipeline.session.quiet_ray_internals"
 
 
-def connect(address: str | None = None, *, ray_train: bool = True) -> None:
+def connect(
+    address: str | None = None, *, ray_train: bool = True, notices_to: Path | None = None
+) -> None:
     """Join `address` (or $RAY_ADDRESS); with neither, start Ray inside this process.
     `ray_train`: the session runs Ray Train, whose log noise every worker then quiets with a
-    setup hook; without, no hook: its runtime env makes the first task wait ~1.7 s more."""
+    setup hook; without, no hook: its runtime env makes the first task wait ~1.7 s more.
+    `notices_to`: a file that takes what Ray prints while it starts, instead of the console."""
     if ray.is_initialized():
         return
+    with output_to(notices_to) if notices_to else contextlib.nullcontext():
+        _init(address, ray_train)
+
+
+def _init(address: str | None, ray_train: bool) -> None:
     if sys.prefix != sys.base_prefix:  # in a venv: DeepSpeed's JIT-built ops are cached in
         # it, where `make install` built the CPU shared-memory one (the embedded session's
         # workers inherit this environment; without it they would rebuild in ~/.cache)

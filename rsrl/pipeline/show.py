@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from rsrl.pipeline.cache import Status, manifest_problem, stage_status
 from rsrl.pipeline.plan import Plan
+from rsrl.pipeline.progress import duration
 
 if TYPE_CHECKING:  # apply.py imports Ray; showing a plan must not
     from rsrl.pipeline.apply import StageOutcome
@@ -43,9 +44,13 @@ def format_plan(plan: Plan) -> str:
     return "\n".join([title, table, *notes])
 
 
-def format_outcomes(outcomes: list[StageOutcome]) -> str:
-    rows = [
-        (o.stage, "cached" if o.seconds == 0.0 else f"ran {o.seconds:.1f}s", str(o.out_dir))
-        for o in outcomes
-    ]
-    return "done\n" + _table(("stage", "", "output"), rows)
+def format_outcomes(outcomes: list[StageOutcome], seconds: float) -> str:
+    """One line of what ran, then a row per cached stage: those that ran have had their end
+    lines already."""
+    cached = [o for o in outcomes if o.seconds == 0.0]
+    ran = len(outcomes) - len(cached)
+    title = f"done in {duration(seconds)}: {ran} stage(s) ran, {len(cached)} cached"
+    if not cached:
+        return title
+    rows = [(o.stage, "cached", str(o.out_dir)) for o in cached]
+    return f"{title}\n" + _table(("stage", "", "output"), rows)

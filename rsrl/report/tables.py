@@ -3,14 +3,13 @@ per run, suite and metric for the RL gain; per run and checkpoint; per run and s
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from rsrl.eval.harness import stderr_name
 from rsrl.eval.results import HARNESS, PRE_RL, RL_GAIN
-from rsrl.eval.uncertainty import covers_zero
 from rsrl.pipeline.plan import MODEL_STAGES
+from rsrl.report.findings import gain_reading
 from rsrl.report.plots import Panel
 from rsrl.report.runs import Run
 from rsrl.vocabulary import STAT_NAMES
@@ -51,19 +50,10 @@ def rl_gain_table(runs: Sequence[Run]) -> list[Row]:
                         "after RL": run.eval["suites"][suite][metric],
                         "gain": plus_minus(gain["mean"], gain["se"]),
                         "z": gain["z"],
-                        "reading": _gain_reading(gain["mean"], gain["se"]),
+                        "reading": gain_reading(gain["mean"], gain["se"]),
                     }
                 )
     return rows
-
-
-def _gain_reading(mean: float, se: float) -> str:
-    """A single problem has no spread (se nan): no interval, so no reading either way."""
-    if math.isnan(se):
-        return "one problem: no interval"
-    if covers_zero(mean, se):
-        return "no detectable difference"
-    return "gain" if mean > 0 else "loss"
 
 
 def plus_minus(mean: float, se: float) -> str:

@@ -1,5 +1,6 @@
 """Running rsrl's CLI from the e2e tests, and the README's main job with fewer tokens and steps."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,10 +39,11 @@ def stage_dir(workdir: Path, name: str) -> Path:
 
 
 def stage_statuses(stdout: str) -> dict[str, str]:
-    """Stage -> "cached" | "ran", from the table `rsrl apply` prints when done."""
-    rows = stdout.split("done\n", 1)[1].splitlines()[1:]
-    return {
-        line.split()[0]: line.split()[1]
-        for line in rows
-        if line.strip() and not line.startswith("report:")
-    }
+    """Stage -> "ran" | "cached": the end lines of the stages that ran, then the table of
+    those cached that `rsrl apply` prints under its 'done in' line."""
+    statuses = {m[1]: "ran" for m in re.finditer(r"^(\S+): done in ", stdout, re.MULTILINE)}
+    for line in stdout.split("\ndone in ", 1)[1].splitlines()[2:]:  # the line, the header
+        cells = line.split()
+        if line.startswith("  ") and len(cells) == 3 and cells[1] == "cached":
+            statuses[cells[0]] = "cached"
+    return statuses

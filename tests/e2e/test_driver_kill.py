@@ -64,7 +64,8 @@ def session_processes(sid: int) -> dict[int, str]:
 def apply_in_background(workdir: Path, log: Path) -> subprocess.Popen:
     with open(log, "w") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "rsrl.cli", "apply", str(SPEC), f"workdir={workdir}"],
+            # -v: the workers' step lines in the log, as they print them
+            [sys.executable, "-m", "rsrl.cli", "apply", "-v", str(SPEC), f"workdir={workdir}"],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -143,7 +144,7 @@ def test_a_killed_apply_resumes_from_its_last_checkpoint(tmp_path):
     assert len(uninterrupted) >= 2 and rl_killed_at < RL_STEPS, "killed too late to resume"
 
     # 3. Resumed in RL, to the end.
-    again = rsrl_cli("apply", str(SPEC), f"workdir={workdir}")
+    again = rsrl_cli("apply", "-v", str(SPEC), f"workdir={workdir}")  # -v: its step lines
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     statuses = stage_statuses(again.stdout)
     assert statuses["tokenizer"] == statuses["data-pretrain"] == statuses["pretrain"] == "cached"

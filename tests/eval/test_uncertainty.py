@@ -111,9 +111,9 @@ def test_suite_summary_carries_errors_and_intervals():
 
 
 def test_the_report_reads_a_one_problem_gain_as_no_interval():
-    from rsrl.report.tables import _gain_reading
+    from rsrl.report.findings import gain_reading
 
     one = paired_difference([0.2], [0.7])
-    assert _gain_reading(one["mean"], one["se"]) == "one problem: no interval"
-    assert _gain_reading(0.05, 0.01) == "gain" and _gain_reading(-0.05, 0.01) == "loss"
-    assert _gain_reading(0.019, 0.01) == "no detectable difference"
+    assert gain_reading(one["mean"], one["se"]) == "one problem: no interval"
+    assert gain_reading(0.05, 0.01) == "gain" and gain_reading(-0.05, 0.01) == "loss"
+    assert gain_reading(0.019, 0.01) == "no detectable difference"

@@ -103,3 +103,22 @@ ALL = {
     "eval": passthrough,
     "report": passthrough,
 }
+
+
+def chatty_train(ctx: StageContext) -> dict:
+    """`train`, printing as a library would: a line to stdout, one to stderr, and one from
+    an actor it starts (a rollout engine, a training worker)."""
+    import sys
+
+    import ray
+
+    print(f"{ctx.stage.name}: library notice on stdout", flush=True)
+    print(f"{ctx.stage.name}: library warning on stderr", file=sys.stderr, flush=True)
+    engine = ray.remote(num_cpus=0)(Engine).remote()
+    ray.get(engine.say.remote(f"{ctx.stage.name}: engine line"))
+    return train(ctx)
+
+
+class Engine:
+    def say(self, line: str) -> None:
+        print(line, flush=True)

@@ -1,0 +1,122 @@
+"""Third-party output into files: what Ray's workers print goes to their stage's `logs/`.
+
+Ray streams every line a worker process prints (vLLM, Ray Data, DeepSpeed, transformers,
+Python warnings, rsrl's own worker lines) to the driver, tagged with the process id and the
+task or actor printing it. Instead of printing them, the driver writes each process's lines
+to `<stage dir>/logs/<task or actor>-<pid>.log`; the lines of a stage's own task go to
+`<stage dir>/logs/stage.log`. A line is the stage's whose task printed it; any other (an
+actor, a Ray Data task) belongs to the stage that started last of those running, which is
+exact when one stage runs at a time and a best guess beside others. Lines with no stage
+running, and Ray's own (raylet, autoscaler), go to the apply's log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+LOGS = "logs"  # inside each stage directory
+STAGE_LOG = "stage.log"  # the lines of the stage's own task
+APPLY_LOG = "apply.log"  # beside the workdir's lock: Ray's start-up, lines outside stages
+STAGE_TASK = "rsrl:"  # the prefix of a stage task's name (pipeline/apply.py)
+HANDLER = "rsrl_worker_logs"
+RAYS_PRINTER = "ray_print_logs"  # Ray's own handler, which prints every line
+
+
+def stage_log(stage_dir: Path) -> Path:
+    return stage_dir / LOGS / STAGE_LOG
+
+
+class WorkerLogs:
+    """Writes the batches of lines Ray streams to the driver into per-process files.
+
+    `running()` names the stages running now, in the order they started; `stage_dirs` maps
+    each stage name to its directory. Called from Ray's log thread, hence the lock."""
+
+    def __init__(
+        self,
+        apply_log: Path,
+        stage_dirs: dict[str, Path],
+        running: Callable[[], list[str]],
+    ):
+        self.apply_log, self.stage_dirs, self.running = apply_log, stage_dirs, running
+        self.files: dict[Path, IO[str]] = {}
+        self.lock = threading.Lock()
+
+    def write(self, batch: dict[str, Any]) -> None:
+        lines = batch.get("lines") or []
+        if not lines:
+            return
+        path = self.path_for(batch)
+        with self.lock:
+            f = self.files.get(path)
+            if f is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                f = self.files[path] = open(path, "a", buffering=1)
+            f.writelines(line + "\n" for line in lines)
+
+    def path_for(self, batch: dict[str, Any]) -> Path:
+        pid = str(batch.get("pid", ""))
+        task, actor = batch.get("task_name") or "", batch.get("actor_name") or ""
+        if pid in ("raylet", "autoscaler"):
+            return self.apply_log
+        if task.startswith(STAGE_TASK) and task[len(STAGE_TASK) :] in self.stage_dirs:
+            return stage_log(self.stage_dirs[task[len(STAGE_TASK) :]])
+        running = self.running()
+        if not running:
+            return self.apply_log
+        name = re.sub(r"[^A-Za-z0-9_.()-]+", "_", actor or task or "worker")[:80]
+        return self.stage_dirs[running[-1]] / LOGS / f"{name}-{pid}.log"
+
+    def close(self) -> None:
+        with self.lock:
+            for f in self.files.values():
+                f.close()
+            self.files.clear()
+
+
+@contextlib.contextmanager
+def worker_lines_to_files(logs: WorkerLogs, verbose: bool) -> Iterator[None]:
+    """Route the workers' lines into `logs` while the block runs; `verbose` prints them too,
+    as Ray does by default."""
+    from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+
+    printers = [h for h in dispatcher.handlers if h[0] == RAYS_PRINTER]
+    if not verbose:
+        dispatcher.remove_handler(RAYS_PRINTER)
+    dispatcher.add_handler(HANDLER, logs.write)
+    try:
+        yield
+    finally:
+        dispatcher.remove_handler(HANDLER)
+        for name, printer in printers if not verbose else ():
+            dispatcher.add_handler(name, printer)
+        logs.close()
+
+
+@contextlib.contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """The process's stdout and stderr, file descriptors included (Ray's C++ core writes to
+    them directly), appended to `path` while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "a") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)

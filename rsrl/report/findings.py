@@ -1,0 +1,63 @@
+"""A run's findings in a few lines, from its eval stage's metrics.json: what `rsrl apply`
+prints when it ends and what report.html opens with.
+
+- the RL gain per suite metric (after RL minus before, paired by problem), its standard
+  error and how it reads;
+- held-out entropy and perplexity per checkpoint: the stage-by-stage story.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rsrl.eval.results import HELDOUT, RL_GAIN
+from rsrl.eval.uncertainty import covers_zero
+from rsrl.pipeline.plan import MODEL_STAGES
+
+# pass@1 is avg@n again (the mean correctness of the samples): its gain is said once.
+SAID_BY_AVG = "pass@1"
+
+
+def gain_reading(mean: float, se: float) -> str:
+    """A single problem has no spread (se nan): no interval, so no reading either way."""
+    if math.isnan(se):
+        return "one problem: no interval"
+    if covers_zero(mean, se):
+        return "no detectable difference"
+    return "gain" if mean > 0 else "loss"
+
+
+def rl_gain_lines(metrics: dict) -> list[str]:
+    """One line per suite and metric: 'count avg@16: +0.109 ± 0.016 (gain)'."""
+    return [
+        f"{suite} {metric}: {gain['mean']:+.3f} ± {gain['se']:.3f} "
+        f"({gain_reading(gain['mean'], gain['se'])})"
+        for suite, gains in metrics.get(RL_GAIN, {}).items()
+        for metric, gain in gains.items()
+        if metric != SAID_BY_AVG
+    ]
+
+
+def heldout_line(metrics: dict) -> str:
+    """'pretrain 5.62 / 161, midtrain 5.19 / 266, rl 4.31 / 322': entropy / perplexity."""
+    heldout = metrics.get(HELDOUT, {})
+    return ", ".join(
+        f"{stage} {heldout[stage]['entropy']:.3g} / {heldout[stage]['perplexity']:.3g}"
+        for stage in MODEL_STAGES
+        if {"entropy", "perplexity"} <= set(heldout.get(stage, {}))
+    )
+
+
+def findings(metrics: dict | None) -> list[str]:
+    """The findings as lines to print; [] without eval results."""
+    if not metrics:
+        return []
+    lines = []
+    gains = rl_gain_lines(metrics)
+    if gains:
+        lines += ["RL gain (after - before RL, paired by problem, ± standard error):"]
+        lines += [f"  {line}" for line in gains]
+    heldout = heldout_line(metrics)
+    if heldout:
+        lines += [f"held-out entropy / perplexity by checkpoint: {heldout}"]
+    return lines
