@@ -7,7 +7,7 @@ DeepSpeed, and rank 0 pushes the new weights to the rollout actors.
     for step in steps:
         batch   = rollouts.collect(step)          # rank 0: vLLM actors + verifier
         batch   = broadcast(batch)                # to every trainer worker
-        update(policy, batch)                     # PPO-clip, clip-higher, token-mean
+        update_policy(policy, batch)              # rl/update.py: PPO-clip, clip-higher, token-mean
         rollouts.sync(weight_stream(policy))      # new weights to the actors, bucket by bucket
         every rl.eval_every steps: the eval suites' subset on the new weights (rl/curve.py)
 """
@@ -20,18 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from rsrl.rl.batch import PaddedBatch, Sample, dummy_batch, pad_samples
 from rsrl.rl.curve import CurveSuite, RLCurve
-from rsrl.rl.grpo import clipped_policy_loss, kl_to_reference
 from rsrl.rl.rollout.weight_sync import Bucket, TensorMeta, WeightStream, plan_buckets
+from rsrl.rl.update import update_policy
 from rsrl.spec.schema import DeepSpeedSpec, RLSpec
 from rsrl.train.batches import BatchLayout
-from rsrl.train.metrics import optimizer_step, sum_across_workers
 from rsrl.train.worker import Report, StageRun
 
 HEADLINE = ("reward_mean", "kept_groups", "entropy", "response_length", "sync_seconds")
@@ -134,7 +131,11 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
         samples, record = _broadcast((batch.samples, batch.stats) if batch else None)
         if samples:
             start = time.perf_counter()
-            record.update(_update(policy, samples, job, rank, tokenizer.pad_token_id, reference))
+            record.update(
+                update_policy(
+                    policy, samples, job.rl, job.layout, rank, tokenizer.pad_token_id, reference
+                )
+            )
             record["update_seconds"] = time.perf_counter() - start
             record["sync_seconds"] = _sync(policy, rollouts, job.rl.rollout.sync_bucket_mb)
         step += 1
@@ -193,98 +194,6 @@ def _gathered_buckets(
             yield {meta.name: p.data for meta, p in zip(metas, bucket)}
 
 
-def _update(
-    policy, samples: list[Sample], job: RLJob, rank: int, pad_id: int, reference
-) -> dict[str, float]:
-    """`mini_batches` optimizer updates over the step's samples; old log-probs are the
-    policy's before the first update (so with one mini-batch the ratio is exactly 1)."""
-    rl, layout = job.rl, job.layout
-    split = mini_batch_indices(len(samples), job.world_size, rl.mini_batches)
-    minis = [per_rank[rank] for per_rank in split]
-    old = _old_logprobs(policy, samples, minis, layout, pad_id, rl) if rl.mini_batches > 1 else None
-    totals: dict[str, float] = {}
-    for m, mini in enumerate(minis):
-        # The loss is normalised by the whole mini-batch, across every worker's share.
-        counts = _response_counts([samples[i] for i in np.concatenate(split[m])])
-        for c, chunk in enumerate(np.array_split(mini, layout.grad_accum)):
-            batch = _micro_batch(samples, chunk, pad_id, policy.device)
-            out = policy(
-                batch.input_ids, batch.attention_mask, batch.labels, rl.rollout.temperature
-            )
-            old_logp = old[m][c] if old else out.logp.detach()
-            pl = clipped_policy_loss(
-                out.logp,
-                old_logp,
-                batch.advantages,
-                out.mask,
-                eps_low=rl.clip.eps_low,
-                eps_high=rl.clip.eps_high,
-                loss_agg=rl.loss_agg,
-                **counts,
-            )
-            loss = pl.loss
-            if reference is not None:
-                ref_logp = _reference_logprobs(reference, batch, rl.rollout.temperature)
-                kl = kl_to_reference(out.logp, ref_logp, out.mask, counts["total_tokens"])
-                loss = loss + rl.kl_coef * kl
-                _accumulate(totals, "kl", kl, len(chunk))
-            # DeepSpeed averages over micro-batches and workers; the loss is already the
-            # step's sum-normalised share, so undo that averaging.
-            policy.backward(loss * layout.grad_accum * job.world_size)
-            norm = optimizer_step(policy)
-            if rl.rollout.temperature == 1.0:  # rollout engines return temperature-1 logprobs
-                # Against the policy that sampled (before this step's first update).
-                mismatch = ((old_logp - batch.rollout_logp).abs() * out.mask).sum()
-                _accumulate(
-                    totals, "logprob_mismatch", mismatch / out.mask.sum().clamp(min=1), len(chunk)
-                )
-            for name in ("clip_fraction", "approx_kl"):
-                _accumulate(totals, name, getattr(pl, name), len(chunk))
-            _accumulate(totals, "entropy", out.entropy, len(chunk))
-    return {**_mean_over_samples(totals, len(samples)), "grad_norm": norm}  # the last update's
-
-
-def mini_batch_indices(n: int, world_size: int, mini_batches: int) -> list[list[np.ndarray]]:
-    """[mini-batch][rank] -> sample indices: each rank's share, cut into mini-batches."""
-    shares = np.array_split(np.arange(n), world_size)
-    per_rank = [np.array_split(share, mini_batches) for share in shares]
-    return [[per_rank[r][m] for r in range(world_size)] for m in range(mini_batches)]
-
-
-def _response_counts(samples: list[Sample]) -> dict[str, float]:
-    return {
-        "total_tokens": float(sum(len(s.response_ids) for s in samples)),
-        "total_sequences": float(len(samples)),
-    }
-
-
-def _micro_batch(samples: list[Sample], chunk: np.ndarray, pad_id: int, device) -> PaddedBatch:
-    batch = pad_samples([samples[i] for i in chunk], pad_id) if len(chunk) else dummy_batch(pad_id)
-    return batch.to(device)
-
-
-def _old_logprobs(policy, samples, minis, layout, pad_id, rl) -> list[list[torch.Tensor]]:
-    old = []
-    with torch.no_grad():
-        for mini in minis:
-            batches = [
-                _micro_batch(samples, chunk, pad_id, policy.device)
-                for chunk in np.array_split(mini, layout.grad_accum)
-            ]
-            old.append(
-                [
-                    policy(b.input_ids, b.attention_mask, b.labels, rl.rollout.temperature).logp
-                    for b in batches
-                ]
-            )
-    return old
-
-
-def _reference_logprobs(reference, batch: PaddedBatch, temperature: float) -> torch.Tensor:
-    with torch.no_grad():
-        return reference(batch.input_ids, batch.attention_mask, batch.labels, temperature).logp
-
-
 def _frozen_copy(lm):
     import copy
 
@@ -299,14 +208,3 @@ def place_like(reference: nn.Module, policy: nn.Module, device: torch.device) ->
     """The reference on the policy's device and in the dtype DeepSpeed gave the policy
     (bf16 under precision bf16); read from the first parameter, as ZeRO-3 keeps its dtype."""
     return reference.to(device=device, dtype=next(policy.parameters()).dtype)
-
-
-def _accumulate(totals: dict[str, float], name: str, value, weight: int) -> None:
-    """Sample-weighted sums, so empty (dummy) micro-batches weigh nothing."""
-    if isinstance(value, torch.Tensor):  # approx_kl carries the policy's graph
-        value = value.detach()
-    totals[name] = totals.get(name, 0.0) + float(value) * weight
-
-
-def _mean_over_samples(totals: dict[str, float], num_samples: int) -> dict[str, float]:
-    return {name: total / max(num_samples, 1) for name, total in sum_across_workers(totals).items()}

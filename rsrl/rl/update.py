@@ -1,0 +1,149 @@
+"""One GRPO step's policy update on one trainer worker.
+
+The step's samples are cut into `mini_batches` (one optimizer update each), each worker's
+share of a mini-batch into micro-batches (one forward/backward each). The loss of every
+micro-batch is normalised by its whole mini-batch, across workers, so the update is the
+step's token-mean whatever the split. The logged diagnostics are token means over the
+step's response tokens on every worker.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rsrl.rl.batch import PaddedBatch, Sample, dummy_batch, pad_samples
+from rsrl.rl.grpo import clipped_policy_loss, kl_to_reference
+from rsrl.spec.schema import RLSpec
+from rsrl.train.batches import BatchLayout
+from rsrl.train.metrics import optimizer_step, sum_across_workers
+
+
+class TokenMeans:
+    """Per-token sums of a step's diagnostics, reduced across workers to means over the
+    step's response tokens (not means of micro-batch means, which weigh short and long
+    micro-batches alike)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.tokens = 0.0
+
+    def add_tokens(self, count: float) -> None:
+        self.tokens += count
+
+    def add(self, name: str, token_sum: torch.Tensor | float) -> None:
+        self.sums[name] = self.sums.get(name, 0.0) + float(token_sum)
+
+    def reduce(self) -> dict[str, float]:
+        """Collective: every worker must have added the same names."""
+        summed = sum_across_workers({**self.sums, "_tokens": self.tokens})
+        tokens = max(summed.pop("_tokens"), 1.0)
+        return {name: total / tokens for name, total in summed.items()}
+
+
+def update_policy(
+    policy,
+    samples: list[Sample],
+    rl: RLSpec,
+    layout: BatchLayout,
+    rank: int,
+    pad_id: int,
+    reference,
+) -> dict[str, float]:
+    """`mini_batches` optimizer updates over the step's samples; old log-probs are the
+    policy's before the first update (so with one mini-batch the ratio is exactly 1)."""
+    split = mini_batch_indices(len(samples), layout.world_size, rl.mini_batches)
+    # A mini-batch empty on every rank has no tokens to normalise by (0 / 0 = NaN): every
+    # rank cuts the same split, so all of them skip it together.
+    kept = [per_rank for per_rank in split if any(len(ix) for ix in per_rank)]
+    minis = [per_rank[rank] for per_rank in kept]
+    temperature = rl.rollout.temperature
+    old = _old_logprobs(policy, samples, minis, layout, pad_id, temperature)
+    means = TokenMeans()
+    norm = float("nan")
+    for m, mini in enumerate(minis):
+        counts = _response_counts([samples[i] for i in np.concatenate(kept[m])])
+        for c, chunk in enumerate(np.array_split(mini, layout.grad_accum)):
+            batch = _micro_batch(samples, chunk, pad_id, policy.device)
+            out = policy(batch.input_ids, batch.attention_mask, batch.labels, temperature)
+            # The one-token stand-in for an empty micro-batch only keeps the workers' passes
+            # in step: its tokens weigh nothing, in the loss as in the metrics.
+            mask = out.mask if len(chunk) else torch.zeros_like(out.mask)
+            old_logp = old[m][c] if old else out.logp.detach()
+            pl = clipped_policy_loss(
+                out.logp,
+                old_logp,
+                batch.advantages,
+                mask,
+                eps_low=rl.clip.eps_low,
+                eps_high=rl.clip.eps_high,
+                loss_agg=rl.loss_agg,
+                **counts,
+            )
+            loss = pl.loss
+            if reference is not None:
+                ref_logp = _reference_logprobs(reference, batch, temperature)
+                kl = kl_to_reference(out.logp, ref_logp, mask, counts["total_tokens"])
+                loss = loss + rl.kl_coef * kl
+                means.add("kl", kl.detach() * counts["total_tokens"])
+            # DeepSpeed averages over micro-batches and workers; the loss is already the
+            # step's sum-normalised share, so undo that averaging.
+            policy.backward(loss * layout.grad_accum * layout.world_size)
+            norm = optimizer_step(policy)
+            tokens = mask.sum()
+            means.add_tokens(float(tokens))
+            means.add("clip_fraction", pl.clip_fraction * tokens)
+            means.add("approx_kl", pl.approx_kl.detach() * tokens)
+            means.add("entropy", out.entropy * tokens)
+            if temperature == 1.0:  # rollout engines return temperature-1 logprobs
+                # Against the policy that sampled (before this step's first update).
+                means.add("logprob_mismatch", ((old_logp - batch.rollout_logp).abs() * mask).sum())
+    return {
+        **means.reduce(),
+        "skipped_mini_batches": float(len(split) - len(kept)),
+        "grad_norm": norm,  # the last update's
+    }
+
+
+def mini_batch_indices(n: int, world_size: int, mini_batches: int) -> list[list[np.ndarray]]:
+    """[mini-batch][rank] -> sample indices: each rank's share, cut into mini-batches."""
+    shares = np.array_split(np.arange(n), world_size)
+    per_rank = [np.array_split(share, mini_batches) for share in shares]
+    return [[per_rank[r][m] for r in range(world_size)] for m in range(mini_batches)]
+
+
+def _response_counts(samples: list[Sample]) -> dict[str, float]:
+    return {
+        "total_tokens": float(sum(len(s.response_ids) for s in samples)),
+        "total_sequences": float(len(samples)),
+    }
+
+
+def _micro_batch(samples: list[Sample], chunk: np.ndarray, pad_id: int, device) -> PaddedBatch:
+    batch = pad_samples([samples[i] for i in chunk], pad_id) if len(chunk) else dummy_batch(pad_id)
+    return batch.to(device)
+
+
+def _old_logprobs(
+    policy, samples, minis, layout, pad_id, temperature: float
+) -> list[list[torch.Tensor]] | None:
+    """The policy's log-probs of every micro-batch before the step's first update; None with
+    one mini-batch, where they are the update's own forward, detached."""
+    if len(minis) <= 1:
+        return None
+    old = []
+    with torch.no_grad():
+        for mini in minis:
+            batches = [
+                _micro_batch(samples, chunk, pad_id, policy.device)
+                for chunk in np.array_split(mini, layout.grad_accum)
+            ]
+            old.append(
+                [policy(b.input_ids, b.attention_mask, b.labels, temperature).logp for b in batches]
+            )
+    return old
+
+
+def _reference_logprobs(reference, batch: PaddedBatch, temperature: float) -> torch.Tensor:
+    with torch.no_grad():
+        return reference(batch.input_ids, batch.attention_mask, batch.labels, temperature).logp

@@ -1,0 +1,142 @@
+"""One step's policy update (rsrl/rl/update.py) on a real DeepSpeed engine: one process,
+a gloo group of one, a tiny dense model. Each test pins a defect of the old update: a
+mini-batch empty on every rank made the loss 0 / 0; the one-token stand-in for an empty
+micro-batch added its KL; the logged diagnostics were means of micro-batch means."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from rsrl.models.build import build_model
+from rsrl.rl.batch import Sample
+from rsrl.rl.grpo import kl_to_reference
+from rsrl.rl.loop import _frozen_copy, place_like
+from rsrl.rl.policy import PolicyLM
+from rsrl.rl.update import update_policy
+from rsrl.spec.schema import DeepSpeedSpec, RLSpec
+from rsrl.train.batches import BatchLayout
+from rsrl.train.ds_config import deepspeed_config
+from rsrl.train.optimizer import build_optimizer
+from rsrl.train.worker import import_deepspeed
+from tests.train.test_shaped_lm import TINY_DENSE
+
+PAD = 0
+
+
+@pytest.fixture(scope="module")
+def process_group():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    saved = {k: os.environ.get(k) for k in [*env, "MASTER_PORT"]}
+    os.environ.update(env, MASTER_PORT=str(port))
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def make_policy(layout: BatchLayout, lr: float = 1e-2):
+    lm = build_model(TINY_DENSE, rope_theta=1e4, max_seq_len=32, seed=0)
+    module = PolicyLM(lm, "reference")
+    optimizer = build_optimizer(module, 0.0, offload=False)
+    config = deepspeed_config(DeepSpeedSpec(zero_stage=2), layout)
+    policy, *_ = import_deepspeed().initialize(model=module, optimizer=optimizer, config=config)
+    for group in policy.optimizer.param_groups:
+        group["lr"] = lr
+    return policy
+
+
+def shifted_reference(policy) -> PolicyLM:
+    """A frozen copy of the policy, moved off it so that the KL to it is not zero."""
+    reference = _frozen_copy(policy.module.lm)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    return place_like(reference, policy.module, policy.device)
+
+
+def sample(prompt_len: int, response_len: int, advantage: float, seed: int) -> Sample:
+    ids = torch.randint(
+        1, 64, (prompt_len + response_len,), generator=torch.Generator().manual_seed(seed)
+    )
+    prompt, response = ids[:prompt_len].tolist(), ids[prompt_len:].tolist()
+    return Sample(prompt, response, [-1.0] * response_len, 0.0, advantage)
+
+
+def params(policy) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in policy.module.named_parameters()}
+
+
+def test_a_mini_batch_empty_on_every_rank_is_skipped_and_counted(process_group):
+    # One sample, two mini-batches: the second is empty on the only rank (as two workers,
+    # mini_batches 2 and one kept group of two make it on each of them).
+    rl = RLSpec(mini_batches=2)
+    policy = make_policy(policy_layout(1, 1))
+    before = params(policy)
+    record = update_policy(policy, [sample(3, 4, 1.0, 0)], rl, policy_layout(1, 1), 0, PAD, None)
+    after = params(policy)
+    # The old update's last mini-batch had loss 0 / 0: DeepSpeed saw an infinite gradient.
+    assert record["grad_norm"] < float("inf")
+    assert all(torch.isfinite(p).all() for p in after.values())
+    assert record["skipped_mini_batches"] == 1
+    assert any(not torch.equal(before[n], after[n]) for n in after)  # the kept one updated
+
+
+def test_the_stand_in_for_an_empty_micro_batch_adds_no_kl(process_group):
+    """One sample in two micro-batch slots (the second a stand-in) updates the weights as one
+    slot does: its KL to the reference, had it any, would move them."""
+    rl = RLSpec(kl_coef=0.5)
+    samples = [sample(3, 4, 1.0, 0)]
+    updated = []
+    for grad_accum in (2, 1):
+        policy = make_policy(policy_layout(1, grad_accum))
+        reference = shifted_reference(policy)
+        record = update_policy(policy, samples, rl, policy_layout(1, grad_accum), 0, PAD, reference)
+        updated.append((params(policy), record))
+    (with_stand_in, record_a), (without, record_b) = updated
+    for name, p in without.items():
+        torch.testing.assert_close(with_stand_in[name], p, rtol=0, atol=1e-7, msg=name)
+    for name in ("kl", "entropy", "clip_fraction", "approx_kl"):
+        assert record_a[name] == pytest.approx(record_b[name], rel=1e-6, abs=1e-9)
+
+
+def test_logged_diagnostics_are_token_means_over_the_step(process_group):
+    """Three micro-batches of 1, 2 and 6 response tokens: each token weighs the same."""
+    rl = RLSpec(kl_coef=0.1)
+    samples = [sample(2, 1, 1.0, 0), sample(4, 2, -1.0, 1), sample(3, 6, 0.5, 2)]
+    policy = make_policy(policy_layout(1, 3))
+    reference = shifted_reference(policy)
+    # Before the update: every micro-batch's forward sees these weights (one optimizer
+    # step, at the last micro-batch).
+    start = _frozen_copy(policy.module.lm)
+    entropy_sum = kl_sum = tokens = 0.0
+    with torch.no_grad():
+        for s in samples:
+            ids = torch.tensor([s.prompt_ids + s.response_ids])
+            labels = ids.clone()
+            labels[:, : len(s.prompt_ids)] = -100
+            mine = start(ids, torch.ones_like(ids), labels, 1.0)
+            ref = reference(ids, torch.ones_like(ids), labels, 1.0)
+            n = len(s.response_ids)
+            entropy_sum += float(mine.entropy) * n
+            kl_sum += float(kl_to_reference(mine.logp, ref.logp, mine.mask, 1.0))
+            tokens += n
+    record = update_policy(policy, samples, rl, policy_layout(1, 3), 0, PAD, reference)
+    assert record["entropy"] == pytest.approx(entropy_sum / tokens, rel=1e-4)
+    assert record["kl"] == pytest.approx(kl_sum / tokens, rel=1e-4)
+    assert record["approx_kl"] == pytest.approx(0.0, abs=1e-6)  # one update: ratio 1
+    assert record["skipped_mini_batches"] == 0
+
+
+def policy_layout(micro_batch_size: int, grad_accum: int) -> BatchLayout:
+    return BatchLayout(micro_batch_size=micro_batch_size, grad_accum=grad_accum, world_size=1)
