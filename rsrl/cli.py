@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # both import Ray: only the commands that run stages load the
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 FAILURE_TAIL = 20  # lines of a failed stage's log shown under its error
+SWEEP_LOG = "sweep.log"  # in the sweep's directory: Ray's start-up, Ray's own lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
 
     p = with_spec("sweep", "run Ray Tune over the spec's sweep.space (trials share the cache)")
     p.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else embedded)")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="stream every worker's output and show Tune's status tables; without it, the "
+        "output goes to logs/ in the sweep's directory",
+    )
     p.set_defaults(run=_sweep)
 
     p = sub.add_parser("models", help="list the model presets with their parameter counts")
@@ -214,12 +222,18 @@ def _print_findings(outcomes: list[StageOutcome]) -> None:
 
 def _sweep(args: argparse.Namespace) -> int:
     from rsrl.pipeline.session import connect
+    from rsrl.pipeline.worker_logs import WorkerLogs, worker_lines_to_files
     from rsrl.spec.load import load_spec
-    from rsrl.sweep import format_results, require_sweep, run_sweep
+    from rsrl.sweep import format_results, require_sweep, run_sweep, sweep_dir
 
-    sweep = require_sweep(load_spec(args.spec, args.overrides))  # before Ray starts
-    connect(args.address)
-    result = run_sweep(args.spec, args.overrides)
+    spec = load_spec(args.spec, args.overrides)
+    sweep = require_sweep(spec)  # before Ray starts
+    sweep_log = sweep_dir(spec) / SWEEP_LOG
+    connect(args.address, notices_to=None if args.verbose else sweep_log)
+    # Trials run in Tune's workers: every line of theirs goes to logs/ beside the sweep's log.
+    logs = WorkerLogs(sweep_log, stage_dirs={}, running=lambda: [])
+    with worker_lines_to_files(logs, verbose=args.verbose):
+        result = run_sweep(args.spec, args.overrides, verbose=args.verbose)
     print(format_results(result, sweep))
     return 0 if result.rows else EXIT_FAILED
 

@@ -143,6 +143,22 @@ def trial_overrides(config: dict[str, Any]) -> list[str]:
     return [f"{path}={json.dumps(value)}" for path, value in sorted(config.items())]
 
 
+def describe_trial(config: dict[str, Any]) -> str:
+    """A trial's arm and seed: 'objective.beta=-0.25, seed=1'."""
+    return ", ".join(f"{path}={_fmt(value)}" for path, value in trial_values(config).items())
+
+
+def trial_stage(spec_path: str, overrides: Sequence[str], config: dict[str, Any]) -> str | None:
+    """The stage a running trial is in: the first of its plan that has not finished."""
+    from rsrl.pipeline.cache import Status, stage_status
+    from rsrl.pipeline.plan import compile_plan
+
+    spec = load_spec(spec_path, [*overrides, *trial_overrides(trial_values(config))])
+    plan = compile_plan(spec)
+    unfinished = (s.name for s in plan.stages if stage_status(s, plan.workdir) != Status.CACHED)
+    return next(unfinished, None)
+
+
 def trial_metrics(outcomes: Sequence[StageOutcome]) -> dict[str, float]:
     """`eval.<suite>.<metric>` from the eval stage, `<stage>.<metric>` from the model stages
     (their last logged step): the names `sweep.metric` picks from."""
@@ -179,13 +195,33 @@ def run_trial(config: dict, spec_path: str, overrides: list[str], cwd: str) -> N
     tune.report(metrics)
 
 
-def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
+def sweep_dir(spec: Spec) -> Path:
+    """Where Tune keeps the sweep's state and trials; results.json and the report beside."""
+    return Path(spec.workdir).resolve() / "sweeps" / spec.name
+
+
+def run_sweep(spec_path: str, overrides: Sequence[str] = (), verbose: bool = False) -> SweepResult:
+    """Run (or resume) the sweep, showing its progress in plain lines (`sweep_progress.py`);
+    `verbose`: Tune's own status tables as well."""
     import ray
     from ray import tune
 
+    from rsrl.sweep_progress import SweepProgress
+
     spec = load_spec(spec_path, overrides)
     sweep = require_sweep(spec)
-    storage = Path(spec.workdir).resolve() / "sweeps"
+    storage = sweep_dir(spec).parent
+    progress = SweepProgress(
+        total=math.prod(len(v["grid_search"]) for v in search_space(sweep, spec.seed).values()),
+        describe=describe_trial,
+        stage_of=lambda config: trial_stage(spec_path, overrides, config),
+    )
+    run_config = tune.RunConfig(
+        name=spec.name,
+        storage_path=str(storage),
+        callbacks=[progress],
+        verbose=None if verbose else 0,  # 0: none of Tune's status tables
+    )
     checked_trackers(spec, storage.parent)  # an unreachable tracker: before the first trial
     trainable = tune.with_resources(
         tune.with_parameters(
@@ -201,6 +237,7 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
     )
     path = storage / spec.name
     if tune.Tuner.can_restore(str(path)):
+        # Tune restores the run config it saved: the progress callback and verbosity included
         tuner = tune.Tuner.restore(str(path), trainable, resume_errored=True)
     else:
         tuner = tune.Tuner(
@@ -211,7 +248,7 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = ()) -> SweepResult:
                 mode=sweep.mode,
                 max_concurrent_trials=concurrent_trials(spec, ray.cluster_resources()),
             ),
-            run_config=tune.RunConfig(name=spec.name, storage_path=str(storage)),
+            run_config=run_config,
         )
     grid = tuner.fit()
     # ray's stubs: ResultGrid iterates by __getitem__/__len__, not __iter__

@@ -131,12 +131,14 @@ class StageView:
 
 
 class PlainView(StageView):
-    """Lines for a log file or a pipe: start, end, and a progress line every PLAIN_EVERY_S."""
+    """Lines for a log file or a pipe: start, end, and a progress line at most every
+    PLAIN_EVERY_S seconds, when a step was logged since the last."""
 
     def __init__(self, stage_dirs: dict[str, Path], out: TextIO | None = None):
         super().__init__(stage_dirs)
         self.out = out or sys.stdout
         self.last_line: dict[str, float] = {}
+        self.last_step: dict[str, int] = {}  # a line only when the stage has moved on
 
     def print(self, line: str) -> None:
         print(line, file=self.out, flush=True)
@@ -152,8 +154,8 @@ class PlainView(StageView):
             if now - self.last_line[name] < PLAIN_EVERY_S:
                 continue
             progress = self.progress(name)
-            if progress is not None:
-                self.last_line[name] = now
+            if progress is not None and progress.step != self.last_step.get(name):
+                self.last_line[name], self.last_step[name] = now, progress.step
                 self.print(f"{name}: {progress.describe()}")
 
     def end(self, name: str, seconds: float, result: dict | None = None) -> str:

@@ -7,7 +7,8 @@ to `<stage dir>/logs/<task or actor>-<pid>.log`; the lines of a stage's own task
 `<stage dir>/logs/stage.log`. A line is the stage's whose task printed it; any other (an
 actor, a Ray Data task) belongs to the stage that started last of those running, which is
 exact when one stage runs at a time and a best guess beside others. Lines with no stage
-running, and Ray's own (raylet, autoscaler), go to the apply's log.
+running go to `logs/` beside the apply's log (a sweep: all of them), and Ray's own
+(raylet, autoscaler) to the apply's log itself.
 """
 
 from __future__ import annotations
@@ -69,10 +70,9 @@ class WorkerLogs:
         if task.startswith(STAGE_TASK) and task[len(STAGE_TASK) :] in self.stage_dirs:
             return stage_log(self.stage_dirs[task[len(STAGE_TASK) :]])
         running = self.running()
-        if not running:
-            return self.apply_log
+        where = self.stage_dirs[running[-1]] if running else self.apply_log.parent
         name = re.sub(r"[^A-Za-z0-9_.()-]+", "_", actor or task or "worker")[:80]
-        return self.stage_dirs[running[-1]] / LOGS / f"{name}-{pid}.log"
+        return where / LOGS / f"{name}-{pid}.log"
 
     def close(self) -> None:
         with self.lock:

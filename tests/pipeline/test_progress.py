@@ -51,6 +51,8 @@ def test_plain_lines_start_end_and_progress_at_most_every_30s(tmp_path, monkeypa
     assert out.getvalue() == "pretrain: started\n"
     monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
     view.refresh()
+    view.refresh()  # no step logged since the last line: nothing new to say
+    log_steps(tmp_path / "pretrain", {"step": 6, "total_steps": 10, "time": time.time()})
     monkeypatch.setattr(progress, "PLAIN_EVERY_S", 30.0)
     view.refresh()  # the line just printed starts the next wait
     assert view.end("pretrain", 75.0, {"steps": 10}) == ""
