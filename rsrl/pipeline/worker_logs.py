@@ -48,6 +48,7 @@ class WorkerLogs:
     ):
         self.apply_log, self.stage_dirs, self.running = apply_log, stage_dirs, running
         self.files: dict[Path, IO[str]] = {}
+        self.homes: dict[str, Path] = {}  # pid -> the directory its logs/ is in
         self.lock = threading.Lock()
 
     def write(self, batch: dict[str, Any]) -> None:
@@ -69,10 +70,11 @@ class WorkerLogs:
             return self.apply_log
         if task.startswith(STAGE_TASK) and task[len(STAGE_TASK) :] in self.stage_dirs:
             return stage_log(self.stage_dirs[task[len(STAGE_TASK) :]])
-        running = self.running()
-        where = self.stage_dirs[running[-1]] if running else self.apply_log.parent
+        if pid not in self.homes:  # a process stays with the stage it first printed in
+            running = self.running()
+            self.homes[pid] = self.stage_dirs[running[-1]] if running else self.apply_log.parent
         name = re.sub(r"[^A-Za-z0-9_.()-]+", "_", actor or task or "worker")[:80]
-        return where / LOGS / f"{name}-{pid}.log"
+        return self.homes[pid] / LOGS / f"{name}-{pid}.log"
 
     def close(self) -> None:
         with self.lock:

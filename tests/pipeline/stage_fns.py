@@ -116,6 +116,11 @@ def chatty_train(ctx: StageContext) -> dict:
     print(f"{ctx.stage.name}: library warning on stderr", file=sys.stderr, flush=True)
     engine = ray.remote(num_cpus=0)(Engine).remote()
     ray.get(engine.say.remote(f"{ctx.stage.name}: engine line"))
+    # Ray streams the line to the driver a moment later: the stage ends once it is there, so
+    # that the driver files it while the stage still runs.
+    deadline = time.time() + 60
+    while not list((ctx.out_dir / "logs").glob("Engine-*.log")) and time.time() < deadline:
+        time.sleep(0.1)
     return train(ctx)
 
 

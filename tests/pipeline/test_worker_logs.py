@@ -32,12 +32,15 @@ def test_lines_are_routed_by_task_then_by_the_stage_running(tmp_path):
     logs.write(batch(11, ["pretrain's own line"], task="rsrl:pretrain"))
     logs.write(batch(12, ["INFO vllm engine config"], actor="RolloutWorker"))
     logs.write(batch(13, ["Map(tokenize) done"], task="Map(tokenize)->Write"))
+    running.remove("rl")  # eval borrows the rollout actor: its lines stay with rl's
+    logs.write(batch(12, ["INFO generating for eval"], actor="RolloutWorker"))
     logs.close()
     assert (tmp_path / APPLY_LOG).read_text() == "raylet notice\n"
     assert (tmp_path / "logs" / "worker-7.log").read_text() == "an idle worker before any stage\n"
     assert stage_log(dirs["pretrain"]).read_text() == "pretrain's own line\n"
     logs_dir = dirs["rl"] / "logs"  # the last stage to start takes lines of unknown stage
-    assert (logs_dir / "RolloutWorker-12.log").read_text() == "INFO vllm engine config\n"
+    rollout = (logs_dir / "RolloutWorker-12.log").read_text()
+    assert rollout == "INFO vllm engine config\nINFO generating for eval\n"
     assert (logs_dir / "Map(tokenize)-_Write-13.log").read_text() == "Map(tokenize) done\n"
 
 
