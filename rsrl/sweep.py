@@ -31,6 +31,7 @@ from rsrl.eval.compare import (
     POWER,
     POWER_ALPHA,
     decide_all,
+    diff_with_interval,
     paired_comparison,
 )
 from rsrl.eval.results import PRE_RL
@@ -261,7 +262,7 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = (), verbose: bool = Fal
         arms=arms,
         comparisons=comparisons,
         best=best,
-        report=_combined_report(spec, grid, storage),
+        report=_combined_report(spec, grid, storage, comparisons),
     )
 
 
@@ -444,7 +445,7 @@ def _score(row: dict, sweep: SweepSpec) -> float:
     return value if sweep.mode == "max" else -value
 
 
-def _combined_report(spec: Spec, grid, storage: Path) -> Path | None:
+def _combined_report(spec: Spec, grid, storage: Path, comparisons: list[dict]) -> Path | None:
     from rsrl.report.runs import load_run
     from rsrl.report.write import write_report
 
@@ -460,7 +461,9 @@ def _combined_report(spec: Spec, grid, storage: Path) -> Path | None:
         runs.append(load_run(label, Path(spec.workdir), dirs))
     if not runs:
         return None
-    return write_report(runs, storage / spec.name / "report", title=f"rsrl sweep: {spec.name}")
+    return write_report(
+        runs, storage / spec.name / "report", f"rsrl sweep: {spec.name}", comparisons
+    )
 
 
 def format_results(result: SweepResult, sweep: SweepSpec) -> str:
@@ -507,7 +510,7 @@ def format_comparisons(comparisons: Sequence[dict], sweep: SweepSpec) -> list[st
             [
                 arm,
                 c["metric"],
-                _diff_ci(c),
+                diff_with_interval(c),
                 _number(c["p_holm"], ".3g"),
                 c["decision"],
                 _number(c["mde"], ".4g"),
@@ -516,16 +519,6 @@ def format_comparisons(comparisons: Sequence[dict], sweep: SweepSpec) -> list[st
             ]
         )
     return [intro, *_aligned(rows)]
-
-
-def _diff_ci(c: dict) -> str:
-    """diff [low, high] to the decimals that give the interval's half-width two
-    significant digits: a cancelling mean prints +0.000, not +1.85e-17."""
-    half = (c["ci_high"] - c["ci_low"]) / 2
-    if not half > 0:  # nan (one seed) or 0 (differences all alike)
-        return _number(c["diff"], "+.4g")
-    places = f"+.{max(0, 1 - math.floor(math.log10(half)))}f"
-    return f"{c['diff']:{places}} [{c['ci_low']:{places}}, {c['ci_high']:{places}}]"
 
 
 def _number(value: float, spec: str) -> str:

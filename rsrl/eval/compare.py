@@ -158,3 +158,13 @@ def decide_all(comparisons: list[dict[str, Any]]) -> list[dict[str, Any]]:
         comparison["p_holm"] = p
         comparison["decision"] = decision(comparison)
     return comparisons
+
+
+def diff_with_interval(c: dict[str, Any]) -> str:
+    """A comparison's 'diff [low, high]', to the decimals that give the interval's half-width
+    two significant digits: a cancelling mean prints +0.000, not +1.85e-17."""
+    half = (c["ci_high"] - c["ci_low"]) / 2
+    if not half > 0:  # nan (one seed) or 0 (differences all alike)
+        return "-" if math.isnan(c["diff"]) else format(c["diff"], "+.4g")
+    places = f"+.{max(0, 1 - math.floor(math.log10(half)))}f"
+    return f"{c['diff']:{places}} [{c['ci_low']:{places}}, {c['ci_high']:{places}}]"

@@ -1,15 +1,17 @@
-"""A run's findings in a few lines, from its eval stage's metrics.json: what `rsrl apply`
-prints when it ends and what report.html opens with.
+"""What runs found, in a few lines: what `rsrl apply` prints when it ends and what
+report.html opens with.
 
 - the RL gain per suite metric (after RL minus before, paired by problem), its standard
   error and how it reads;
-- held-out entropy and perplexity per checkpoint: the stage-by-stage story.
+- held-out entropy and perplexity per checkpoint: the stage-by-stage story;
+- for a sweep, each arm against the baseline (`rsrl.eval.compare`).
 """
 
 from __future__ import annotations
 
 import math
 
+from rsrl.eval.compare import diff_with_interval
 from rsrl.eval.results import HELDOUT, RL_GAIN
 from rsrl.eval.uncertainty import covers_zero
 from rsrl.pipeline.plan import MODEL_STAGES
@@ -61,3 +63,32 @@ def findings(metrics: dict | None) -> list[str]:
     if heldout:
         lines += [f"held-out entropy / perplexity by checkpoint: {heldout}"]
     return lines
+
+
+def summary(labelled_metrics: list[tuple[str, dict | None]], comparisons: list[dict]) -> list[str]:
+    """The report's opening lines: each comparison with the baseline when there are some,
+    else one run's findings, or each run's first RL gain."""
+    if comparisons:
+        return [comparison_line(c) for c in comparisons]
+    if len(labelled_metrics) == 1:
+        metrics = labelled_metrics[0][1] or {}
+        heldout = heldout_line(metrics)
+        return [f"RL gain, {line}" for line in rl_gain_lines(metrics)] + (
+            [f"held-out entropy / perplexity: {heldout}"] if heldout else []
+        )
+    return [
+        f"{label}: RL gain, {gains[0]}"
+        for label, metrics in labelled_metrics
+        for gains in [rl_gain_lines(metrics or {})]
+        if gains
+    ]
+
+
+def comparison_line(c: dict) -> str:
+    """'objective.beta=-0.25 - baseline, eval.count.pass@4: +0.031 [-0.012, 0.074] over 4
+    seeds: no detectable difference'."""
+    arm = ", ".join(f"{path}={value}" for path, value in c["arm"].items())
+    return (
+        f"{arm} - baseline, {c['metric']}: {diff_with_interval(c)} over {c['seeds']} "
+        f"seed(s): {c['decision']}"
+    )

@@ -23,6 +23,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td.text { text-align: left; }
 .notes li { color: #8a4b00; } .missing { color: #777; font-style: italic; }
+.summary { font-size: 1.05em; } .summary li { margin: 0.2em 0; }
 figure { margin: 1em 0; } figure img { max-width: 100%; } figcaption { color: #555; }
 """
 
@@ -35,8 +36,12 @@ class Section:
     missing: str = ""  # said when the section has nothing to show
 
 
-def render_page(title: str, runs: Sequence[Run], sections: Sequence[Section]) -> str:
-    body = [f"<h1>{escape(title)}</h1>", _runs_list(runs), _notes(runs)]
+def render_page(
+    title: str, runs: Sequence[Run], sections: Sequence[Section], summary: Sequence[str] = ()
+) -> str:
+    """The page: the title, `summary` (what the runs show, a line each), the runs, their
+    notes, then `sections`."""
+    body = [f"<h1>{escape(title)}</h1>", _summary(summary), _runs_list(runs), _notes(runs)]
     body += [_section(s) for s in sections]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -44,6 +49,11 @@ def render_page(title: str, runs: Sequence[Run], sections: Sequence[Section]) ->
         + "\n".join(part for part in body if part)
         + "\n</body>\n</html>\n"
     )
+
+
+def _summary(lines: Sequence[str]) -> str:
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    return f'<h2>Summary</h2>\n<ul class="summary">{items}</ul>' if items else ""
 
 
 def _runs_list(runs: Sequence[Run]) -> str:

@@ -27,6 +27,7 @@ from rsrl.report.runs import Run
 HELDOUT_METRICS = ("perplexity", "entropy", "local_entropy", "tail_mass")
 FEW_POINTS = 20
 LOG_SCALE_SPAN = 10  # a log y axis only for values that span more than this factor
+DECISION_COLORS = {"higher": "tab:green", "lower": "tab:red"}  # any other decision: grey
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,32 @@ def harness_figure(runs: Sequence[Run], checkpoint: str) -> Figure | None:
     ax.invert_yaxis()
     _finish(ax, f"lm-evaluation-harness on {checkpoint} (whiskers: 95%)", "score", True, False)
     _legend(fig, runs, [i for i, _ in scores])
+    return fig
+
+
+def forest_figure(comparisons: Sequence[dict], metric: str) -> Figure | None:
+    """A sweep's arms against its baseline on one metric: a dot at each arm's difference, a
+    bar over its 95% interval (paired by seed), coloured and labelled by the decision."""
+    rows = [c for c in comparisons if c["metric"] == metric]
+    if not rows:
+        return None
+    fig = Figure(figsize=(9, 1.4 + 0.45 * len(rows)), layout="constrained")
+    ax = fig.subplots()
+    for y, c in enumerate(rows):
+        color = DECISION_COLORS.get(c["decision"], "grey")
+        if _finite(c["ci_low"]) and _finite(c["ci_high"]):
+            ax.plot([c["ci_low"], c["ci_high"]], [y, y], color=color, linewidth=2.5)
+        if _finite(c["diff"]):
+            ax.plot(c["diff"], y, "o", color=color, markersize=7)
+        ax.annotate(
+            c["decision"], (1.01, y), xycoords=("axes fraction", "data"), va="center", color=color
+        )
+    ax.axvline(0.0, color="black", linewidth=0.8, linestyle="--")
+    arms = [", ".join(f"{path}={value}" for path, value in c["arm"].items()) for c in rows]
+    ax.set_yticks(range(len(rows)), arms)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    title = f"{metric}: arm - baseline (bars: 95% over paired seeds)"
+    _finish(ax, title, "difference", any(_finite(c["diff"]) for c in rows), False)
     return fig
 
 

@@ -8,13 +8,16 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from rsrl.eval.compare import diff_with_interval
 from rsrl.files import write_text_atomic
 from rsrl.pipeline.plan import MODEL_STAGES, TRAINING_STAGES
+from rsrl.report.findings import summary
 from rsrl.report.html import Section, render_page
 from rsrl.report.plots import (
     RL_PANELS,
     TRAINING_PANELS,
     curves_figure,
+    forest_figure,
     harness_figure,
     heldout_figure,
     pass_at_k_figure,
@@ -33,11 +36,19 @@ REPORT_FILE = "report.html"
 DPI = 110
 
 
-def write_report(runs: Sequence[Run], out_dir: Path, title: str = "rsrl report") -> Path:
-    """Draw what `runs` have into `out_dir`; return the path of its report.html."""
+def write_report(
+    runs: Sequence[Run],
+    out_dir: Path,
+    title: str = "rsrl report",
+    comparisons: Sequence[dict] = (),
+) -> Path:
+    """Draw what `runs` have into `out_dir`; return the path of its report.html.
+    `comparisons`: a sweep's arms against its baseline (`rsrl.sweep.compare_to_baseline`),
+    drawn as a forest plot per metric."""
     out_dir.mkdir(parents=True, exist_ok=True)
     suites = list(dict.fromkeys(s for run in runs if run.eval for s in run.eval.get("suites", {})))
-    sections = [
+    sections = [*_comparison_sections(out_dir, comparisons)]
+    sections += [
         Section(
             "Results",
             tables=(
@@ -89,8 +100,34 @@ def write_report(runs: Sequence[Run], out_dir: Path, title: str = "rsrl report")
         ),
     ]
     path = out_dir / REPORT_FILE
-    write_text_atomic(path, render_page(title, runs, sections))
+    opening = summary([(run.label, run.eval) for run in runs], list(comparisons))
+    write_text_atomic(path, render_page(title, runs, sections, opening))
     return path
+
+
+def _comparison_sections(out_dir: Path, comparisons: Sequence[dict]) -> list[Section]:
+    if not comparisons:
+        return []
+    metrics = list(dict.fromkeys(c["metric"] for c in comparisons))
+    rows = [
+        {
+            "arm": ", ".join(f"{path}={value}" for path, value in c["arm"].items()),
+            "metric": c["metric"],
+            "arm - baseline [95% CI]": diff_with_interval(c),
+            "p (Holm)": c["p_holm"],
+            "decision": c["decision"],
+            "seeds": c["seeds"],
+        }
+        for c in comparisons
+    ]
+    figures = _save_each(out_dir, "forest", metrics, lambda m: forest_figure(comparisons, m))
+    return [
+        Section(
+            "Arms against the baseline",
+            tables=(("paired by seed; decisions on Holm-adjusted p", rows),),
+            figures=figures,
+        )
+    ]
 
 
 def _save_each(

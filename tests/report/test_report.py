@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from rsrl.cli import main
+from rsrl.eval.compare import decide_all, paired_comparison
 from rsrl.pipeline.plan import compile_plan
 from rsrl.pipeline.registry import StageContext, resolve_stage_fn
 from rsrl.report.workdir import load_workdirs
@@ -28,6 +29,8 @@ class PageParser(HTMLParser):
         self.images: list[bytes] = []
         self.text: list[str] = []
         self.tables = 0
+        self.classes: list[str] = []  # the class of each open tag
+        self.by_tag: dict[str, list[str]] = {"h2": [], "caption": [], "summary": []}
 
     def handle_starttag(self, tag, attrs):
         if tag == "img":
@@ -37,13 +40,19 @@ class PageParser(HTMLParser):
         self.tables += tag == "table"
         if tag not in VOID_TAGS:
             self.open.append(tag)
+            self.classes.append(dict(attrs).get("class") or "")
 
     def handle_endtag(self, tag):
         assert self.open and self.open[-1] == tag, f"</{tag}> closes <{self.open[-1:]}>"
         self.open.pop()
+        self.classes.pop()
 
     def handle_data(self, data):
         self.text.append(data)
+        if self.open and self.open[-1] in ("h2", "caption"):
+            self.by_tag[self.open[-1]].append(data)
+        if self.open[-2:] == ["ul", "li"] and self.classes[-2] == "summary":
+            self.by_tag["summary"].append(data)
 
 
 def parse(report: Path) -> PageParser:
@@ -139,3 +148,50 @@ def test_report_stage_writes_into_its_directory(tmp_path):
     page = parse(Path(result["report"]))
     assert len(page.images) == 6  # training x2, RL, RL curve, held-out, Pass@k
     assert "Notes" not in page.text
+
+
+def test_a_sweep_report_opens_with_its_comparisons_and_draws_a_forest_plot_per_metric(tmp_path):
+    make_run(tmp_path / "base", 0.0)
+    make_run(tmp_path / "arm", -0.25)
+    runs = load_workdirs([tmp_path / "base", tmp_path / "arm"])
+    comparisons = decide_all(
+        [
+            {"arm": {"objective.beta": -0.25}, "metric": metric, **paired_comparison(arm, base)}
+            for metric, arm, base in (
+                ("eval.count.pass@4", [0.42, 0.47, 0.45], [0.40, 0.41, 0.38]),
+                ("eval.count.avg@16", [0.20, 0.21, 0.19], [0.20, 0.22, 0.19]),
+            )
+        ]
+    )
+    out = tmp_path / "report"
+    page = parse(write_report(runs, out, "rsrl sweep: beta", comparisons))
+    # The page opens with what the sweep shows: each arm against the baseline.
+    headings = page.by_tag["h2"]
+    assert headings[0] == "Summary"
+    assert headings.index("Arms against the baseline") < headings.index("Results")
+    summary = page.by_tag["summary"]
+    assert len(summary) == 2 and summary[0].startswith(
+        "objective.beta=-0.25 - baseline, eval.count.pass@4: +0.05"
+    )
+    assert summary[1].endswith("over 3 seed(s): no detectable difference")
+    assert_pngs(out, {"forest-eval.count.pass_4.png", "forest-eval.count.avg_16.png"})
+    assert_every_figure_and_table(page, out)
+
+
+def test_a_run_report_opens_with_its_rl_gain_and_held_out_text(tmp_path):
+    make_run(tmp_path / "run", -0.25)
+    out = tmp_path / "report"
+    page = parse(write_report(load_workdirs([tmp_path / "run"]), out))
+    assert page.by_tag["h2"][0] == "Summary"
+    summary = page.by_tag["summary"]
+    assert summary[0].startswith("RL gain, count avg@16: +") and "(" in summary[0]
+    assert not any("pass@1:" in line for line in summary)  # avg@16 again: said once
+    assert summary[-1].startswith("held-out entropy / perplexity: pretrain ")
+    assert_every_figure_and_table(page, out)
+
+
+def assert_every_figure_and_table(page: PageParser, out: Path) -> None:
+    """Every PNG the report wrote is on the page, and every table there has its caption."""
+    written = sorted(png.read_bytes() for png in out.glob("*.png"))
+    assert written and sorted(page.images) == written
+    assert page.tables == len(page.by_tag["caption"]) and all(page.by_tag["caption"])
