@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-# The objective (DESIGN.md section 2; rsrl.objective).
+# The objective (docs/objective.md section 2; rsrl.objective).
 IMPLS = ("auto", "reference", "triton")  # auto: Triton on CUDA, the reference elsewhere
 POSITIVE_FORMS = ("product", "exponent")
 REDUCTIONS = ("mean", "sum", "none")

@@ -47,7 +47,7 @@ def reward_shaped_loss(
     impl: str = "auto",
     return_stats: bool = False,
 ) -> Tensor | tuple[Tensor, LossStats]:
-    """The reward-shaped loss of [N, V] or [B, T, V] logits (DESIGN.md section 2).
+    """The reward-shaped loss of [N, V] or [B, T, V] logits (docs/objective.md section 2).
 
     K_t is every token whose logit is >= the k-th largest of its row (k >= V: all). The loss
     is float32 whatever the logits' dtype; reduction "none" gives one value per token (0 at

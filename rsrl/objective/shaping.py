@@ -1,6 +1,6 @@
 """The reward-shaped objective of one token, from a handful of per-row sums.
 
-For a row of logits z with target x and pi = softmax(z) (DESIGN.md section 2):
+For a row of logits z with target x and pi = softmax(z) (docs/objective.md section 2):
 
     L = -sum_a w_a log pi_a,   w_x = (1 - pi_x)^beta            (product)
                                    or pi_x^(1 - (1 - pi_x)^beta)  (exponent)

@@ -1,6 +1,6 @@
 """The objective written the obvious way, in float64 autograd: the oracle of the tests.
 
-L = -sum_a stopgrad(w_a) log pi_a with w_a taken straight from DESIGN.md section 2.
+L = -sum_a stopgrad(w_a) log pi_a with w_a taken straight from docs/objective.md section 2.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The shaping moves the distribution the way DESIGN.md says, against plain cross-entropy."""
+"""The shaping moves the distribution the way docs/objective.md says, against cross-entropy."""
 
 import pytest
 import torch
