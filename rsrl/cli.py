@@ -148,13 +148,14 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    from rsrl.layout import APPLY_LOG
     from rsrl.pipeline.apply import ClusterTooSmall, StageFailed, apply_plan
     from rsrl.pipeline.lock import WorkdirBusy, check_workdir
     from rsrl.pipeline.plan import compile_plan
     from rsrl.pipeline.progress import stage_view
     from rsrl.pipeline.session import connect
     from rsrl.pipeline.show import format_outcomes, format_plan
-    from rsrl.pipeline.worker_logs import APPLY_LOG, WorkerLogs, worker_lines_to_files
+    from rsrl.pipeline.worker_logs import WorkerLogs, worker_lines_to_files
     from rsrl.spec.load import load_spec
     from rsrl.train.fit import uses_ray_train
 

@@ -2,7 +2,9 @@
 
     <workdir>/
         spec.yaml                 the resolved spec of the last apply
+        apply.log                 what Ray prints while it starts (pipeline/worker_logs.py)
         <stage>-<key>/            one directory per stage (`stage_dir`)
+            logs/                 what its processes printed: stage.log, <actor>-<pid>.log
             manifest.json         written last, once the stage has finished (pipeline/cache.py)
             metrics.jsonl         one line per logged step of training and RL (train/metrics.py)
             timings.json          where a stage's time outside its steps went
@@ -28,6 +30,8 @@ RL_CURVE_ROWS = "eval_curve.jsonl"
 HF_EXPORT = "hf"
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
+LOGS = "logs"
+APPLY_LOG = "apply.log"
 
 
 def stage_dir(workdir: Path, name: str, key: str) -> Path:

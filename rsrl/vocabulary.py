@@ -28,6 +28,14 @@ STAT_NAMES: tuple[StatName, ...] = (
 ROLLOUT_ENGINES = ("vllm", "hf")
 # auto: collective wherever torch.distributed can build the group (rsrl.rl.rollout.weight_sync)
 WEIGHT_SYNCS = ("auto", "object_store", "collective")
+ROLLOUT_DTYPES = ("auto", "float32", "bfloat16")  # auto: the trainer's precision
+ENGINE_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # resources.deepspeed.precision ->
+
+
+def rollout_dtype(dtype: str, precision: str) -> str:
+    """The rollout engines' dtype: `rl.rollout.dtype`, with auto following the trainer's
+    `precision` (so a bf16 trainer samples from a bf16 engine, as on GPUs)."""
+    return ENGINE_DTYPES[precision] if dtype == "auto" else dtype
 
 
 def beta_bound(positive_form: str, beta: float) -> str | None:

@@ -201,6 +201,7 @@ def run_suites(
                     ro.actors,
                     ro.cpus_per_actor,
                     ro.gpus_per_actor,
+                    {"dtype": "float32"},  # measured in float32, whatever RL sampled in
                     pool=pool,
                 )
             loaded = model_dir

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-LOGS = "logs"  # inside each stage directory
+from rsrl.layout import LOGS
+
 STAGE_LOG = "stage.log"  # the lines of the stage's own task
-APPLY_LOG = "apply.log"  # beside the workdir's lock: Ray's start-up, lines outside stages
 STAGE_TASK = "rsrl:"  # the prefix of a stage task's name (pipeline/apply.py)
 HANDLER = "rsrl_worker_logs"
 RAYS_PRINTER = "ray_print_logs"  # Ray's own handler, which prints every line

@@ -30,6 +30,7 @@ from rsrl.rl.update import update_policy
 from rsrl.spec.schema import DeepSpeedSpec, RLSpec
 from rsrl.train.batches import BatchLayout
 from rsrl.train.worker import Report, StageRun
+from rsrl.vocabulary import rollout_dtype
 
 HEADLINE = ("reward_mean", "kept_groups", "entropy", "response_length", "sync_seconds")
 
@@ -49,6 +50,10 @@ class RLJob:
     curve_suites: tuple[CurveSuite, ...] = ()  # one per eval suite when rl.eval_every > 0
     rollout_pool: Any = None  # the apply's RolloutPool, when eval reuses RL's actors
     rollout_threads: int | None = None  # cpu_share.py
+
+    @property
+    def engine_dtype(self) -> str:
+        return rollout_dtype(self.rl.rollout.dtype, self.deepspeed.precision)
 
     @property
     def layout(self) -> BatchLayout:
@@ -100,6 +105,7 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
             job.tokenizer_dir,
             job.plugins,
             job.seed,
+            job.engine_dtype,
             job.rollout_pool,
             job.rollout_threads,
         )

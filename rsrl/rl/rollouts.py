@@ -23,20 +23,30 @@ class RolloutBatch:
     stats: dict[str, float] = field(default_factory=dict)
 
 
-def prepare_rollout_actors(rl: RLSpec, model_dir: Path, pool: Any) -> None:
+def prepare_rollout_actors(rl: RLSpec, model_dir: Path, pool: Any, dtype: str) -> None:
     """Starts in `pool` the actors that a RolloutController of `rl` on `model_dir` then
     borrows, without waiting for their engines."""
     from rsrl.rl.rollout.pool import ActorConfig
 
-    engine, model, tokenizer, actors, cpus, gpus = _actor_args(rl, model_dir)
-    pool.prepare.remote(ActorConfig(engine, str(model), str(tokenizer), actors, cpus, gpus, {}))
+    engine, model, tokenizer, actors, cpus, gpus, options = _actor_args(rl, model_dir, dtype)
+    pool.prepare.remote(
+        ActorConfig(engine, str(model), str(tokenizer), actors, cpus, gpus, options)
+    )
 
 
-def _actor_args(rl: RLSpec, model_dir: Path) -> tuple:
+def _actor_args(rl: RLSpec, model_dir: Path, dtype: str) -> tuple:
     """RolloutGroup's first arguments; the export carries its tokenizer, so the engines
-    load both from one HF directory."""
+    load both from one HF directory. `dtype`: the engines' (vocabulary.rollout_dtype)."""
     ro = rl.rollout
-    return ro.engine, model_dir, model_dir, ro.actors, ro.cpus_per_actor, ro.gpus_per_actor
+    return (
+        ro.engine,
+        model_dir,
+        model_dir,
+        ro.actors,
+        ro.cpus_per_actor,
+        ro.gpus_per_actor,
+        {"dtype": dtype},
+    )
 
 
 class RolloutController:
@@ -48,6 +58,7 @@ class RolloutController:
         tokenizer_dir: Path,
         plugins: list[str],
         seed: int,
+        dtype: str,
         pool: Any = None,
         threads: int | None = None,
     ):
@@ -60,7 +71,7 @@ class RolloutController:
         self.verify = load_verifier(rl.verifier.name, plugins)
         ro = rl.rollout
         self.group = RolloutGroup(
-            *_actor_args(rl, model_dir),
+            *_actor_args(rl, model_dir, dtype),
             weight_sync=ro.weight_sync,
             sync_bucket_mb=ro.sync_bucket_mb,
             sync_timeout_s=ro.sync_timeout_s,

@@ -52,7 +52,7 @@ def curve_suites(spec: Spec) -> tuple[CurveSuite, ...]:
 def run_rl_stage(ctx: StageContext) -> dict:
     job = make_rl_job(ctx)
     if job.rollout_pool is not None:  # the engines load while the trainer starts
-        prepare_rollout_actors(job.rl, job.init_dir, job.rollout_pool)
+        prepare_rollout_actors(job.rl, job.init_dir, job.rollout_pool, job.engine_dtype)
     fit(
         job,
         ctx.spec.resources,

@@ -134,6 +134,9 @@ class RolloutSpec:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 64
+    # The engines' precision: auto | float32 | bfloat16 (auto: resources.deepspeed.precision).
+    # A bf16 engine does not sample from the fp32 trainer's policy (logprob_mismatch).
+    dtype: str = "auto"
     # New weights go to the engines after every update (none of these is in the stage key):
     # collective streams buckets over a process group of trainer rank 0 and the engines,
     # object_store puts the full state dict into Ray's object store; auto is collective

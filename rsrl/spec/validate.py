@@ -29,7 +29,14 @@ from rsrl.spec.schema import (
     random_paths,
     value_key,
 )
-from rsrl.vocabulary import IMPLS, POSITIVE_FORMS, ROLLOUT_ENGINES, WEIGHT_SYNCS, beta_bound
+from rsrl.vocabulary import (
+    IMPLS,
+    POSITIVE_FORMS,
+    ROLLOUT_DTYPES,
+    ROLLOUT_ENGINES,
+    WEIGHT_SYNCS,
+    beta_bound,
+)
 
 LR_SCHEDULES = ("wsd",)
 LOSS_AGGS = ("token-mean", "seq-mean-token-mean")
@@ -346,6 +353,7 @@ def _check_rl(rl: RLSpec, plugins: list[str], p: Problems) -> None:
     p.one_of(rl.rollout.engine, ROLLOUT_ENGINES, "rl.rollout.engine")
     p.need(rl.rollout.actors >= 1, "rl.rollout.actors", rl.rollout.actors, "must be >= 1")
     p.one_of(rl.rollout.weight_sync, WEIGHT_SYNCS, "rl.rollout.weight_sync")
+    p.one_of(rl.rollout.dtype, ROLLOUT_DTYPES, "rl.rollout.dtype")
     ro = rl.rollout
     p.need(ro.sync_bucket_mb >= 1, "rl.rollout.sync_bucket_mb", ro.sync_bucket_mb, "must be >= 1")
     p.need(ro.sync_timeout_s > 0, "rl.rollout.sync_timeout_s", ro.sync_timeout_s, "must be > 0")

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from rsrl.cli import _print_failure
+from rsrl.layout import APPLY_LOG
 from rsrl.pipeline.apply import StageFailed, apply_plan
 from rsrl.pipeline.plan import compile_plan
 from rsrl.pipeline.progress import PlainView
-from rsrl.pipeline.worker_logs import APPLY_LOG, WorkerLogs, stage_log, worker_lines_to_files
+from rsrl.pipeline.worker_logs import WorkerLogs, stage_log, worker_lines_to_files
 from rsrl.spec import load_spec
 from tests.pipeline import stage_fns
 

@@ -210,6 +210,37 @@ def test_vllm_actor_matches_transformers_before_and_after_a_sync(
     assert dev_shm() <= shm_before
 
 
+BF16_LOGPROB_BOUND = 0.5  # bf16 engines vs the fp32 recompute; seen ~0.01-0.05
+
+
+@pytest.mark.parametrize("engine", ["hf", "vllm"])
+def test_a_bf16_engine_samples_near_the_fp32_policy_and_takes_its_weights(
+    ray_session, model_dirs, tokenizer_dir, engine
+):
+    """rl.rollout.dtype reaches the engine (through the actors' engine options): its
+    log-probs differ from the fp32 trainer's by bf16 rounding, far more than an fp32
+    engine's, and the fp32 weights it is sent pass the sync's verification."""
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    trainer = reference_model(model_dirs["tiny-dense"])
+    group = RolloutGroup(
+        engine, model_dirs["tiny-dense"], tokenizer_dir, 1, 1, 0, {"dtype": "bfloat16"}
+    )
+    try:
+        before = group.generate(PROMPTS, **SAMPLING, seed=7)
+        check_contract(before, tokenizer, SAMPLING["max_new_tokens"])
+        mismatch = max_logprob_mismatch(trainer, tokenizer, before)
+        log.info("%s bf16 engine: max logprob mismatch %.4f", engine, mismatch)
+        assert 10 * LOGPROB_TOLERANCE < mismatch < BF16_LOGPROB_BOUND
+
+        group.sync_weights(perturb(trainer, seed=2))  # fp32 tensors into a bf16 engine
+        after = group.generate(PROMPTS, **SAMPLING, seed=7)
+        assert max_logprob_mismatch(trainer, tokenizer, after) < BF16_LOGPROB_BOUND
+        stale = reference_model(model_dirs["tiny-dense"])
+        assert max_logprob_mismatch(stale, tokenizer, after) > BF16_LOGPROB_BOUND
+    finally:
+        group.shutdown()
+
+
 def test_group_returns_completions_in_prompt_order_across_actors(
     ray_session, model_dirs, tokenizer_dir
 ):

@@ -120,11 +120,11 @@ def test_the_rl_stage_prepares_the_actors_its_controller_then_borrows(
     base = model_dirs["tiny-dense"]
     pool = start_pool()
     try:
-        prepare_rollout_actors(rl, base, pool)
+        prepare_rollout_actors(rl, base, pool, "float32")
         prepared = ray.get(pool.__ray_call__.remote(lambda p: p.actors))
         assert len(prepared) == 1
-        prepare_rollout_actors(rl, base, pool)  # already there: nothing new starts
-        group = RolloutGroup(*_actor_args(rl, base), pool=pool)  # as RolloutController does
+        prepare_rollout_actors(rl, base, pool, "float32")  # already there: nothing new starts
+        group = RolloutGroup(*_actor_args(rl, base, "float32"), pool=pool)  # as the controller does
         assert group.actors == prepared == ray.get(pool.__ray_call__.remote(lambda p: p.actors))
         group.shutdown()
     finally:

@@ -16,12 +16,28 @@ def test_rl_has_its_own_weight_decay_default_zero():
 
 
 @pytest.mark.parametrize(
+    "precision, dtype, engine_dtype",
+    [("fp32", "auto", "float32"), ("bf16", "auto", "bfloat16"), ("fp32", "bfloat16", "bfloat16")],
+)
+def test_the_rollout_dtype_follows_the_trainers_precision_unless_set(
+    precision, dtype, engine_dtype
+):
+    from rsrl.vocabulary import rollout_dtype
+
+    spec = load_spec(
+        BASE, [f"resources.deepspeed.precision={precision}", f"rl.rollout.dtype={dtype}"]
+    )
+    assert rollout_dtype(spec.rl.rollout.dtype, spec.resources.deepspeed.precision) == engine_dtype
+
+
+@pytest.mark.parametrize(
     "override, message",
     [
         ("rl.weight_decay=-0.1", "rl.weight_decay: must be >= 0"),
         ("rl.keep_checkpoints=0", "rl.keep_checkpoints: must be >= 1"),
         ("rl.rollout.sync_bucket_mb=0", "rl.rollout.sync_bucket_mb: must be >= 1"),
         ("rl.rollout.sync_timeout_s=0", "rl.rollout.sync_timeout_s: must be > 0"),
+        ("rl.rollout.dtype=float16", "rl.rollout.dtype: unknown value 'float16'"),
     ],
 )
 def test_rl_values_out_of_range_are_rejected(override, message):

@@ -24,7 +24,7 @@ from rsrl.rl.rollout.contract import (
     required_names,
     weight_pairs,
 )
-from rsrl.rl.rollout.fingerprint import Fingerprint, fingerprint
+from rsrl.rl.rollout.fingerprint import Fingerprint, WeightSyncError, fingerprint
 
 
 class HFEngine:
@@ -33,7 +33,7 @@ class HFEngine:
         model_dir: str | Path,
         tokenizer_dir: str | Path,
         *,
-        dtype: torch.dtype = torch.float32,
+        dtype: str = "float32",
         device: str | None = None,
     ):
         from transformers import AutoModelForCausalLM
@@ -41,7 +41,9 @@ class HFEngine:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = load_rollout_tokenizer(tokenizer_dir)
         self.model = (
-            AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True)
+            AutoModelForCausalLM.from_pretrained(
+                str(model_dir), dtype=getattr(torch, dtype), local_files_only=True
+            )
             .to(self.device)  # type: ignore[arg-type]  # transformers' decorated .to() stub
             .eval()
         )
@@ -106,15 +108,19 @@ class HFEngine:
 
     @torch.no_grad()
     def load_weights(self, weights: Weights) -> dict[str, Fingerprint]:
-        """Each tensor copied into the model as it arrives; fingerprints of the model's own."""
+        """Each tensor copied into the model as it arrives. The fingerprints are of the
+        tensors received, once the model is seen to hold each (rounded to its dtype: a
+        bf16 engine cannot hold the fp32 trainer's values, so its own would never match)."""
         held = self.model.state_dict()  # views of the parameters
-        loaded = []
+        received = {}
         for name, tensor in weight_pairs(weights, self.expected_names):
             if name not in held:
                 raise ValueError(f"'{name}' is not a weight of this model")
             held[name].copy_(tensor)
-            loaded.append(name)
-        return {name: fingerprint(held[name]) for name in loaded}
+            if not torch.equal(held[name], tensor.to(held[name].device, held[name].dtype)):
+                raise WeightSyncError(f"the transformers engine did not take '{name}'")
+            received[name] = fingerprint(tensor)
+        return received
 
     def shutdown(self) -> None:
         self.model = None
