@@ -28,6 +28,8 @@ STAT_NAMES: tuple[StatName, ...] = (
 ROLLOUT_ENGINES = ("vllm", "hf")
 # auto: collective wherever torch.distributed can build the group (rsrl.rl.rollout.weight_sync)
 WEIGHT_SYNCS = ("auto", "object_store", "collective")
+OFF_POLICY_CORRECTIONS = ("none", "tis", "mis")  # rsrl.rl.grpo.off_policy_weights
+OFF_POLICY_LEVELS = ("token", "sequence")
 ROLLOUT_DTYPES = ("auto", "float32", "bfloat16")  # auto: the trainer's precision
 ENGINE_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}  # resources.deepspeed.precision ->
 

@@ -3,8 +3,9 @@
 The step's samples are cut into `mini_batches` (one optimizer update each), each worker's
 share of a mini-batch into micro-batches (one forward/backward each). The loss of every
 micro-batch is normalised by its whole mini-batch, across workers, so the update is the
-step's token-mean whatever the split. The logged diagnostics are token means over the
-step's response tokens on every worker.
+step's token-mean whatever the split. Each token's loss is weighted by the off-policy
+correction (rl.off_policy) for the engine having sampled it. The logged diagnostics are
+means over the step's response tokens (or sequences) on every worker.
 """
 
 from __future__ import annotations
@@ -13,32 +14,35 @@ import numpy as np
 import torch
 
 from rsrl.rl.batch import PaddedBatch, Sample, dummy_batch, pad_samples
-from rsrl.rl.grpo import clipped_policy_loss, kl_to_reference
+from rsrl.rl.grpo import clipped_policy_loss, kl_to_reference, off_policy_weights
 from rsrl.spec.schema import RLSpec
 from rsrl.train.batches import BatchLayout
 from rsrl.train.metrics import optimizer_step, sum_across_workers
 
 
-class TokenMeans:
-    """Per-token sums of a step's diagnostics, reduced across workers to means over the
-    step's response tokens (not means of micro-batch means, which weigh short and long
-    micro-batches alike)."""
+class StepMeans:
+    """Sums of a step's diagnostics over its response tokens (or sequences), reduced across
+    workers to means per token (or sequence): not means of micro-batch means, which weigh
+    short and long micro-batches alike."""
 
     def __init__(self) -> None:
         self.sums: dict[str, float] = {}
-        self.tokens = 0.0
+        self.per: dict[str, str] = {}  # name -> "tokens" | "sequences"
+        self.counts = {"tokens": 0.0, "sequences": 0.0}
 
-    def add_tokens(self, count: float) -> None:
-        self.tokens += count
+    def count(self, mask: torch.Tensor) -> None:
+        self.counts["tokens"] += float(mask.sum())
+        self.counts["sequences"] += float((mask.sum(dim=1) > 0).sum())
 
-    def add(self, name: str, token_sum: torch.Tensor | float) -> None:
-        self.sums[name] = self.sums.get(name, 0.0) + float(token_sum)
+    def add(self, name: str, total: torch.Tensor | float, per: str = "tokens") -> None:
+        self.sums[name] = self.sums.get(name, 0.0) + float(total)
+        self.per[name] = per
 
     def reduce(self) -> dict[str, float]:
         """Collective: every worker must have added the same names."""
-        summed = sum_across_workers({**self.sums, "_tokens": self.tokens})
-        tokens = max(summed.pop("_tokens"), 1.0)
-        return {name: total / tokens for name, total in summed.items()}
+        counts = {f"_{unit}": n for unit, n in self.counts.items()}
+        summed = sum_across_workers({**self.sums, **counts})
+        return {name: summed[name] / max(summed[f"_{self.per[name]}"], 1.0) for name in self.sums}
 
 
 def update_policy(
@@ -59,7 +63,8 @@ def update_policy(
     minis = [per_rank[rank] for per_rank in kept]
     temperature = rl.rollout.temperature
     old = _old_logprobs(policy, samples, minis, layout, pad_id, temperature)
-    means = TokenMeans()
+    means = StepMeans()
+    op = rl.off_policy
     norm = float("nan")
     for m, mini in enumerate(minis):
         counts = _response_counts([samples[i] for i in np.concatenate(kept[m])])
@@ -70,6 +75,16 @@ def update_policy(
             # in step: its tokens weigh nothing, in the loss as in the metrics.
             mask = out.mask if len(chunk) else torch.zeros_like(out.mask)
             old_logp = old[m][c] if old else out.logp.detach()
+            # mu, the engine's log-probs, are those of temperature 1 (validate holds a
+            # correction to it); with `none` every weight is 1.
+            off = off_policy_weights(
+                old_logp,
+                batch.rollout_logp,
+                mask,
+                correction=op.correction,
+                level=op.level,
+                cap=op.cap,
+            )
             pl = clipped_policy_loss(
                 out.logp,
                 old_logp,
@@ -78,6 +93,7 @@ def update_policy(
                 eps_low=rl.clip.eps_low,
                 eps_high=rl.clip.eps_high,
                 loss_agg=rl.loss_agg,
+                is_weights=off.weights,
                 **counts,
             )
             loss = pl.loss
@@ -91,13 +107,17 @@ def update_policy(
             policy.backward(loss * layout.grad_accum * layout.world_size)
             norm = optimizer_step(policy)
             tokens = mask.sum()
-            means.add_tokens(float(tokens))
+            means.count(mask)
             means.add("clip_fraction", pl.clip_fraction * tokens)
             means.add("approx_kl", pl.approx_kl.detach() * tokens)
             means.add("entropy", out.entropy * tokens)
             if temperature == 1.0:  # rollout engines return temperature-1 logprobs
                 # Against the policy that sampled (before this step's first update).
                 means.add("logprob_mismatch", ((old_logp - batch.rollout_logp).abs() * mask).sum())
+                means.add("mismatch_kl", off.mismatch_kl)
+            if op.correction != "none":
+                per = "tokens" if op.level == "token" else "sequences"
+                means.add("is_capped_fraction", off.corrected, per)
     return {
         **means.reduce(),
         "skipped_mini_batches": float(len(split) - len(kept)),

@@ -135,7 +135,7 @@ class RolloutSpec:
     top_p: float = 1.0
     max_new_tokens: int = 64
     # The engines' precision: auto | float32 | bfloat16 (auto: resources.deepspeed.precision).
-    # A bf16 engine does not sample from the fp32 trainer's policy (logprob_mismatch).
+    # A bf16 engine does not sample from the fp32 trainer's policy: see rl.off_policy.
     dtype: str = "auto"
     # New weights go to the engines after every update (none of these is in the stage key):
     # collective streams buckets over a process group of trainer rank 0 and the engines,
@@ -144,6 +144,16 @@ class RolloutSpec:
     weight_sync: str = "auto"  # auto | object_store | collective
     sync_bucket_mb: int = 512  # collective: the bytes gathered and broadcast at a time
     sync_timeout_s: float = 600.0  # a sync (or forming its group) running longer fails the stage
+
+
+@dataclass
+class OffPolicySpec:
+    """The correction for samples the trainer's policy pi_old did not draw: the engine's
+    policy mu differs (a bf16 engine, other kernels). docs/rl.md says when to use which."""
+
+    correction: str = "none"  # none | tis (weights min(pi_old / mu, cap)) | mis (drops outside)
+    level: str = "token"  # token | sequence (the ratio of the whole response)
+    cap: float = 2.0  # tis: the weights' upper bound; mis: ratios outside [1 / cap, cap] dropped
 
 
 @dataclass
@@ -172,6 +182,7 @@ class RLSpec:
     eval_every: int = 0
     eval_problems: int = 32
     rollout: RolloutSpec = field(default_factory=RolloutSpec)
+    off_policy: OffPolicySpec = field(default_factory=OffPolicySpec)
 
 
 @dataclass

@@ -31,6 +31,8 @@ from rsrl.spec.schema import (
 )
 from rsrl.vocabulary import (
     IMPLS,
+    OFF_POLICY_CORRECTIONS,
+    OFF_POLICY_LEVELS,
     POSITIVE_FORMS,
     ROLLOUT_DTYPES,
     ROLLOUT_ENGINES,
@@ -358,6 +360,23 @@ def _check_rl(rl: RLSpec, plugins: list[str], p: Problems) -> None:
     p.need(ro.sync_bucket_mb >= 1, "rl.rollout.sync_bucket_mb", ro.sync_bucket_mb, "must be >= 1")
     p.need(ro.sync_timeout_s > 0, "rl.rollout.sync_timeout_s", ro.sync_timeout_s, "must be > 0")
     _check_sampling(rl.rollout, "rl.rollout", p)
+    _check_off_policy(rl, p)
+
+
+def _check_off_policy(rl: RLSpec, p: Problems) -> None:
+    op = rl.off_policy
+    p.one_of(op.correction, OFF_POLICY_CORRECTIONS, "rl.off_policy.correction")
+    p.one_of(op.level, OFF_POLICY_LEVELS, "rl.off_policy.level")
+    p.need(
+        op.cap > 1, "rl.off_policy.cap", op.cap, "must be > 1 (the weights' bound, 1 / cap..cap)"
+    )
+    p.need(
+        op.correction == "none" or rl.rollout.temperature == 1.0,
+        "rl.off_policy.correction",
+        op.correction,
+        "needs rl.rollout.temperature 1 (the engines report temperature-1 log-probs, mu's "
+        "only at temperature 1)",
+    )
 
 
 def _check_eval(ev: EvalSpec, plugins: list[str], p: Problems) -> None:

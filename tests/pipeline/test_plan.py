@@ -57,6 +57,7 @@ def test_keys_are_deterministic():
         ("rl.keep_checkpoints=5", set()),
         ("rl.weight_decay=0.1", {"rl", "eval", "report"}),
         ("rl.rollout.dtype=bfloat16", {"rl", "eval", "report"}),
+        ("rl.off_policy.correction=tis", {"rl", "eval", "report"}),
         ("resources.num_workers=2", set()),
     ],
 )

@@ -1,6 +1,15 @@
+import math
+
+import pytest
 import torch
 
-from rsrl.rl.grpo import clipped_policy_loss, group_advantages, informative_groups, kl_to_reference
+from rsrl.rl.grpo import (
+    clipped_policy_loss,
+    group_advantages,
+    informative_groups,
+    kl_to_reference,
+    off_policy_weights,
+)
 
 
 def test_group_advantages_are_normalised_within_each_group():
@@ -167,3 +176,47 @@ def test_mini_batches_partition_the_step_across_workers():
     assert [[list(ix) for ix in m] for m in split] == [[[0, 1, 2], [5, 6, 7]], [[3, 4], [8, 9]]]
     flat = sorted(i for m in split for ix in m for i in ix)
     assert flat == list(range(10))
+
+
+# pi_old / mu per token of two responses (the second two tokens long; its third is padding,
+# whose ratio must be ignored), and what each correction makes of them with cap 2.
+RATIOS = [[3.0, 1.0, 0.25], [1.5, 1.9, 7.0]]
+MASK = [[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]
+EXPECTED = {  # (correction, level): (weights, tokens or sequences capped or dropped)
+    ("none", "token"): ([[1, 1, 1], [1, 1, 0]], 0),
+    ("none", "sequence"): ([[1, 1, 1], [1, 1, 0]], 0),
+    ("tis", "token"): ([[2, 1, 0.25], [1.5, 1.9, 0]], 1),  # 3 capped at 2
+    ("tis", "sequence"): ([[0.75, 0.75, 0.75], [2, 2, 0]], 1),  # 3 * 1 * 0.25; 1.5 * 1.9 > 2
+    ("mis", "token"): ([[0, 1, 0], [1, 1, 0]], 2),  # 3 and 0.25 outside [0.5, 2]
+    ("mis", "sequence"): ([[1, 1, 1], [0, 0, 0]], 1),  # 0.75 inside, 2.85 outside
+}
+
+
+@pytest.mark.parametrize("correction, level", list(EXPECTED))
+def test_off_policy_weights_against_a_hand_computed_batch(correction, level):
+    mask = torch.tensor(MASK, dtype=torch.float64)
+    behaviour = torch.full((2, 3), -2.0, dtype=torch.float64)
+    old = behaviour + torch.tensor(RATIOS, dtype=torch.float64).log()
+    out = off_policy_weights(old, behaviour, mask, correction=correction, level=level, cap=2.0)
+    weights, corrected = EXPECTED[correction, level]
+    torch.testing.assert_close(out.weights, torch.tensor(weights, dtype=torch.float64))
+    assert int(out.corrected) == corrected
+    k3 = sum(r - 1 - math.log(r) for r in [3.0, 1.0, 0.25, 1.5, 1.9])  # KL(mu || pi_old)
+    assert float(out.mismatch_kl) == pytest.approx(k3)
+
+    # On-policy (ratio 1, no clip) the loss is minus the weighted advantages' token-mean.
+    advantages = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    loss = clipped_policy_loss(
+        old,
+        old,
+        advantages,
+        mask,
+        eps_low=0.2,
+        eps_high=0.28,
+        loss_agg="token-mean",
+        total_tokens=5,
+        total_sequences=2,
+        is_weights=out.weights,
+    ).loss
+    w = torch.tensor(weights, dtype=torch.float64)
+    assert float(loss) == pytest.approx(-float(w[0].sum() - w[1].sum()) / 5)

@@ -3,8 +3,10 @@ a gloo group of one, a tiny dense model. Each test pins a defect of the old upda
 mini-batch empty on every rank made the loss 0 / 0; the one-token stand-in for an empty
 micro-batch added its KL; the logged diagnostics were means of micro-batch means."""
 
+import math
 import os
 import socket
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,7 +18,7 @@ from rsrl.rl.grpo import kl_to_reference
 from rsrl.rl.loop import _frozen_copy, place_like
 from rsrl.rl.policy import PolicyLM
 from rsrl.rl.update import update_policy
-from rsrl.spec.schema import DeepSpeedSpec, RLSpec
+from rsrl.spec.schema import DeepSpeedSpec, OffPolicySpec, RLSpec
 from rsrl.train.batches import BatchLayout
 from rsrl.train.ds_config import deepspeed_config
 from rsrl.train.optimizer import build_optimizer
@@ -120,22 +122,48 @@ def test_logged_diagnostics_are_token_means_over_the_step(process_group):
     # step, at the last micro-batch).
     start = _frozen_copy(policy.module.lm)
     entropy_sum = kl_sum = tokens = 0.0
-    with torch.no_grad():
-        for s in samples:
-            ids = torch.tensor([s.prompt_ids + s.response_ids])
-            labels = ids.clone()
-            labels[:, : len(s.prompt_ids)] = -100
-            mine = start(ids, torch.ones_like(ids), labels, 1.0)
-            ref = reference(ids, torch.ones_like(ids), labels, 1.0)
-            n = len(s.response_ids)
-            entropy_sum += float(mine.entropy) * n
-            kl_sum += float(kl_to_reference(mine.logp, ref.logp, mine.mask, 1.0))
-            tokens += n
+    for s in samples:
+        mine, ref = scored(start, s), scored(reference, s)
+        n = len(s.response_ids)
+        entropy_sum += float(mine.entropy) * n
+        kl_sum += float(kl_to_reference(mine.logp, ref.logp, mine.mask, 1.0))
+        tokens += n
     record = update_policy(policy, samples, rl, policy_layout(1, 3), 0, PAD, reference)
     assert record["entropy"] == pytest.approx(entropy_sum / tokens, rel=1e-4)
     assert record["kl"] == pytest.approx(kl_sum / tokens, rel=1e-4)
     assert record["approx_kl"] == pytest.approx(0.0, abs=1e-6)  # one update: ratio 1
     assert record["skipped_mini_batches"] == 0
+
+
+def test_the_engines_mismatch_and_its_correction_are_logged_per_step(process_group):
+    """Sequence-level tis with cap 2 over two responses whose engine log-probs are set so
+    that pi_old / mu is 3 and 1 on the first (product 3: capped) and 0.5, 0.9, 1.2 on the
+    second (0.54: kept)."""
+    rl = RLSpec(off_policy=OffPolicySpec(correction="tis", level="sequence", cap=2.0))
+    drafts = [sample(2, 2, 1.0, 0), sample(3, 3, -1.0, 1)]
+    ratios = [[3.0, 1.0], [0.5, 0.9, 1.2]]
+    policy = make_policy(policy_layout(1, 2))
+    start = _frozen_copy(policy.module.lm)
+    samples = []
+    for draft, r in zip(drafts, ratios):
+        out = scored(start, draft)
+        old = out.logp[out.mask.bool()]
+        mu = old - torch.tensor(r).log()
+        samples.append(replace(draft, rollout_logprobs=mu.tolist()))
+    record = update_policy(policy, samples, rl, policy_layout(1, 2), 0, PAD, None)
+    flat = [x for row in ratios for x in row]
+    k3 = sum(x - 1 - math.log(x) for x in flat) / len(flat)  # KL(mu || pi_old) per token
+    assert record["mismatch_kl"] == pytest.approx(k3, rel=1e-3)
+    assert record["is_capped_fraction"] == 0.5  # one sequence of two
+
+
+@torch.no_grad()
+def scored(model: PolicyLM, s: Sample):
+    """`model`'s log-probs and entropy of the response of `s`."""
+    ids = torch.tensor([s.prompt_ids + s.response_ids])
+    labels = ids.clone()
+    labels[:, : len(s.prompt_ids)] = -100
+    return model(ids, torch.ones_like(ids), labels, 1.0)
 
 
 def policy_layout(micro_batch_size: int, grad_accum: int) -> BatchLayout:

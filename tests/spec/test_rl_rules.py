@@ -38,8 +38,18 @@ def test_the_rollout_dtype_follows_the_trainers_precision_unless_set(
         ("rl.rollout.sync_bucket_mb=0", "rl.rollout.sync_bucket_mb: must be >= 1"),
         ("rl.rollout.sync_timeout_s=0", "rl.rollout.sync_timeout_s: must be > 0"),
         ("rl.rollout.dtype=float16", "rl.rollout.dtype: unknown value 'float16'"),
+        ("rl.off_policy.correction=is", "rl.off_policy.correction: unknown value 'is'"),
+        ("rl.off_policy.level=group", "rl.off_policy.level: unknown value 'group'"),
+        ("rl.off_policy.cap=1.0", "rl.off_policy.cap: must be > 1"),
+        ("rl.off_policy.cap=0.5", "rl.off_policy.cap: must be > 1"),
     ],
 )
 def test_rl_values_out_of_range_are_rejected(override, message):
     with pytest.raises(SpecError, match=message):
         load_spec(BASE, [override])
+
+
+def test_a_correction_needs_the_engines_sampling_temperature_one():
+    load_spec(BASE, ["rl.off_policy.correction=tis"])  # base samples at temperature 1
+    with pytest.raises(SpecError, match="rl.off_policy.correction: needs rl.rollout.temperature"):
+        load_spec(BASE, ["rl.off_policy.correction=mis", "rl.rollout.temperature=0.7"])
