@@ -217,11 +217,13 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = (), verbose: bool = Fal
         describe=describe_trial,
         stage_of=lambda config: trial_stage(spec_path, overrides, config),
     )
+    if not verbose:  # Tune's older console engine prints nothing at verbose 0; the newer
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # one still prints its experiment table
     run_config = tune.RunConfig(
         name=spec.name,
         storage_path=str(storage),
         callbacks=[progress],
-        verbose=None if verbose else 0,  # 0: none of Tune's status tables
+        verbose=None if verbose else 0,
     )
     checked_trackers(spec, storage.parent)  # an unreachable tracker: before the first trial
     trainable = tune.with_resources(

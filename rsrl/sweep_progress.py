@@ -57,7 +57,8 @@ class SweepProgress(Callback):
         if started is not None:
             self.seconds.append(time.time() - started)
             took = f" in {duration(self.seconds[-1])}"
-        self.print(f"trial {how}{took}: {self.describe(trial.config)}; {self.status(trials)}")
+        status = self.status(trials, {trial.trial_id: DONE if how == "done" else ERROR})
+        self.print(f"trial {how}{took}: {self.describe(trial.config)}; {status}")
 
     def on_step_end(self, iteration: int, trials: Sequence[Any], **info) -> None:
         if time.time() - self.last_status < STATUS_EVERY_S:
@@ -69,10 +70,11 @@ class SweepProgress(Callback):
             where = f", stage {stage}" if stage else ""
             self.print(f"running: {self.describe(trial.config)}{where}; {self.status(trials)}")
 
-    def status(self, trials: Sequence[Any]) -> str:
-        """'6/15 done, 1 failed, ETA 42m' (the ETA once a trial has finished here)."""
-        done = sum(t.status == DONE for t in trials)
-        failed = sum(t.status == ERROR for t in trials)
+    def status(self, trials: Sequence[Any], ending: dict[str, str] | None = None) -> str:
+        """'6/15 done, 1 failed, ETA 42m' (the ETA once a trial has finished here).
+        `ending`: the status of trials that end now, which Tune marks only after its call."""
+        statuses = [(ending or {}).get(t.trial_id, t.status) for t in trials]
+        done, failed = statuses.count(DONE), statuses.count(ERROR)
         line = f"{done}/{self.total} done" + (f", {failed} failed" if failed else "")
         eta = self.eta(trials, done + failed)
         return line + (f", ETA {duration(eta)}" if eta is not None else "")
@@ -80,7 +82,7 @@ class SweepProgress(Callback):
     def eta(self, trials: Sequence[Any], ended: int) -> float | None:
         """The mean trial time over the trials to come, as many at once as run now; the
         running ones count by what is left of a mean trial."""
-        if not self.seconds:
+        if not self.seconds or ended >= self.total:
             return None
         mean = sum(self.seconds) / len(self.seconds)
         now = time.time()

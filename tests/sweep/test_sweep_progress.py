@@ -21,8 +21,8 @@ def test_trials_are_counted_named_and_timed(capsys, monkeypatch):
     first.set_status(Trial.RUNNING)
     shown.on_trial_start(0, grid, first)
     shown.started[first.trial_id] -= 600  # it started ten minutes ago
+    shown.on_trial_complete(1, grid, first)  # Tune marks it TERMINATED after its callbacks
     first.set_status(Trial.TERMINATED)
-    shown.on_trial_complete(1, grid, first)
     second.set_status(Trial.RUNNING)
     shown.on_trial_start(2, grid, second)
     monkeypatch.setattr(sweep_progress, "STATUS_EVERY_S", 0.0)
@@ -39,7 +39,7 @@ def test_trials_are_counted_named_and_timed(capsys, monkeypatch):
 
 def test_no_eta_before_a_trial_has_finished(capsys):
     grid = trials({"objective.beta": 0.0})
-    grid[0].set_status(Trial.ERROR)
+    grid[0].set_status(Trial.RUNNING)
     shown = SweepProgress(total=1, describe=describe_trial, stage_of=lambda config: None)
     shown.on_trial_error(0, grid, grid[0])  # started before this process: no time of its own
     assert capsys.readouterr().out == "trial failed: objective.beta=0; 0/1 done, 1 failed\n"
