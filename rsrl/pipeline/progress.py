@@ -207,7 +207,8 @@ class LiveView(StageView):
 
     def end(self, name: str, seconds: float, result: dict | None = None) -> str:
         note = super().end(name, seconds, result)
-        self.bars.remove_task(self.tasks.pop(name))
+        if name in self.tasks:  # a stage that fails may end before the driver saw it start
+            self.bars.remove_task(self.tasks.pop(name))
         mark = f"[green]{'done':>7}[/]" if result is not None else f"[red]{'failed':>7}[/]"
         line = f"{mark} [bold]{name:<14}[/] {duration(seconds)}{_after(note)}"
         self.bars.console.print(line, highlight=False)

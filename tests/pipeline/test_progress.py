@@ -74,7 +74,7 @@ def test_steps_logged_before_this_apply_started_are_not_its_progress(tmp_path):
 def test_live_view_keeps_a_line_per_running_stage_and_one_per_ended_stage(tmp_path):
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=140, color_system=None)
-    dirs = {"pretrain": tmp_path / "pretrain", "data-midtrain": tmp_path / "data-midtrain"}
+    dirs = {name: tmp_path / name for name in ("pretrain", "data-midtrain", "rl")}
     view = LiveView(dirs, console)
     view.start("pretrain")
     view.start("data-midtrain")
@@ -86,7 +86,9 @@ def test_live_view_keeps_a_line_per_running_stage_and_one_per_ended_stage(tmp_pa
     assert view.bars.tasks[0].completed == 4 and view.bars.tasks[0].total == 8
     view.end("data-midtrain", 3.0, {})
     view.end("pretrain", 0.0, None)  # failed
+    view.end("rl", 0.0, None)  # failed before the driver saw it start
     view.close()
     drawn = screen.getvalue()
     assert "done data-midtrain" in " ".join(drawn.split()) and "failed pretrain" in drawn
+    assert "failed rl" in " ".join(drawn.split())
     assert "loss 3.5" in drawn and not view.bars.tasks
