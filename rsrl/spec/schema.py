@@ -175,6 +175,9 @@ class RLSpec:
     adv_norm: str = "std"  # std | none
     mini_batches: int = 1  # optimizer updates per step; 1 is strictly on-policy (the paper)
     micro_batch_size: int = 8  # sequences per worker per forward pass
+    # Instead: micro-batches filled up to this many padded tokens (rows x longest row) per
+    # worker, sequences of similar length together; a longer sequence goes alone.
+    micro_batch_tokens: int | None = None
     checkpoint_every: int = 10  # RL steps
     keep_checkpoints: int = 2  # the newest checkpoints kept (not part of the stage key)
     # The RL curve: every `eval_every` steps (and before the first), the first

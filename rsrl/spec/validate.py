@@ -349,6 +349,12 @@ def _check_rl(rl: RLSpec, plugins: list[str], p: Problems) -> None:
         "eval_problems",
     ):
         p.need(getattr(rl, name) >= 1, f"rl.{name}", getattr(rl, name), "must be >= 1")
+    p.need(
+        rl.micro_batch_tokens is None or rl.micro_batch_tokens >= 1,
+        "rl.micro_batch_tokens",
+        rl.micro_batch_tokens,
+        "must be >= 1 (or unset: micro_batch_size sequences)",
+    )
     p.need(rl.eval_every >= 0, "rl.eval_every", rl.eval_every, "must be >= 0 (0 turns it off)")
     p.one_of(rl.loss_agg, LOSS_AGGS, "rl.loss_agg")
     p.one_of(rl.adv_norm, ADV_NORMS, "rl.adv_norm")

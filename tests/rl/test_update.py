@@ -8,6 +8,7 @@ import os
 import socket
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -17,7 +18,7 @@ from rsrl.rl.batch import Sample
 from rsrl.rl.grpo import kl_to_reference
 from rsrl.rl.loop import _frozen_copy, place_like
 from rsrl.rl.policy import PolicyLM
-from rsrl.rl.update import update_policy
+from rsrl.rl.update import micro_batch_chunks, token_budget_chunks, update_policy
 from rsrl.spec.schema import DeepSpeedSpec, OffPolicySpec, RLSpec
 from rsrl.train.batches import BatchLayout
 from rsrl.train.ds_config import deepspeed_config
@@ -168,3 +169,45 @@ def scored(model: PolicyLM, s: Sample):
 
 def policy_layout(micro_batch_size: int, grad_accum: int) -> BatchLayout:
     return BatchLayout(micro_batch_size=micro_batch_size, grad_accum=grad_accum, world_size=1)
+
+
+def test_token_budget_micro_batches_hold_similar_lengths_within_the_budget():
+    lengths = [5, 3, 9, 2]  # prompt + response of samples 0..3
+    chunks = token_budget_chunks(np.arange(4), lengths, budget=10)
+    # Longest first: 9 alone (9 + 5 rows would pad to 18), then 5 with 3 (2 x 5 = 10), then 2.
+    assert [c.tolist() for c in chunks] == [[2], [0, 1], [3]]
+    assert [c.tolist() for c in token_budget_chunks(np.arange(4), lengths, 4)] == [
+        [2],
+        [0],
+        [1],
+        [3],
+    ]  # each longer than the budget goes alone
+
+
+def test_every_rank_takes_as_many_token_budget_passes_as_the_fullest():
+    samples = [sample(2, n, 1.0, i) for i, n in enumerate([4, 4, 4, 1])]  # lengths 6, 6, 6, 3
+    kept = [[np.array([0, 1, 2]), np.array([3])]]  # one mini-batch, two ranks
+    mine = micro_batch_chunks(samples, kept, 0, grad_accum=1, budget=12)[0]
+    theirs = micro_batch_chunks(samples, kept, 1, grad_accum=1, budget=12)[0]
+    assert [c.tolist() for c in mine] == [[0, 1], [2]]
+    assert [c.tolist() for c in theirs] == [[3], []]  # a stand-in keeps the passes in step
+
+
+def test_token_budget_micro_batches_update_as_fixed_ones_with_less_padding(process_group):
+    """The loss is normalised by the whole step, so the cut into micro-batches changes the
+    gradient only by rounding; cutting by tokens pads less."""
+    samples = [sample(2, n, a, i) for i, (n, a) in enumerate(zip([1, 7, 2, 6, 3], [1, -1] * 3))]
+    records = []
+    for rl in (RLSpec(kl_coef=0.1), RLSpec(kl_coef=0.1, micro_batch_tokens=10)):
+        layout = policy_layout(2, 3)  # fixed: [0, 1], [2, 3], [4]
+        policy = make_policy(layout)
+        records.append(
+            update_policy(policy, samples, rl, layout, 0, PAD, shifted_reference(policy))
+        )
+    fixed, budget = records
+    for name in ("grad_norm", "entropy", "kl"):
+        assert budget[name] == pytest.approx(fixed[name], rel=1e-5), name
+    # Rows of 3, 9, 4, 8, 5 tokens: [3, 9] [4, 8] [5] pad 6 + 4 of 18 + 16 + 5 slots; by
+    # tokens [9] [8] [5, 4] [3] pad 1 of 9 + 8 + 10 + 3.
+    assert fixed["padding_fraction"] == pytest.approx(10 / 39)
+    assert budget["padding_fraction"] == pytest.approx(1 / 30)
