@@ -215,7 +215,8 @@ def _print_findings(outcomes: list[StageOutcome]) -> None:
 
     by_stage = {o.stage: o for o in outcomes}
     if "eval" in by_stage:
-        print("\n".join(findings(read_eval_metrics(by_stage["eval"].out_dir))))
+        for line in findings(read_eval_metrics(by_stage["eval"].out_dir)):
+            print(line)
     report = by_stage["report"].result.get("report") if "report" in by_stage else None
     if report:
         print(f"report: {report}")
