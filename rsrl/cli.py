@@ -155,7 +155,7 @@ def _apply(args: argparse.Namespace) -> int:
     from rsrl.pipeline.progress import stage_view
     from rsrl.pipeline.session import connect
     from rsrl.pipeline.show import format_outcomes, format_plan
-    from rsrl.pipeline.worker_logs import WorkerLogs, worker_lines_to_files
+    from rsrl.pipeline.worker_logs import WorkerLogs, file_worker_lines
     from rsrl.spec.load import load_spec
     from rsrl.train.fit import uses_ray_train
 
@@ -170,10 +170,9 @@ def _apply(args: argparse.Namespace) -> int:
         notices_to=None if args.verbose else apply_log,
     )
     view = stage_view(plan.stage_dirs(), live=sys.stdout.isatty() and not args.verbose)
-    logs = WorkerLogs(apply_log, plan.stage_dirs(), view.running)
+    file_worker_lines(WorkerLogs(apply_log, plan.stage_dirs(), view.running), args.verbose)
     try:
-        with worker_lines_to_files(logs, verbose=args.verbose):
-            outcomes = apply_plan(plan, wait_for_lock=args.wait, view=view)
+        outcomes = apply_plan(plan, wait_for_lock=args.wait, view=view)
     except WorkdirBusy as err:
         print(f"rsrl: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -224,7 +223,7 @@ def _print_findings(outcomes: list[StageOutcome]) -> None:
 
 def _sweep(args: argparse.Namespace) -> int:
     from rsrl.pipeline.session import connect
-    from rsrl.pipeline.worker_logs import WorkerLogs, worker_lines_to_files
+    from rsrl.pipeline.worker_logs import WorkerLogs, file_worker_lines
     from rsrl.spec.load import load_spec
     from rsrl.sweep import format_results, require_sweep, run_sweep, sweep_dir
 
@@ -233,9 +232,8 @@ def _sweep(args: argparse.Namespace) -> int:
     sweep_log = sweep_dir(spec) / SWEEP_LOG
     connect(args.address, notices_to=None if args.verbose else sweep_log)
     # Trials run in Tune's workers: every line of theirs goes to logs/ beside the sweep's log.
-    logs = WorkerLogs(sweep_log, stage_dirs={}, running=lambda: [])
-    with worker_lines_to_files(logs, verbose=args.verbose):
-        result = run_sweep(args.spec, args.overrides, verbose=args.verbose)
+    file_worker_lines(WorkerLogs(sweep_log, stage_dirs={}, running=lambda: []), args.verbose)
+    result = run_sweep(args.spec, args.overrides, verbose=args.verbose)
     print(format_results(result, sweep))
     return 0 if result.rows else EXIT_FAILED
 

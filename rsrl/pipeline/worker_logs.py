@@ -76,30 +76,18 @@ class WorkerLogs:
         name = re.sub(r"[^A-Za-z0-9_.()-]+", "_", actor or task or "worker")[:80]
         return self.homes[pid] / LOGS / f"{name}-{pid}.log"
 
-    def close(self) -> None:
-        with self.lock:
-            for f in self.files.values():
-                f.close()
-            self.files.clear()
 
-
-@contextlib.contextmanager
-def worker_lines_to_files(logs: WorkerLogs, verbose: bool) -> Iterator[None]:
-    """Route the workers' lines into `logs` while the block runs; `verbose` prints them too,
-    as Ray does by default."""
+def file_worker_lines(logs: WorkerLogs, verbose: bool) -> None:
+    """From now on, for the rest of the driver's Ray session, write the lines Ray streams
+    from its workers into `logs`; `verbose` prints them too, as Ray does by default. Never
+    undone: the last lines come after the stages have ended (actors stopping), and printed
+    they would land among the results."""
     from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
 
-    printers = [h for h in dispatcher.handlers if h[0] == RAYS_PRINTER]
+    dispatcher.remove_handler(HANDLER)  # an earlier apply's, in the same process
     if not verbose:
         dispatcher.remove_handler(RAYS_PRINTER)
     dispatcher.add_handler(HANDLER, logs.write)
-    try:
-        yield
-    finally:
-        dispatcher.remove_handler(HANDLER)
-        for name, printer in printers if not verbose else ():
-            dispatcher.add_handler(name, printer)
-        logs.close()
 
 
 @contextlib.contextmanager

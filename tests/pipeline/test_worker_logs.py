@@ -12,7 +12,13 @@ from rsrl.layout import APPLY_LOG
 from rsrl.pipeline.apply import StageFailed, apply_plan
 from rsrl.pipeline.plan import compile_plan
 from rsrl.pipeline.progress import PlainView
-from rsrl.pipeline.worker_logs import WorkerLogs, stage_log, worker_lines_to_files
+from rsrl.pipeline.worker_logs import (
+    HANDLER,
+    RAYS_PRINTER,
+    WorkerLogs,
+    file_worker_lines,
+    stage_log,
+)
 from rsrl.spec import load_spec
 from tests.pipeline import stage_fns
 
@@ -35,7 +41,6 @@ def test_lines_are_routed_by_task_then_by_the_stage_running(tmp_path):
     logs.write(batch(13, ["Map(tokenize) done"], task="Map(tokenize)->Write"))
     running.remove("rl")  # eval borrows the rollout actor: its lines stay with rl's
     logs.write(batch(12, ["INFO generating for eval"], actor="RolloutWorker"))
-    logs.close()
     assert (tmp_path / APPLY_LOG).read_text() == "raylet notice\n"
     assert (tmp_path / "logs" / "worker-7.log").read_text() == "an idle worker before any stage\n"
     assert stage_log(dirs["pretrain"]).read_text() == "pretrain's own line\n"
@@ -58,14 +63,21 @@ def wait_for_text(path: Path, text: str, deadline_s: float = 60.0) -> str:
 def test_an_apply_leaves_each_stage_output_in_its_logs_and_prints_none(
     ray_session, tmp_path, capfd
 ):
+    from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
+
+    (rays_printer,) = [h for name, h in dispatcher.handlers if name == RAYS_PRINTER]
     plan = compile_plan(load_spec(QUICKSTART, [f"workdir={tmp_path}"]))
     dirs = plan.stage_dirs()
     shown = io.StringIO()
     view = PlainView(dirs, shown)
     fns = {**stage_fns.ALL, "pretrain": stage_fns.chatty_train, "midtrain": stage_fns.failing}
-    logs = WorkerLogs(tmp_path / APPLY_LOG, dirs, view.running)
-    with worker_lines_to_files(logs, verbose=False), pytest.raises(StageFailed) as failed:
-        apply_plan(plan, stage_fns=fns, view=view)
+    file_worker_lines(WorkerLogs(tmp_path / APPLY_LOG, dirs, view.running), verbose=False)
+    try:
+        with pytest.raises(StageFailed) as failed:
+            apply_plan(plan, stage_fns=fns, view=view)
+    finally:  # the other tests' workers print as Ray does
+        dispatcher.remove_handler(HANDLER)
+        dispatcher.add_handler(RAYS_PRINTER, rays_printer)
     assert wait_for_text(stage_log(dirs["pretrain"]), "on stderr")
     own = stage_log(dirs["pretrain"]).read_text()
     assert "pretrain: library notice on stdout" in own and "library warning on stderr" in own
