@@ -160,14 +160,6 @@ def gathered_lm(engine) -> Iterator:
         yield model
 
 
-def full_state_dict(engine, rank: int) -> dict | None:
-    """The HF-named full weights on rank 0 (copied off the gathered shards), None elsewhere."""
-    with gathered_lm(engine) as model:
-        if rank != 0:
-            return None
-        return {name: t.detach().clone().cpu() for name, t in model.state_dict().items()}
-
-
 def export_hf(engine, tokenizer, out_dir: Path, rank: int) -> None:
     """Save the full model as a Hugging Face directory (gathering ZeRO-3 shards), atomically."""
     with gathered_lm(engine) as model:
