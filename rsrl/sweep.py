@@ -14,6 +14,9 @@ paired by seed (the statistics: `rsrl.eval.compare`).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import itertools
 import json
 import math
 import os
@@ -54,6 +57,7 @@ from rsrl.tracking.session import checked_trackers
 SEED = "seed"  # the spec path that sweep.seeds adds to the search space
 SAMPLED = "sampled"  # Tune's key for the drawn points: {path: value} of the random dimensions
 RESULTS_FILE = "results.json"  # trials, arms and comparisons, beside Tune's state
+SPEC_FINGERPRINT_FILE = "spec.sha256"  # the resolved spec the experiment started from
 # eval.<suite>.pass@<k> (after RL, or the last checkpoint) and eval.pre_rl.<suite>.pass@<k>
 PASS_AT_K = re.compile(rf"^eval\.(?:({PRE_RL})\.)?([^.]+)\.pass@(\d+)$")
 
@@ -239,7 +243,7 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = (), verbose: bool = Fal
         {"cpu": 0, "memory": 2**20},
     )
     path = storage / spec.name
-    if tune.Tuner.can_restore(str(path)):
+    if _resumable(path, spec):
         # Tune restores the run config it saved: the progress callback and verbosity included
         tuner = tune.Tuner.restore(str(path), trainable, resume_errored=True)
     else:
@@ -253,6 +257,8 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = (), verbose: bool = Fal
             ),
             run_config=run_config,
         )
+        path.mkdir(parents=True, exist_ok=True)
+        (path / SPEC_FINGERPRINT_FILE).write_text(spec_fingerprint(spec))
     grid = tuner.fit()
     # ray's stubs: ResultGrid iterates by __getitem__/__len__, not __iter__
     rows = [_row(r, sweep) for r in grid if "stage_dirs" in (r.metrics or {})]  # type: ignore[attr-defined]
@@ -266,6 +272,34 @@ def run_sweep(spec_path: str, overrides: Sequence[str] = (), verbose: bool = Fal
         best=best,
         report=_combined_report(spec, grid, storage, comparisons),
     )
+
+
+def spec_fingerprint(spec: Spec) -> str:
+    """A hash of the resolved spec (file and overrides): what every trial's results follow."""
+    text = json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _resumable(path: Path, spec: Spec) -> bool:
+    """Whether to resume the Tune experiment at `path`. Tune would restore finished trials with
+    the results of whatever spec they ran, so one started from another spec moves aside
+    (kept, never deleted) and the sweep starts over; stages whose inputs did not change come
+    from the stage cache."""
+    from ray import tune
+
+    if not tune.Tuner.can_restore(str(path)):
+        return False
+    mark = path / SPEC_FINGERPRINT_FILE
+    if not mark.exists() or mark.read_text() == spec_fingerprint(spec):
+        return True
+    stale = next(
+        path.with_name(f"{path.name}.stale-{n}")
+        for n in itertools.count(1)
+        if not path.with_name(f"{path.name}.stale-{n}").exists()
+    )
+    path.rename(stale)
+    print(f"rsrl sweep: the spec changed since this sweep started; its trials moved to {stale}")
+    return False
 
 
 def summarise(rows: Sequence[dict], sweep: SweepSpec) -> tuple[list[dict], list[dict]]:

@@ -60,6 +60,14 @@ def test_two_trials_share_one_pretraining_and_a_rerun_does_nothing(
     assert manifests(tmp_path, "pretrain") == pretrain
     assert len(manifests(tmp_path, "eval")) == 4
 
+    # Another spec: Tune would restore the old trials' results, so they move aside and the
+    # trials run again, every stage from the cache.
+    changed = run_sweep(spec, [*overrides, "sweep.show=[eval.heldout.pretrain.entropy]"])
+    assert (tmp_path / "sweeps" / "tiny-sweep.stale-1" / "tuner.pkl").exists()
+    assert len(changed.rows) == 4 and "eval.heldout.pretrain.entropy_se" in changed.arms[0]
+    assert manifests(tmp_path, "pretrain") == pretrain
+    assert len(manifests(tmp_path, "eval")) == 4
+
     # Stopped part-way: Tune's state gone and one trial's eval unfinished. The rerun redoes
     # only that eval; every finished stage of every trial comes from the stage cache.
     evals = manifests(tmp_path, "eval")
