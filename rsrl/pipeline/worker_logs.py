@@ -28,6 +28,7 @@ STAGE_LOG = "stage.log"  # the lines of the stage's own task
 STAGE_TASK = "rsrl:"  # the prefix of a stage task's name (pipeline/apply.py)
 HANDLER = "rsrl_worker_logs"
 RAYS_PRINTER = "ray_print_logs"  # Ray's own handler, which prints every line
+AUTOSCALER_EVENT = ":event_summary:"  # marks the autoscaler's lines that Ray prints
 
 
 def stage_log(stage_dir: Path) -> Path:
@@ -53,6 +54,10 @@ class WorkerLogs:
 
     def write(self, batch: dict[str, Any]) -> None:
         lines = batch.get("lines") or []
+        if batch.get("pid") == "autoscaler":  # its events, not its cluster status every 5 s
+            lines = [
+                line.split(AUTOSCALER_EVENT, 1)[1] for line in lines if AUTOSCALER_EVENT in line
+            ]
         if not lines:
             return
         path = self.path_for(batch)

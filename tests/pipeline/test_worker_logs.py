@@ -34,6 +34,8 @@ def test_lines_are_routed_by_task_then_by_the_stage_running(tmp_path):
     running: list[str] = []
     logs = WorkerLogs(tmp_path / APPLY_LOG, dirs, lambda: running)
     logs.write(batch("raylet", ["raylet notice"]))
+    status = ["======== Autoscaler status ========", "Node status"]
+    logs.write(batch("autoscaler", [*status, "INFO :event_summary:Adding 1 node(s)"]))
     logs.write(batch(7, ["an idle worker before any stage"]))
     running += ["pretrain", "rl"]
     logs.write(batch(11, ["pretrain's own line"], task="rsrl:pretrain"))
@@ -41,7 +43,7 @@ def test_lines_are_routed_by_task_then_by_the_stage_running(tmp_path):
     logs.write(batch(13, ["Map(tokenize) done"], task="Map(tokenize)->Write"))
     running.remove("rl")  # eval borrows the rollout actor: its lines stay with rl's
     logs.write(batch(12, ["INFO generating for eval"], actor="RolloutWorker"))
-    assert (tmp_path / APPLY_LOG).read_text() == "raylet notice\n"
+    assert (tmp_path / APPLY_LOG).read_text() == "raylet notice\nAdding 1 node(s)\n"
     assert (tmp_path / "logs" / "worker-7.log").read_text() == "an idle worker before any stage\n"
     assert stage_log(dirs["pretrain"]).read_text() == "pretrain's own line\n"
     logs_dir = dirs["rl"] / "logs"  # the last stage to start takes lines of unknown stage
