@@ -60,8 +60,8 @@ def stream_in_one_process(source: Source, encoder: DocumentEncoder, path: Path) 
     written = 0
     with path.open("wb") as f:
         for task in plan_read_tasks(source):
-            for texts in read_texts(task):
-                tokens = encoder.encode(texts)
+            for batch in read_texts(task):
+                tokens = encoder.encode(batch.texts)
                 f.write(tokens.tobytes())
                 written += len(tokens)
     return written

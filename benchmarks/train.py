@@ -39,6 +39,9 @@ from rsrl.train.shaped_lm import ShapedLossLM
 from rsrl.train.stage import make_train_job
 
 REPO = Path(__file__).resolve().parents[1]
+LOG_EVERY = 4  # steps a logged record's tokens/s covers
+WARMUP_RECORDS = 2  # records (and plain-loop steps) left out of the steady state
+MIN_STEPS = LOG_EVERY * (WARMUP_RECORDS + 1)
 
 
 def prepare(workdir: Path, args) -> tuple:
@@ -50,7 +53,7 @@ def prepare(workdir: Path, args) -> tuple:
         f"stages.pretrain.tokens={args.steps * args.batch_tokens * 2}",
         f"stages.pretrain.seq_len={args.seq_len}",
         f"stages.pretrain.batch_tokens={args.batch_tokens}",
-        "stages.pretrain.log_every=4",
+        f"stages.pretrain.log_every={LOG_EVERY}",
         f"stages.pretrain.checkpoint_every={10**6}",
         f"resources.deepspeed.zero_stage={args.zero}",
     ]
@@ -82,7 +85,7 @@ def ray_train_tokens_per_s(resources, job: TrainJob) -> tuple[float, dict]:
     fit(job, resources, "bench", train_worker)
     end = time.time()
     records, t = read_metrics(job.stage_dir), read_timings(job.stage_dir)
-    steady = statistics.median(r["tokens_per_s"] for r in records[2:])  # 4-step windows
+    steady = statistics.median(r["tokens_per_s"] for r in records[WARMUP_RECORDS:])
     parts = {
         "worker start": t["worker_started"] - t["fit_started"],
         "model + DeepSpeed engine": t["setup_seconds"],
@@ -110,7 +113,7 @@ def plain_tokens_per_s(job: TrainJob) -> float:
         opt.step()
         opt.zero_grad(set_to_none=True)
         rates.append(job.layout.rows_per_step * job.seq_len / (time.perf_counter() - start))
-    return statistics.median(rates[2:])
+    return statistics.median(rates[WARMUP_RECORDS:])
 
 
 def main() -> None:
@@ -121,6 +124,11 @@ def main() -> None:
     parser.add_argument("--cpus", default="2", help="threads of both paths; a list: 1,2")
     parser.add_argument("--zero", type=int, default=2, help="DeepSpeed ZeRO stage")
     args = parser.parse_args()
+    if args.steps < MIN_STEPS:
+        parser.error(
+            f"--steps {args.steps}: at least {MIN_STEPS}, since the first {WARMUP_RECORDS} "
+            f"logged records ({LOG_EVERY} steps each) are warm-up and left out"
+        )
     threads = [int(c) for c in args.cpus.split(",")]
     ray.init(
         address="local", num_cpus=max(2, *threads), include_dashboard=False, log_to_driver=False
