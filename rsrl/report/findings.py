@@ -16,9 +16,6 @@ from rsrl.eval.results import HELDOUT, RL_GAIN
 from rsrl.eval.uncertainty import covers_zero
 from rsrl.pipeline.plan import MODEL_STAGES
 
-# pass@1 is avg@n again (the mean correctness of the samples): its gain is said once.
-SAID_BY_AVG = "pass@1"
-
 
 def gain_reading(mean: float, se: float) -> str:
     """A single problem has no spread (se nan): no interval, so no reading either way."""
@@ -30,14 +27,21 @@ def gain_reading(mean: float, se: float) -> str:
 
 
 def rl_gain_lines(metrics: dict) -> list[str]:
-    """One line per suite and metric: 'count avg@16: +0.109 ± 0.016 (gain)'."""
-    return [
-        f"{suite} {metric}: {gain['mean']:+.3f} ± {gain['se']:.3f} "
-        f"({gain_reading(gain['mean'], gain['se'])})"
-        for suite, gains in metrics.get(RL_GAIN, {}).items()
-        for metric, gain in gains.items()
-        if metric != SAID_BY_AVG
-    ]
+    """One line per suite and gain: 'count avg@16 (= mean_score, pass@1): +0.109 ± 0.016
+    (gain)'. Metrics whose gain reads the same are said once (pass@1 is avg@n again, and so
+    is the mean score of a verifier that scores 0 or 1)."""
+    lines = []
+    for suite, gains in metrics.get(RL_GAIN, {}).items():
+        said: dict[str, list[str]] = {}  # the gain as printed -> the metrics that have it
+        for metric, gain in gains.items():
+            reading = gain_reading(gain["mean"], gain["se"])
+            said.setdefault(f"{gain['mean']:+.3f} ± {gain['se']:.3f} ({reading})", []).append(
+                metric
+            )
+        for text, names in said.items():
+            same = f" (= {', '.join(names[1:])})" if len(names) > 1 else ""
+            lines.append(f"{suite} {names[0]}{same}: {text}")
+    return lines
 
 
 def heldout_line(metrics: dict) -> str:
