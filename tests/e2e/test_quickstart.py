@@ -3,6 +3,7 @@ then a second apply that finds every stage cached."""
 
 import json
 import math
+import re
 import time
 
 import pytest
@@ -71,6 +72,32 @@ def test_every_stage_leaves_its_outputs(quickstart_run):
     report = stage_dir(workdir, "report") / "report.html"
     assert f"report: {report}" in result.stdout
     assert report.exists() and list(report.parent.glob("*.png"))
+
+
+# What the libraries print: Ray's worker prefix "(RolloutWorker pid=8725)", log levels, names.
+THIRD_PARTY = re.compile(r"pid=\d+|\bINFO\b|\bWARNING\b|vllm|deepspeed|ray data", re.IGNORECASE)
+
+
+def test_a_cold_apply_prints_a_screenful_and_leaves_the_details_in_logs(quickstart_run):
+    """Redirected, a cold apply prints rsrl's own lines only (no vLLM, Ray, Ray Data or
+    DeepSpeed line among them), at most 40 besides its progress lines, ends with the RL
+    gain and the report's path, and leaves each stage's third-party output in its logs/."""
+    workdir, result = quickstart_run
+    printed = (result.stdout + result.stderr).splitlines()
+    assert not [line for line in printed if THIRD_PARTY.search(line)], printed
+    # Progress lines come at most one per stage every 30 s: how many depends on the
+    # machine's speed, the rest does not.
+    assert len([line for line in printed if ": step " not in line]) <= 40, printed
+    out = result.stdout.splitlines()
+    assert out[-1].startswith("report: ")
+    gains = out.index("RL gain (after - before RL, paired by problem, ± standard error):")
+    assert out[gains + 1].startswith("  count avg@16")
+    assert out[-2].startswith("held-out entropy / perplexity by checkpoint: pretrain ")
+    for stage in ("pretrain", "midtrain", "rl"):
+        assert list((stage_dir(workdir, stage) / "logs").glob("*.log")), stage
+    rl_logs = " ".join(p.read_text() for p in (stage_dir(workdir, "rl") / "logs").glob("*.log"))
+    assert "vllm" in rl_logs.lower()  # the engine's own lines, kept
+    assert "Started a local Ray instance" in (workdir / "apply.log").read_text()
 
 
 def test_second_apply_is_all_cached_and_quick(quickstart_run):
