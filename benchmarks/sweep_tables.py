@@ -84,6 +84,8 @@ def arm_label(objective: dict) -> str:
 
 
 def verdict(c: dict, direction: Direction, alpha: float) -> str:
+    if c["ci_low"] is None:
+        return "undecided: one seed, no interval"
     delta = DELTAS[direction.metric]
     bounded = -delta <= c["ci_low"] and c["ci_high"] <= delta
     if direction.sign == 0 and bounded:
@@ -128,8 +130,8 @@ def comparisons_table(results: dict) -> str:
     for c in results["comparisons"]:
         lines.append(
             f"| {arm_label(c['arm']['objective'])} | {_short(c['metric'])} | "
-            f"{c['diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | "
-            f"{_p(c['p_holm'])} | {_num(c['mde'])} | {c['seeds']} | {c['seeds_needed'] or '-'} |"
+            f"{_diff_ci(c)} | {_p(c['p_holm'])} | {_num(c['mde'])} | {c['seeds']} | "
+            f"{c['seeds_needed'] or '-'} |"
         )
     return "\n".join(lines)
 
@@ -145,8 +147,7 @@ def verdicts_table(results: dict) -> str:
         c = by_key[(d.arm, d.metric)]
         lines.append(
             f"| {d.claim} | {d.arm} | {_short(d.metric)} | "
-            f"{c['diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] | "
-            f"{_p(c['p_holm'])} | {verdict(c, d, alpha)} |"
+            f"{_diff_ci(c)} | {_p(c['p_holm'])} | {verdict(c, d, alpha)} |"
         )
     return "\n".join(lines)
 
@@ -168,7 +169,17 @@ def pass_at_k_table(results: dict, suite: str = "count") -> str:
     return "\n".join(lines)
 
 
+def _diff_ci(c: dict) -> str:
+    if c["diff"] is None:
+        return "-"
+    if c["ci_low"] is None:
+        return f"{c['diff']:+.4f} (one seed)"
+    return f"{c['diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
+
+
 def _interval(point: dict) -> str:
+    if point["low"] is None:  # one seed: no interval
+        return f"{point['mean']:.3f}"
     return f"{point['mean']:.3f} [{point['low']:.3f}, {point['high']:.3f}]"
 
 
@@ -181,7 +192,8 @@ def _num(x: float | None) -> str:
 
 
 def render(results: dict, source: str) -> str:
-    seeds = max(a["seeds"] for a in results["arms"])
+    counts = sorted({a["seeds"] for a in results["arms"]})
+    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     metrics = [ENTROPY, PERPLEXITY, TAIL, "eval.pre_rl.count.avg@64", AVG, PASS]
     return "\n\n".join(
         [

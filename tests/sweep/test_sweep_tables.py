@@ -45,6 +45,7 @@ def comparison(diff, low, high, p_holm, seeds_needed=None):
         (comparison(-2.0, -3.0, -1.0, 0.01), NOT_HURT, "agrees"),  # lower perplexity
         (comparison(2.0, 1.0, 3.0, 0.01), NOT_HURT, "contradicts"),
         (comparison(0.3, -0.9, 1.5, 0.6, None), NOT_HURT, "undecided: no difference seen"),
+        (comparison(0.3, None, None, None), NOT_HURT, "undecided: one seed, no interval"),
     ],
 )
 def test_verdicts(c, direction, expected):
