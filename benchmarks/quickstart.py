@@ -35,7 +35,8 @@ from rsrl.report.tables import rl_gain_table  # noqa: E402
 from rsrl.train.metrics import read_metrics, read_timings  # noqa: E402
 
 MODEL_STAGES = ("pretrain", "midtrain", "rl")
-STAGE_LINE = re.compile(r"rsrl: stage (\S+) finished in ([0-9.]+)s")
+# The plain console's end line of a stage, e.g. "pretrain: done in 1m02s" (whole seconds).
+STAGE_LINE = re.compile(r"^(\S+): done in (?:(\d+)m)?(\d+)s", re.MULTILINE)
 
 
 def apply(workdir: Path, overrides: list[str]) -> tuple[float, str]:
@@ -105,8 +106,12 @@ def main() -> None:
         workdir = Path(tmp) / "run"
         cold, log = apply(workdir, overrides)
         cached, _ = apply(workdir, overrides)
-        walls = {m.group(1): float(m.group(2)) for m in STAGE_LINE.finditer(log)}
+        walls = {
+            m.group(1): 60 * float(m.group(2) or 0) + float(m.group(3))
+            for m in STAGE_LINE.finditer(log)
+        }
         print(f"quickstart from an empty workdir: {cold:6.1f} s   cached re-apply: {cached:5.1f} s")
+        print(f"the cold apply printed {len(log.splitlines())} lines (stdout and stderr)")
         cols = ("worker", "set-up", "steps", "ckpt+HF", "rest")
         print(f"{'stage':<15}{'wall s':>8}" + "".join(f"{c:>9}" for c in cols))
         dirs = {p.name.rsplit("-", 1)[0]: p for p in workdir.iterdir() if p.is_dir()}
