@@ -23,8 +23,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rsrl.data import synth, synth_arith  # noqa: E402
+from rsrl.eval.config import SuiteSpec  # noqa: E402
 from rsrl.eval.uncertainty import paired_difference, standard_error  # noqa: E402
-from rsrl.spec.schema import SuiteSpec, VerifierSpec  # noqa: E402
+from rsrl.verifiers.config import VerifierSpec  # noqa: E402
 
 TASKS = {make(random.Random(0)).task: make for make in synth_arith.LEVELS}
 

@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rsrl.data.synth import generate as synth_records  # noqa: E402
 from rsrl.models.build import build_model  # noqa: E402
+from rsrl.models.config import ModelSpec  # noqa: E402
 from rsrl.models.tokenizer import render_prompt, special_token_ids, train_bpe  # noqa: E402
-from rsrl.spec.schema import ModelSpec  # noqa: E402
 
 VOCAB = 2048
 ENGINES = ("vllm", "hf")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rsrl.spec.errors import SpecError
+from rsrl.errors import SpecError
 
 if TYPE_CHECKING:  # both import Ray: only the commands that run stages load them
     from rsrl.pipeline.apply import StageFailed, StageOutcome
@@ -225,7 +225,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from rsrl.pipeline.session import connect
     from rsrl.pipeline.worker_logs import WorkerLogs, file_worker_lines
     from rsrl.spec.load import load_spec
-    from rsrl.sweep import format_results, require_sweep, run_sweep, sweep_dir
+    from rsrl.sweep.run import format_results, require_sweep, run_sweep, sweep_dir
 
     spec = load_spec(args.spec, args.overrides)
     sweep = require_sweep(spec)  # before Ray starts

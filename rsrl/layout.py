@@ -21,6 +21,12 @@ of rsrl, so no reader has to reach into the package that writes a file to learn 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, get_args
+
+# The stages that produce a model, in pipeline order (their checkpoints are what eval scores).
+ModelStage = Literal["pretrain", "midtrain", "rl"]
+MODEL_STAGES: tuple[str, ...] = get_args(ModelStage)
+TRAINING_STAGES = MODEL_STAGES[:2]
 
 MANIFEST = "manifest.json"
 STEP_METRICS = "metrics.jsonl"

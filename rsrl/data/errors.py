@@ -6,7 +6,7 @@ the source as written in the spec, the file and the place in it, and what to cha
 
 from __future__ import annotations
 
-from rsrl.spec.errors import SpecError
+from rsrl.errors import SpecError
 
 
 class DataError(SpecError):

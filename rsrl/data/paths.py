@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rsrl.data.synth import CORPUS_NAMES
-from rsrl.spec.errors import did_you_mean
+from rsrl.errors import did_you_mean
 
 SYNTH_SCHEME = "synth://"
 GLOB_CHARS = "*?["

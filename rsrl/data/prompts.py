@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rsrl.data.config import HeldoutSpec, PromptSourceSpec
 from rsrl.data.errors import DataError
 from rsrl.data.sources import LineAt, Source, iter_records, iter_texts
-from rsrl.spec.schema import HeldoutSpec, PromptSourceSpec
 
 
 def read_prompts(spec: PromptSourceSpec) -> list[dict[str, Any]]:

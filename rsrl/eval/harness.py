@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rsrl.spec.schema import HarnessSpec
+from rsrl.eval.config import HarnessSpec
 
 log = logging.getLogger("rsrl")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rsrl.data.config import HeldoutSpec
 from rsrl.data.encode import DocumentEncoder
 from rsrl.data.prompts import read_heldout_texts
-from rsrl.spec.schema import HeldoutSpec
-from rsrl.vocabulary import STAT_NAMES
+from rsrl.objective.stat_names import STAT_NAMES
 
 MAX_CONTEXT = 1024  # longest row scored; the rows are shared by every checkpoint
 LOGITS_BUDGET = 2**27  # float32 logits elements per forward pass (512 MiB)
@@ -64,7 +64,7 @@ def score_checkpoint(
     """Token-weighted means of STAT_NAMES over `rows`, plus perplexity, tokens and k."""
     from transformers import AutoModelForCausalLM
 
-    from rsrl.objective import reward_shaped_loss
+    from rsrl.objective.loss import reward_shaped_loss
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)

@@ -25,8 +25,10 @@ from typing import Any
 
 import ray
 
+from rsrl.data.config import HeldoutSpec
 from rsrl.data.errors import DataError
 from rsrl.data.packed import META as DATA_META
+from rsrl.eval.config import HarnessSpec
 from rsrl.eval.results import (
     HARNESS,
     HARNESS_ERRORS,
@@ -40,10 +42,10 @@ from rsrl.eval.results import (
 from rsrl.eval.suite import SuiteRun, run_suite
 from rsrl.eval.uncertainty import paired_difference
 from rsrl.files import read_jsonl, write_json_atomic
-from rsrl.layout import EVAL_METRICS, HF_EXPORT, RL_CURVE_ROWS
-from rsrl.pipeline.plan import MODEL_STAGES
+from rsrl.layout import EVAL_METRICS, HF_EXPORT, MODEL_STAGES, RL_CURVE_ROWS
 from rsrl.pipeline.registry import StageContext
-from rsrl.spec.schema import HarnessSpec, HeldoutSpec, RolloutSpec, Spec, eval_section
+from rsrl.rl.rollout.config import RolloutSpec
+from rsrl.spec.schema import Spec, eval_section
 
 log = logging.getLogger("rsrl")
 
@@ -61,7 +63,9 @@ def run_eval_stage(ctx: StageContext) -> dict:
             ev.heldout_text, ctx.inputs["tokenizer"], checkpoints, spec.objective.topk.k
         )
     if ev.harness is not None:
-        named = {c: d for c, d in checkpoints.items() if c in ev.harness.checkpoints}
+        named: dict[str, Path] = {
+            c: d for c, d in checkpoints.items() if c in ev.harness.checkpoints
+        }
         harness = score_harness.options(**task_resources).remote(ev.harness, named)
     if ev.suites:
         sampled = suite_checkpoints(checkpoints)

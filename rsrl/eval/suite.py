@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rsrl.eval.config import SuiteSpec
 from rsrl.eval.metrics import avg_at_k, cons_at_k, majority_answer, mean_over_problems, pass_at_k
 from rsrl.eval.uncertainty import bootstrap_interval, standard_error
-from rsrl.spec.schema import SuiteSpec
 
 CORRECT_SCORE = 1.0
 Problem = dict[str, Any]  # one row of the per-problem table

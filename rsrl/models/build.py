@@ -11,9 +11,9 @@ import dataclasses
 import torch
 from transformers import PretrainedConfig, PreTrainedModel, Qwen3Config, Qwen3MoeConfig
 
+from rsrl.errors import SpecError
+from rsrl.models.config import ModelSpec
 from rsrl.models.presets import PRESETS
-from rsrl.spec.errors import SpecError
-from rsrl.spec.schema import ModelSpec
 
 # Qwen3-MoE's own default weight of the load-balancing loss; the training stage reads it
 # from the config (`router_aux_loss_coef`) and turns `output_router_logits` on to apply it.

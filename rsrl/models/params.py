@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from rsrl.models.build import model_config, resolve_shape
+from rsrl.models.config import ModelSpec
 from rsrl.models.presets import PRESETS
-from rsrl.spec.schema import ModelSpec
 
 # Counts do not depend on these; any valid values build the same modules.
 _ROPE_THETA, _MAX_SEQ_LEN = 10000.0, 4096

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from rsrl.vocabulary import STAT_NAMES
+from rsrl.objective.stat_names import STAT_NAMES
 
 from .impl import Impl
 from .shaping import Shaping, reduce_rows, row_scale, row_terms, scale_grad, stat_means

@@ -9,21 +9,23 @@ row (no [N, V] tensor is kept between the passes).
 from __future__ import annotations
 
 import math
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict, get_args
 
 import torch
 from torch import Tensor
 
-from rsrl.vocabulary import IMPLS, POSITIVE_FORMS, REDUCTIONS, STAT_NAMES, beta_bound
-
+from .config import ImplName, PositiveForm, beta_bound
 from .fused_linear import FusedLinearLoss
 from .impl import Impl, select_impl
 from .shaping import RowTerms, Shaping, reduce_rows, row_scale, row_terms, scale_grad, stat_means
+from .stat_names import STAT_NAMES
+
+Reduction = Literal["mean", "sum", "none"]
 
 
 class LossStats(TypedDict):
     """Means over non-ignored tokens, as detached 0-d float32 tensors (no device sync); the
-    keys are rsrl.vocabulary.STAT_NAMES, in order."""
+    keys are rsrl.objective.stat_names.STAT_NAMES, in order."""
 
     nll: Tensor
     entropy: Tensor  # of pi over the vocabulary
@@ -196,8 +198,10 @@ def make_shaping(
             raise ValueError(f"{name} must be a finite number, got {value!r}")
     if not _is_int(k) or k < 1:
         raise ValueError(f"k must be an int >= 1, got {k!r}")
-    if positive_form not in POSITIVE_FORMS:
-        raise ValueError(f"positive_form must be one of {POSITIVE_FORMS}, got {positive_form!r}")
+    if positive_form not in get_args(PositiveForm):
+        raise ValueError(
+            f"positive_form must be one of {get_args(PositiveForm)}, got {positive_form!r}"
+        )
     bound = beta_bound(positive_form, beta)
     if bound:
         raise ValueError(f"beta {bound}, got {beta}")
@@ -207,10 +211,10 @@ def make_shaping(
 def check_call(ignore_index: int, reduction: str, impl: str, return_stats: bool) -> None:
     if not _is_int(ignore_index):
         raise ValueError(f"ignore_index must be an int, got {ignore_index!r}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if reduction not in get_args(Reduction):
+        raise ValueError(f"reduction must be one of {get_args(Reduction)}, got {reduction!r}")
+    if impl not in get_args(ImplName):
+        raise ValueError(f"impl must be one of {get_args(ImplName)}, got {impl!r}")
     if not isinstance(return_stats, bool):
         raise ValueError(f"return_stats must be a bool, got {return_stats!r}")
 

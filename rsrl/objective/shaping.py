@@ -70,7 +70,7 @@ class RowTerms(NamedTuple):
     loss: Tensor  # per row, 0 at ignored rows
     W: Tensor  # sum_a w_a
     g_x: Tensor  # dL/dz_x = pi_x * W - w_x
-    stats: Tensor | None  # [len(STAT_NAMES), N], rows in rsrl.vocabulary.STAT_NAMES order
+    stats: Tensor | None  # [len(STAT_NAMES), N], rows in rsrl.objective.stat_names.STAT_NAMES order
 
 
 def target_nll(s: RowSums) -> Tensor:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from rsrl.spec.errors import SpecError
+from rsrl.errors import SpecError
 
 LOCK_FILE = ".rsrl.lock"
 

@@ -16,13 +16,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+from rsrl.config import in_key
 from rsrl.data.hf import fingerprint, is_hf_source
-from rsrl.layout import stage_dir
+from rsrl.layout import MODEL_STAGES, TRAINING_STAGES, stage_dir
 from rsrl.spec.load import spec_to_dict
-from rsrl.spec.schema import Spec, TrainStageSpec, eval_section
-from rsrl.spec.validate import effective_objective
+from rsrl.spec.schema import Spec, eval_section
+from rsrl.train.config import TrainStageSpec
 
 # Bump a stage's version when its code changes what it produces, so old outputs are not reused.
 STAGE_VERSIONS = {
@@ -34,19 +35,6 @@ STAGE_VERSIONS = {
     "eval": 2,  # 2: suites before and after RL, standard errors
     "report": 1,
 }
-TRAINING_STAGES = ("pretrain", "midtrain")
-MODEL_STAGES = (*TRAINING_STAGES, "rl")  # the stages that produce a model, in order
-# Knobs that change how a stage runs, not what it produces: not part of its key.
-_NON_SEMANTIC_STAGE_KEYS = (
-    "data",
-    "log_every",
-    "checkpoint_every",
-    "keep_checkpoints",
-    "micro_batch_size",
-    "cpus_per_worker",
-)
-
-_WEIGHT_SYNC_KEYS = ("weight_sync", "sync_bucket_mb", "sync_timeout_s")  # of rl.rollout
 
 
 @dataclass(frozen=True)
@@ -110,12 +98,8 @@ def compile_plan(spec: Spec) -> Plan:
             data = builder.add_data(name, stage_spec)
             last_model = builder.add_training(name, stage_spec, data, last_model)
     if spec.rl is not None and last_model is not None:
-        rl = {k: v for k, v in _plain(spec.rl).items() if k != "keep_checkpoints"}
-        rl["rollout"] = {
-            k: v for k, v in rl["rollout"].items() if k not in _WEIGHT_SYNC_KEYS
-        }  # how weights reach the engines, not which: every sync is verified
         rl_config = {
-            "rl": rl,
+            "rl": spec.rl,
             "seed": spec.seed,
             "plugins": spec.plugins,
             "precision": spec.resources.deepspeed.precision,
@@ -203,8 +187,8 @@ class _PlanBuilder:
         return self.add(f"data-{stage_name}", "data", config, ["tokenizer"], _one_cpu())
 
     def add_training(self, name: str, s: TrainStageSpec, data: str, init: str | None) -> str:
-        hyper = {k: v for k, v in _plain(s).items() if k not in _NON_SEMANTIC_STAGE_KEYS}
-        hyper["objective"] = effective_objective(self.spec, s)
+        hyper = _plain(s)
+        hyper["objective"] = s.objective_over(self.spec.objective)
         config = {
             "model": self.spec.model,
             "stage": hyper,
@@ -248,13 +232,13 @@ def _plain(obj: Any) -> Any:
     """Dataclasses and containers as plain JSON-able values, for hashing and manifests.
 
     Unset (None) fields are left out, so adding an optional key to the schema does not
-    change the keys of stages that don't use it (and cached work stays cached)."""
-    if dataclasses.is_dataclass(obj):
-        return (
-            spec_to_dict(obj)
-            if isinstance(obj, Spec)
-            else _plain(dataclasses.asdict(cast(Any, obj)))
-        )
+    change the keys of stages that don't use it (and cached work stays cached); so are the
+    fields declared NOT_IN_KEY (rsrl.config), which change how a stage runs, not its output."""
+    if isinstance(obj, Spec):
+        return spec_to_dict(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = dataclasses.fields(obj)
+        return _plain({f.name: getattr(obj, f.name) for f in fields if in_key(f)})
     if isinstance(obj, dict):
         return {str(k): _plain(v) for k, v in obj.items() if v is not None}
     if isinstance(obj, (list, tuple)):

@@ -14,7 +14,7 @@ import math
 from rsrl.eval.compare import diff_with_interval
 from rsrl.eval.results import HELDOUT, RL_GAIN
 from rsrl.eval.uncertainty import covers_zero
-from rsrl.pipeline.plan import MODEL_STAGES
+from rsrl.layout import MODEL_STAGES
 
 
 def gain_reading(mean: float, se: float) -> str:

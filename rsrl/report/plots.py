@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from rsrl.eval.harness import stderr_name
 from rsrl.eval.results import HARNESS, PRE_RL, RL_CURVE
 from rsrl.eval.uncertainty import Z_95
-from rsrl.pipeline.plan import MODEL_STAGES
+from rsrl.layout import MODEL_STAGES
 from rsrl.report.runs import Run
 
 HELDOUT_METRICS = ("perplexity", "entropy", "local_entropy", "tail_mass")

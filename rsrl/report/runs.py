@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rsrl.eval.results import read_eval_metrics
-from rsrl.layout import MANIFEST
-from rsrl.pipeline.plan import MODEL_STAGES
+from rsrl.layout import MANIFEST, MODEL_STAGES
 from rsrl.train.metrics import read_metrics
 
 SHOWN_STAGES = (*MODEL_STAGES, "eval")  # the stages whose outputs a report draws

@@ -8,11 +8,11 @@ from typing import Any
 
 from rsrl.eval.harness import stderr_name
 from rsrl.eval.results import HARNESS, PRE_RL, RL_GAIN
-from rsrl.pipeline.plan import MODEL_STAGES
+from rsrl.layout import MODEL_STAGES
+from rsrl.objective.stat_names import STAT_NAMES
 from rsrl.report.findings import gain_reading
 from rsrl.report.plots import Panel
 from rsrl.report.runs import Run
-from rsrl.vocabulary import STAT_NAMES
 
 Row = dict[str, Any]
 SKIPPED_SUITE_FIELDS = ("curve", "curve_se", "k", "problems_file")  # drawn or linked

@@ -69,8 +69,8 @@ def _planned_stage_dirs(workdir: Path) -> dict[str, Path] | None:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from rsrl.errors import SpecError
     from rsrl.pipeline.plan import compile_plan
-    from rsrl.spec.errors import SpecError
     from rsrl.spec.schema import Spec
 
     try:

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from rsrl.eval.compare import diff_with_interval
 from rsrl.files import write_text_atomic
-from rsrl.pipeline.plan import MODEL_STAGES, TRAINING_STAGES
+from rsrl.layout import MODEL_STAGES, TRAINING_STAGES
 from rsrl.report.findings import summary
 from rsrl.report.html import Section, render_page
 from rsrl.report.plots import (

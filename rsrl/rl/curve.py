@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rsrl.eval.config import SuiteSpec
 from rsrl.files import read_jsonl
 from rsrl.layout import RL_CURVE_ROWS
-from rsrl.spec.schema import SuiteSpec
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from rsrl.rl.config import RLSpec
 from rsrl.rl.curve import CurveSuite, RLCurve
 from rsrl.rl.rollout.weight_sync import Bucket, TensorMeta, WeightStream, plan_buckets
 from rsrl.rl.update import update_policy
-from rsrl.spec.schema import DeepSpeedSpec, RLSpec
 from rsrl.train.batches import BatchLayout
+from rsrl.train.config import DeepSpeedSpec
 from rsrl.train.worker import Report, StageRun
-from rsrl.vocabulary import rollout_dtype
 
 HEADLINE = ("reward_mean", "kept_groups", "entropy", "response_length", "sync_seconds")
 
@@ -53,7 +53,7 @@ class RLJob:
 
     @property
     def engine_dtype(self) -> str:
-        return rollout_dtype(self.rl.rollout.dtype, self.deepspeed.precision)
+        return self.rl.rollout.engine_dtype(self.deepspeed.torch_dtype())
 
     @property
     def layout(self) -> BatchLayout:

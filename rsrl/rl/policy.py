@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rsrl.objective import reward_shaped_loss
+from rsrl.objective.loss import reward_shaped_loss
 
 IGNORE = -100
 

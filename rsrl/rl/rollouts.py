@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from rsrl.rl.batch import Sample
+from rsrl.rl.config import RLSpec
 from rsrl.rl.grpo import group_advantages, informative_groups
 from rsrl.rl.rollout.weight_sync import WeightStream
-from rsrl.spec.schema import RLSpec
 
 
 @dataclass
@@ -36,7 +36,7 @@ def prepare_rollout_actors(rl: RLSpec, model_dir: Path, pool: Any, dtype: str) -
 
 def _actor_args(rl: RLSpec, model_dir: Path, dtype: str) -> tuple:
     """RolloutGroup's first arguments; the export carries its tokenizer, so the engines
-    load both from one HF directory. `dtype`: the engines' (vocabulary.rollout_dtype)."""
+    load both from one HF directory. `dtype`: the engines' (RolloutSpec.engine_dtype)."""
     ro = rl.rollout
     return (
         ro.engine,

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from rsrl.rl.batch import PaddedBatch, Sample, dummy_batch, pad_samples
+from rsrl.rl.config import RLSpec
 from rsrl.rl.grpo import clipped_policy_loss, kl_to_reference, off_policy_weights
-from rsrl.spec.schema import RLSpec
 from rsrl.train.batches import BatchLayout
 from rsrl.train.metrics import optimizer_step, sum_across_workers
 

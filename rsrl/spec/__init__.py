@@ -1,6 +1,6 @@
 """The spec: one YAML file is a whole experiment."""
 
-from rsrl.spec.errors import SpecError
+from rsrl.errors import SpecError
 from rsrl.spec.load import load_spec
 from rsrl.spec.schema import Spec
 

@@ -1,16 +1,19 @@
 """Load a spec: YAML file -> typed `Spec`, with dotted overrides and `${...}` interpolation.
 
 Every failure becomes a `SpecError` that names the field path and says what is allowed;
-range checks follow in `validate.py`.
+each section's checks follow in `validate.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -22,7 +25,7 @@ from omegaconf.errors import (
     ValidationError,
 )
 
-from rsrl.spec.errors import SpecError, did_you_mean
+from rsrl.errors import SpecError, did_you_mean
 from rsrl.spec.schema import Spec, nested_dataclass
 from rsrl.spec.strict_yaml import SpecYAMLError, safe_load_strict
 from rsrl.spec.validate import validate
@@ -91,7 +94,7 @@ def _reject_resolvers(value: Any, source: str, where: str = "") -> None:
 
 
 def _merge_onto_schema(raw: dict, source: str) -> DictConfig:
-    schema = OmegaConf.structured(Spec)
+    schema = OmegaConf.structured(_loose(Spec))
     try:
         return cast(DictConfig, OmegaConf.merge(schema, raw))
     except OmegaConfBaseException as err:
@@ -145,9 +148,58 @@ def _through_unset(cfg: DictConfig, key: str, value: Any) -> tuple[str, Any]:
 
 def _to_object(cfg: DictConfig) -> Spec:
     try:
-        return cast(Spec, OmegaConf.to_object(cfg))
+        return cast(Spec, _build(Spec, OmegaConf.to_container(cfg, resolve=True)))
     except OmegaConfBaseException as err:
         raise SpecError(_explain(err, "spec")) from None
+
+
+@functools.cache
+def _loose(cls: type) -> type:
+    """`cls` as OmegaConf gets it: each Literal typed by its values' type, so that a value
+    outside one is reported by the sections' checks with every other problem, not alone."""
+    hints = typing.get_type_hints(cls)
+    fields = []
+    for f in dataclasses.fields(cls):
+        default: Any = f.default
+        if f.default_factory is not dataclasses.MISSING:
+            factory = f.default_factory
+            loose = _loose(factory) if dataclasses.is_dataclass(factory) else factory
+            default = dataclasses.field(default_factory=cast(Any, loose))
+        fields.append((f.name, _loosen(hints[f.name]), default))
+    return dataclasses.make_dataclass(f"Loose{cls.__name__}", fields)
+
+
+def _loosen(tp: Any) -> Any:
+    if typing.get_origin(tp) is Literal:
+        return type(typing.get_args(tp)[0])
+    if dataclasses.is_dataclass(tp):
+        return _loose(cast(type, tp))
+    args = typing.get_args(tp)
+    if not args:
+        return tp
+    loose = tuple(_loosen(a) for a in args)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return typing.Union[loose]  # noqa: UP007 (built from a tuple)
+    return typing.get_origin(tp)[loose]
+
+
+def _build(cls: type, data: Any) -> Any:
+    """The dataclass `cls` from OmegaConf's plain container of its loose twin."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, sub = data[f.name], nested_dataclass(cls, f.name)
+        if value is not None and sub is not None:
+            if isinstance(value, list):
+                value = [_build(sub, v) for v in value]
+            elif "dict[" in str(hints[f.name]):
+                value = {k: _build(sub, v) for k, v in value.items()}
+            else:
+                value = _build(sub, value)
+        values[f.name] = value
+    return cls(**values)
 
 
 def _explain(err: Exception, source: str) -> str:

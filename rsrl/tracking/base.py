@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rsrl.spec.errors import SpecError
+from rsrl.errors import SpecError
 
 CHECK_TIMEOUT_S = 10  # how long the start check waits for a tracking server
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rsrl.spec.schema import DeepSpeedSpec
 from rsrl.train.batches import BatchLayout
+from rsrl.train.config import DeepSpeedSpec
 
 
 def deepspeed_config(

@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from rsrl.spec.schema import DeepSpeedSpec, LRSpec, ModelSpec, ObjectiveSpec
+from rsrl.models.config import ModelSpec
+from rsrl.objective.config import ObjectiveSpec
 from rsrl.train.batches import BatchLayout
+from rsrl.train.config import DeepSpeedSpec, LRSpec
 from rsrl.train.metrics import optimizer_step, peak_flops, sum_across_workers
 from rsrl.train.schedule import wsd_lr
 from rsrl.train.worker import Report, StageRun

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rsrl.spec.schema import LRSpec
+from rsrl.train.config import LRSpec
 
 
 def decay_start(total_steps: int, lr: LRSpec) -> int:

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rsrl.objective import fused_linear_reward_shaped_loss, reward_shaped_loss
-from rsrl.spec.schema import ObjectiveSpec
+from rsrl.objective.config import ObjectiveSpec
+from rsrl.objective.loss import fused_linear_reward_shaped_loss, reward_shaped_loss
 
 
 @dataclass(frozen=True)

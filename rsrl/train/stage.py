@@ -12,7 +12,6 @@ from pathlib import Path
 
 from rsrl.layout import HF_EXPORT
 from rsrl.pipeline.registry import StageContext
-from rsrl.spec.validate import effective_objective
 from rsrl.train.batches import BatchLayout
 from rsrl.train.fit import fit
 from rsrl.train.loop import TrainJob, train_worker
@@ -32,7 +31,7 @@ def make_train_job(ctx: StageContext, **overrides) -> TrainJob:
         tokenizer_dir=ctx.inputs["tokenizer"],
         init_dir=init / HF_EXPORT if init else None,
         model=spec.model,
-        objective=effective_objective(spec, s),
+        objective=s.objective_over(spec.objective),
         lr=s.lr,
         deepspeed=r.deepspeed,
         seq_len=s.seq_len,

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from rsrl.layout import HF_EXPORT
-from rsrl.spec.schema import DeepSpeedSpec
 from rsrl.train.batches import BatchLayout
 from rsrl.train.checkpoint import export_hf, load_checkpoint, save_checkpoint
+from rsrl.train.config import DeepSpeedSpec
 from rsrl.train.metrics import MetricsWriter, record_timings
 
 if TYPE_CHECKING:  # the driver imports this module too: no DeepSpeed or transformers there

@@ -9,12 +9,12 @@ import datasets
 import pytest
 
 from rsrl.cli import main
+from rsrl.data.config import HeldoutSpec, PromptSourceSpec
 from rsrl.data.errors import DataError
 from rsrl.data.packed import PackedDataset
 from rsrl.data.paths import check_data_path
 from rsrl.data.prompts import read_heldout_texts, read_prompts
 from rsrl.data.sources import Source, iter_texts, plan_read_tasks
-from rsrl.spec.schema import HeldoutSpec, PromptSourceSpec
 from rsrl.train.metrics import read_metrics
 from tests.data.conftest import make_plan, run_stage
 

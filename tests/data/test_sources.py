@@ -12,7 +12,7 @@ from rsrl.data.errors import DataError
 from rsrl.data.paths import resolve_files
 from rsrl.data.sources import ReadTask, Source, iter_texts, plan_read_tasks, read_texts
 from rsrl.data.synth import generate as synth_records
-from rsrl.spec.errors import SpecError
+from rsrl.errors import SpecError
 
 DOCS = [f"document {i}: " + "word " * (i % 7) for i in range(200)]
 

@@ -8,13 +8,13 @@ import pytest
 
 from rsrl.cli import main
 from rsrl.data import synth, synth_prose
+from rsrl.data.config import HeldoutSpec, PromptSourceSpec
 from rsrl.data.errors import DataError
 from rsrl.data.overlap import heldout_overlap
 from rsrl.data.paths import check_data_path
 from rsrl.data.prompt_format import format_prompt
 from rsrl.data.prompts import read_heldout_texts, read_prompts
 from rsrl.data.synth_arith import ANSWER_INSTRUCTION, is_eval_question
-from rsrl.spec.schema import HeldoutSpec, PromptSourceSpec
 from rsrl.verifiers.math_answer import extract_answer, verify_math
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rsrl.data.sources import Source
-from rsrl.spec.schema import ModelSpec
+from rsrl.models.config import ModelSpec
 
 TINY_MODEL = ModelSpec(
     preset="tiny-dense", vocab_size=512, hidden_size=64, num_layers=2, ffn_size=128

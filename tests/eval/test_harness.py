@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from rsrl.data.errors import DataError
+from rsrl.eval.config import HarnessSpec
 from rsrl.eval.harness import lm_eval_metrics, run_harness
 from rsrl.eval.results import flat_metrics, read_eval_metrics
 from rsrl.pipeline.registry import StageContext, resolve_stage_fn
 from rsrl.report.runs import Run
 from rsrl.report.write import write_report
 from rsrl.spec import load_spec
-from rsrl.spec.schema import HarnessSpec
 from tests.eval.conftest import eval_stage_context, save_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rsrl.data.config import HeldoutSpec
 from rsrl.eval.heldout import context_length, heldout_rows, score_checkpoint
-from rsrl.spec.schema import HeldoutSpec
 from tests.eval.conftest import save_tiny_model
 
 

@@ -2,11 +2,11 @@
 
 import pytest
 
+from rsrl.eval.config import SuiteSpec
 from rsrl.eval.metrics import pass_at_k
 from rsrl.eval.results import flat_metrics, read_eval_metrics
 from rsrl.eval.suite import summarise_suite
 from rsrl.pipeline.cache import write_json_atomic
-from rsrl.spec.schema import SuiteSpec
 
 SUITE = SuiteSpec(name="arith", n_samples=4, k=[1, 4])
 

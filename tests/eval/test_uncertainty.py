@@ -7,6 +7,7 @@ import statistics
 import numpy as np
 import pytest
 
+from rsrl.eval.config import SuiteSpec
 from rsrl.eval.suite import summarise_suite
 from rsrl.eval.uncertainty import (
     bootstrap_interval,
@@ -15,7 +16,6 @@ from rsrl.eval.uncertainty import (
     standard_error,
     t_interval,
 )
-from rsrl.spec.schema import SuiteSpec
 
 
 def test_standard_error_is_sample_std_over_root_n():

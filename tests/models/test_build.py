@@ -4,10 +4,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, Qwen3Config, Qwen3MoeConfig
 
+from rsrl.errors import SpecError
 from rsrl.models.build import build_model, model_config, resolve_shape
+from rsrl.models.config import ModelSpec
 from rsrl.models.presets import PAPER_VOCAB, PRESETS
-from rsrl.spec.errors import SpecError
-from rsrl.spec.schema import ModelSpec
 
 
 def test_explicit_fields_override_the_preset():

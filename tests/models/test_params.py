@@ -4,9 +4,9 @@ import pytest
 
 from rsrl.cli import main
 from rsrl.models.build import build_model
+from rsrl.models.config import ModelSpec
 from rsrl.models.params import count_module_params, count_params
 from rsrl.models.presets import PRESETS
-from rsrl.spec.schema import ModelSpec
 
 
 def instantiated_total(spec: ModelSpec) -> int:

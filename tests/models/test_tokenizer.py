@@ -6,6 +6,7 @@ import pytest
 
 from rsrl.data.prompt_format import format_prompt
 from rsrl.data.synth import generate
+from rsrl.errors import SpecError
 from rsrl.models.tokenizer import (
     BOS,
     EOS,
@@ -15,7 +16,6 @@ from rsrl.models.tokenizer import (
     special_token_ids,
     tokenizer_dir,
 )
-from rsrl.spec.errors import SpecError
 from tests.data.conftest import TEST_VOCAB, make_plan, run_stage
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from rsrl.objective import reward_shaped_loss
+from rsrl.objective.loss import reward_shaped_loss
 
 IGNORE = -100
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rsrl.objective import fused_linear_reward_shaped_loss, reward_shaped_loss
+from rsrl.objective.loss import fused_linear_reward_shaped_loss, reward_shaped_loss
 
 from .helpers import make_batch, triton_devices
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rsrl.objective import fused_linear_reward_shaped_loss, reward_shaped_loss
+from rsrl.objective.loss import fused_linear_reward_shaped_loss, reward_shaped_loss
 
 from .helpers import IGNORE, assert_stats_close, triton_devices
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rsrl.objective import reward_shaped_loss
+from rsrl.objective.loss import reward_shaped_loss
 
 from .helpers import IGNORE, assert_stats_close, loss_and_grad, make_batch, random_shaping
 from .naive import naive_loss, naive_stats

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rsrl.objective import reward_shaped_loss
+from rsrl.objective.loss import reward_shaped_loss
 
 V, TARGET = 32, 3
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rsrl.objective import reward_shaped_loss
+from rsrl.objective.loss import reward_shaped_loss
 
 from .helpers import TRITON_DEVICES, assert_stats_close, loss_and_grad, make_batch, random_shaping
 
@@ -86,7 +86,7 @@ def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
 
 
 def test_kernels_imported_without_the_interpreter_refuse_cpu(monkeypatch):
-    from rsrl.objective import kernels
+    from rsrl.objective.loss import kernels
 
     monkeypatch.setattr(kernels, "INTERPRETED", False)
     with pytest.raises(ValueError, match="TRITON_INTERPRET=1"):
@@ -114,7 +114,7 @@ def hard_rows(vocab: int) -> torch.Tensor:
 @TRITON_DEVICES
 @pytest.mark.parametrize("k", [1, 5, 37, 100, 299])
 def test_threshold_on_hard_rows(device, k):
-    from rsrl.objective import kernels, reference
+    from rsrl.objective.loss import kernels, reference
     from rsrl.objective.shaping import Shaping
 
     logits = hard_rows(300)

@@ -18,11 +18,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rsrl.models.build import build_model
+from rsrl.models.config import ModelSpec
 from rsrl.models.tokenizer import special_token_ids, train_bpe
 from rsrl.rl.rollout.actors import RolloutGroup
 from rsrl.rl.rollout.contract import Completion, RolloutEngine
 from rsrl.rl.rollout.engine import make_engine
-from rsrl.spec.schema import ModelSpec
 
 VOCAB = 512
 LOGPROB_TOLERANCE = 1e-4  # fp32 engines vs fp32 transformers; seen ~1e-6

@@ -15,12 +15,13 @@ import torch.distributed as dist
 
 from rsrl.models.build import build_model
 from rsrl.rl.batch import Sample
+from rsrl.rl.config import OffPolicySpec, RLSpec
 from rsrl.rl.grpo import kl_to_reference
 from rsrl.rl.loop import _frozen_copy, place_like
 from rsrl.rl.policy import PolicyLM
 from rsrl.rl.update import micro_batch_chunks, token_budget_chunks, update_policy
-from rsrl.spec.schema import DeepSpeedSpec, OffPolicySpec, RLSpec
 from rsrl.train.batches import BatchLayout
+from rsrl.train.config import DeepSpeedSpec
 from rsrl.train.ds_config import deepspeed_config
 from rsrl.train.optimizer import build_optimizer
 from rsrl.train.worker import import_deepspeed

@@ -18,7 +18,7 @@ import torch
 from rsrl.rl.rollout.actors import RolloutGroup
 from rsrl.rl.rollout.engine import make_engine
 from rsrl.rl.rollout.fingerprint import WeightSyncError, check_fingerprints, fingerprint
-from rsrl.spec.schema import DeepSpeedSpec, ResourcesSpec
+from rsrl.train.config import DeepSpeedSpec, ResourcesSpec
 from rsrl.train.fit import fit
 from tests.rl.test_rollout import PROMPTS, model_dirs, reference_model, tokenizer_dir
 

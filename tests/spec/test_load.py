@@ -3,10 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from rsrl.data.config import DataSourceSpec
 from rsrl.spec import SpecError, load_spec
 from rsrl.spec.load import spec_to_yaml
-from rsrl.spec.schema import DataSourceSpec
-from rsrl.spec.validate import effective_objective
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "specs" / "quickstart.yaml"
@@ -53,7 +52,7 @@ def test_all_problems_are_reported_at_once():
 
 def test_stage_objective_override_merges_onto_top_level():
     spec = load_spec(QUICKSTART, ["stages.midtrain.objective={beta: 0.5}"])
-    merged = effective_objective(spec, spec.stages.midtrain)
+    merged = spec.stages.midtrain.objective_over(spec.objective)
     assert merged.beta == 0.5 and merged.topk.lam_tail == -0.1
     with pytest.raises(SpecError, match="stages.midtrain.objective.beta"):
         load_spec(QUICKSTART, ["stages.midtrain.objective={beta: -2.0}"])

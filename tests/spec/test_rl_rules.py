@@ -22,12 +22,10 @@ def test_rl_has_its_own_weight_decay_default_zero():
 def test_the_rollout_dtype_follows_the_trainers_precision_unless_set(
     precision, dtype, engine_dtype
 ):
-    from rsrl.vocabulary import rollout_dtype
-
     spec = load_spec(
         BASE, [f"resources.deepspeed.precision={precision}", f"rl.rollout.dtype={dtype}"]
     )
-    assert rollout_dtype(spec.rl.rollout.dtype, spec.resources.deepspeed.precision) == engine_dtype
+    assert spec.rl.rollout.engine_dtype(spec.resources.deepspeed.torch_dtype()) == engine_dtype
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from statsmodels.stats.multitest import multipletests
 
 from rsrl.eval.uncertainty import bootstrap_interval
 from rsrl.spec import SpecError, load_spec
-from rsrl.spec.schema import SearchDimSpec, SweepSpec
-from rsrl.sweep import (
+from rsrl.sweep.config import SearchDimSpec, SweepSpec
+from rsrl.sweep.run import (
     SweepResult,
     format_results,
     require_sweep,

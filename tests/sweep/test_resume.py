@@ -4,7 +4,7 @@ would restore finished trials with the results of whatever spec they ran."""
 from pathlib import Path
 
 from rsrl.spec import load_spec
-from rsrl.sweep import SPEC_FINGERPRINT_FILE, _resumable, spec_fingerprint
+from rsrl.sweep.run import SPEC_FINGERPRINT_FILE, _resumable, spec_fingerprint
 
 SPEC = Path(__file__).parents[1] / "e2e" / "tiny-sweep.yaml"
 

@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from rsrl.spec.schema import SearchDimSpec, SweepSpec
-from rsrl.sweep import SweepResult, format_results, summarise
+from rsrl.sweep.config import SearchDimSpec, SweepSpec
+from rsrl.sweep.run import SweepResult, format_results, summarise
 
 METRIC = "eval.count.avg@16"
 SWEEP = SweepSpec(
@@ -89,7 +89,7 @@ def test_results_table_prints_mean_se_and_the_comparison():
 
 
 def test_seeds_join_the_search_space():
-    from rsrl.sweep import search_space
+    from rsrl.sweep.run import search_space
 
     assert "seed" in search_space(SWEEP, seed=5)
     assert search_space(SWEEP, seed=5)["seed"] == {"grid_search": [5, 6, 7]}

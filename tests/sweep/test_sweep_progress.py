@@ -5,9 +5,9 @@ import re
 
 from ray.tune.experiment import Trial
 
-from rsrl import sweep_progress
-from rsrl.sweep import describe_trial
-from rsrl.sweep_progress import SweepProgress
+from rsrl.sweep import progress as sweep_progress
+from rsrl.sweep.progress import SweepProgress
+from rsrl.sweep.run import describe_trial
 
 
 def trials(*configs: dict) -> list[Trial]:

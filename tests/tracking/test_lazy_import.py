@@ -10,7 +10,7 @@ def test_untracked_runs_import_no_tracker_library():
         "from rsrl.pipeline.apply import apply_plan\n"
         "from rsrl.pipeline.plan import compile_plan\n"
         "from rsrl.spec import load_spec\n"
-        "from rsrl.sweep import run_sweep\n"
+        "from rsrl.sweep.run import run_sweep\n"
         "from rsrl.tracking.session import configured_trackers\n"
         "from rsrl.train.metrics import MetricsWriter\n"
         "plan = compile_plan(load_spec('specs/quickstart.yaml'))\n"

@@ -95,7 +95,7 @@ def fill_the_disk(job, rank, report=None):
 def test_a_full_disk_is_not_retried(ray_session, tmp_path):
     from types import SimpleNamespace
 
-    from rsrl.spec.schema import ResourcesSpec
+    from rsrl.train.config import ResourcesSpec
     from rsrl.train.fit import fit
 
     resources = ResourcesSpec(num_workers=1, gpus_per_worker=0, cpus_per_worker=1, max_failures=2)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rsrl.spec.schema import LRSpec
+from rsrl.train.config import LRSpec
 from rsrl.train.schedule import wsd_lr
 
 

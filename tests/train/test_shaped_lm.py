@@ -8,7 +8,8 @@ from transformers.models.qwen3_moe.modeling_qwen3_moe import load_balancing_loss
 
 from rsrl.data.packed import position_ids
 from rsrl.models.build import build_model
-from rsrl.spec.schema import ModelSpec, ObjectiveSpec
+from rsrl.models.config import ModelSpec
+from rsrl.objective.config import ObjectiveSpec
 from rsrl.train.shaped_lm import ShapedLossLM
 
 TINY_MOE = ModelSpec(

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from rsrl.spec.errors import SpecError
+from rsrl.errors import SpecError
 from rsrl.spec.load import load_spec
 from rsrl.verifiers import VerifyResult, available_verifiers, load_verifier, score
 from rsrl.verifiers.math_answer import answers_equal, extract_answer

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from rsrl.rl.rollout.config import RolloutSpec
 from rsrl.rl.rollout.contract import Completion, check_complete, checkpoint_state_dict
 from rsrl.rl.rollout.engine import make_engine
 from rsrl.rl.rollout.fingerprint import Fingerprint, WeightSyncError, check_fingerprints
@@ -45,7 +46,6 @@ from rsrl.rl.rollout.weight_sync import (
     resolve_weight_sync,
     send_buckets,
 )
-from rsrl.spec.schema import RolloutSpec
 
 log = logging.getLogger("rsrl")
 

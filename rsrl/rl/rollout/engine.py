@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
+from rsrl.rl.rollout.config import Engine
 from rsrl.rl.rollout.contract import RolloutEngine
 from rsrl.rl.rollout.hf_engine import HFEngine
 from rsrl.rl.rollout.vllm_engine import VllmEngine
-from rsrl.vocabulary import ROLLOUT_ENGINES
 
 
 def make_engine(
@@ -19,5 +20,5 @@ def make_engine(
     if name == "hf":
         return HFEngine(model_dir, tokenizer_dir, **options)
     raise ValueError(
-        f"unknown rollout engine '{name}'; expected one of {', '.join(ROLLOUT_ENGINES)}"
+        f"unknown rollout engine '{name}'; expected one of {', '.join(get_args(Engine))}"
     )

@@ -18,13 +18,14 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import get_args
 
 import torch
 import torch.distributed as dist
 
+from rsrl.rl.rollout.config import WeightSync
 from rsrl.rl.rollout.fingerprint import Fingerprint, WeightSyncError, fingerprint
 from rsrl.rl.rollout.sync_group import SyncGroup
-from rsrl.vocabulary import WEIGHT_SYNCS
 
 Bucket = dict[str, torch.Tensor]
 
@@ -73,8 +74,9 @@ def plan_buckets(metas: list[TensorMeta], bucket_bytes: int) -> list[list[Tensor
 def resolve_weight_sync(mode: str) -> str:
     """`rl.rollout.weight_sync` resolved to collective or object_store; auto is collective
     wherever torch.distributed can build the group."""
-    if mode not in WEIGHT_SYNCS:
-        raise ValueError(f"unknown weight sync '{mode}'; expected one of {', '.join(WEIGHT_SYNCS)}")
+    if mode not in get_args(WeightSync):
+        allowed = ", ".join(get_args(WeightSync))
+        raise ValueError(f"unknown weight sync '{mode}'; expected one of {allowed}")
     if mode != "auto":
         return mode
     return "collective" if dist.is_available() and dist.is_gloo_available() else "object_store"

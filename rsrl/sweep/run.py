@@ -40,18 +40,11 @@ from rsrl.eval.compare import (
 from rsrl.eval.results import PRE_RL
 from rsrl.eval.uncertainty import bootstrap_interval, standard_error
 from rsrl.files import write_json_atomic
+from rsrl.layout import MODEL_STAGES
 from rsrl.pipeline.apply import StageOutcome
-from rsrl.pipeline.plan import MODEL_STAGES
 from rsrl.spec import SpecError, load_spec
-from rsrl.spec.schema import (
-    SearchDimSpec,
-    Spec,
-    SweepSpec,
-    baseline_point,
-    random_paths,
-    sweep_section,
-    value_key,
-)
+from rsrl.spec.schema import Spec, sweep_section
+from rsrl.sweep.config import SearchDimSpec, SweepSpec, value_key
 from rsrl.tracking.session import checked_trackers
 
 SEED = "seed"  # the spec path that sweep.seeds adds to the search space
@@ -82,8 +75,8 @@ def require_sweep(spec: Spec) -> SweepSpec:
 def _require_baseline_drawn(sweep: SweepSpec, seed: int) -> None:
     """The validator checked the baseline against the grid and the choices; whether the
     draws of a choice dimension include it is known only once drawn (here, before Ray)."""
-    base = baseline_point(sweep)
-    paths = [path for path in random_paths(sweep) if path in base]
+    base = sweep.baseline_point()
+    paths = [path for path in sweep.random_paths() if path in base]
     if not sweep.baseline or not paths:
         return
     drawn = {tuple(value_key(p[path]) for path in paths) for p in sample_points(sweep, seed)}
@@ -107,7 +100,7 @@ def search_space(sweep: SweepSpec, seed: int = 0) -> dict[str, Any]:
         for path, d in sweep.space.items()
         if d.grid is not None
     }
-    if random_paths(sweep):
+    if sweep.random_paths():
         space[SAMPLED] = tune.grid_search(sample_points(sweep, seed))
     if sweep.seeds > 1:
         space[SEED] = tune.grid_search(list(range(seed, seed + sweep.seeds)))
@@ -121,7 +114,7 @@ def sample_points(sweep: SweepSpec, seed: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     points: dict[Any, dict[str, Any]] = {}
     for _ in range(sweep.num_samples):
-        point = {path: _draw(sweep.space[path], rng) for path in random_paths(sweep)}
+        point = {path: _draw(sweep.space[path], rng) for path in sweep.random_paths()}
         points.setdefault(value_key(point), point)
     return list(points.values())
 
@@ -206,12 +199,12 @@ def sweep_dir(spec: Spec) -> Path:
 
 
 def run_sweep(spec_path: str, overrides: Sequence[str] = (), verbose: bool = False) -> SweepResult:
-    """Run (or resume) the sweep, showing its progress in plain lines (`sweep_progress.py`);
+    """Run (or resume) the sweep, showing its progress in plain lines (`progress.py`);
     `verbose`: Tune's own status tables as well."""
     import ray
     from ray import tune
 
-    from rsrl.sweep_progress import SweepProgress
+    from rsrl.sweep.progress import SweepProgress
 
     spec = load_spec(spec_path, overrides)
     sweep = require_sweep(spec)
@@ -307,7 +300,7 @@ def summarise(rows: Sequence[dict], sweep: SweepSpec) -> tuple[list[dict], list[
     `sweep.metric` comparison in short), and every comparison with the baseline arm."""
     arms, comparisons = aggregate_seeds(rows, sweep), compare_to_baseline(rows, sweep)
     if sweep.baseline:
-        base = _arm_key(baseline_point(sweep), sweep)
+        base = _arm_key(sweep.baseline_point(), sweep)
         headline = {
             _arm_key(c["arm"], sweep): c for c in comparisons if c["metric"] == sweep.metric
         }
@@ -329,7 +322,7 @@ def results_json(
             "trials": rows,
             "arms": arms,
             "comparisons": comparisons,
-            "baseline": baseline_point(sweep) if sweep.baseline else None,
+            "baseline": sweep.baseline_point() if sweep.baseline else None,
             "correction": CORRECTION,
             "alpha": ALPHA,
             "power": POWER,
@@ -403,7 +396,7 @@ def compare_to_baseline(rows: Sequence[dict], sweep: SweepSpec) -> list[dict]:
     if not sweep.baseline:
         return []
     arms = _by_arm(rows, sweep)
-    base_key = _arm_key(baseline_point(sweep), sweep)
+    base_key = _arm_key(sweep.baseline_point(), sweep)
     base = {r.get(SEED): r for r in arms.get(base_key, [])}
     comparisons = []
     for key, trials in arms.items():
@@ -530,7 +523,7 @@ def format_results(result: SweepResult, sweep: SweepSpec) -> str:
 def format_comparisons(comparisons: Sequence[dict], sweep: SweepSpec) -> list[str]:
     """A line saying how to read it, then a row per comparison: arm, metric, diff [95% CI],
     p_holm, decision, mde, seeds, seeds_needed."""
-    base = ", ".join(f"{p}={_fmt(v)}" for p, v in baseline_point(sweep).items())
+    base = ", ".join(f"{p}={_fmt(v)}" for p, v in sweep.baseline_point().items())
     tested = sum(not math.isnan(c["p"]) for c in comparisons)
     intro = (
         f"vs baseline ({base}), paired by seed: diff = arm - baseline [95% t interval]; "

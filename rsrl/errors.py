@@ -1,4 +1,4 @@
-"""The one error type for user mistakes in a spec: it names the field, the value and the fix."""
+"""The one error type for user mistakes: it names the field, the value and the fix."""
 
 from __future__ import annotations
 
