@@ -100,7 +100,7 @@ def ray_train_tokens_per_s(resources, job: TrainJob) -> tuple[float, dict]:
 def plain_tokens_per_s(job: TrainJob) -> float:
     torch.manual_seed(job.seed)
     model = ShapedLossLM(load_lm(job, load_tokenizer(job.tokenizer_dir)), job.objective)
-    opt = torch.optim.AdamW(model.parameters(), lr=job.lr.peak, weight_decay=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=job.train.lr.peak, weight_decay=0.1)
     loader = PackedLoader(PackedDataset(job.data_dir), job.layout.micro_batch_size)
     rates = []
     for _ in range(job.total_steps):
@@ -112,7 +112,7 @@ def plain_tokens_per_s(job: TrainJob) -> float:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        rates.append(job.layout.rows_per_step * job.seq_len / (time.perf_counter() - start))
+        rates.append(job.layout.rows_per_step * job.train.seq_len / (time.perf_counter() - start))
     return statistics.median(rates[WARMUP_RECORDS:])
 
 
@@ -145,7 +145,7 @@ def main() -> None:
             )
             rows.append((n, plain, steady, startup))
     print(
-        f"tiny-dense, seq_len {args.seq_len}, {job.layout.rows_per_step * job.seq_len} "
+        f"tiny-dense, seq_len {args.seq_len}, {job.layout.rows_per_step * job.train.seq_len} "
         f"tokens/step ({job.layout.micro_batch_size} x {job.layout.grad_accum} micro-batches), "
         f"{args.steps} steps, 1 worker, ZeRO-{args.zero}, {os.cpu_count()} cores"
     )

@@ -124,6 +124,9 @@ class DeepSpeedSpec:
     offload_optimizer: bool = False
     grad_clip: float = 1.0
     weight_decay: float = 0.1
+    # ZeRO-3 keeps parameters of at most this many elements whole on every worker (DeepSpeed's
+    # stage3_param_persistence_threshold; unset: its default); 0 partitions every one.
+    param_persistence_threshold: int | None = field(default=None, metadata=NOT_IN_KEY)
 
     def torch_dtype(self) -> str:
         return TORCH_DTYPES[self.precision]
@@ -147,4 +150,11 @@ class ResourcesSpec:
         d.need(ds.zero_stage in (0, 1, 2, 3), "zero_stage", ds.zero_stage, "must be 0, 1, 2 or 3")
         d.at_least(ds, ("grad_clip",), 0, strict=True)
         d.at_least(ds, ("weight_decay",), 0, strict=False)
+        threshold = ds.param_persistence_threshold
+        d.need(
+            threshold is None or threshold >= 0,
+            "param_persistence_threshold",
+            threshold,
+            "must be >= 0 (or unset: DeepSpeed's default)",
+        )
         return p.lines + d.lines

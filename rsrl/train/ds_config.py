@@ -6,18 +6,13 @@ from rsrl.train.batches import BatchLayout
 from rsrl.train.config import DeepSpeedSpec
 
 
-def deepspeed_config(
-    ds: DeepSpeedSpec, layout: BatchLayout, *, persist_small_params: bool = True
-) -> dict:
-    """The optimizer is built by the caller (`optimizer.py`), with its parameter groups.
-
-    `persist_small_params=False` partitions every parameter under ZeRO-3, however small
-    (tests use it so that the tiny models really exercise the gathering paths)."""
+def deepspeed_config(ds: DeepSpeedSpec, layout: BatchLayout) -> dict:
+    """The optimizer is built by the caller (`optimizer.py`), with its parameter groups."""
     zero: dict = {"stage": ds.zero_stage}
     if ds.offload_optimizer and ds.zero_stage > 0:
         zero["offload_optimizer"] = {"device": "cpu"}
-    if ds.zero_stage == 3 and not persist_small_params:
-        zero["stage3_param_persistence_threshold"] = 0
+    if ds.zero_stage == 3 and ds.param_persistence_threshold is not None:
+        zero["stage3_param_persistence_threshold"] = ds.param_persistence_threshold
     return {
         "train_micro_batch_size_per_gpu": layout.micro_batch_size,
         "gradient_accumulation_steps": layout.grad_accum,

@@ -12,15 +12,44 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from rsrl.files import DiskFull, is_disk_full
+from rsrl.train.config import ResourcesSpec
 from rsrl.train.metrics import record_timings
+
+if TYPE_CHECKING:
+    from rsrl.train.worker import Report
+
+
+class Job(Protocol):
+    """What fit needs of a stage's job (TrainJob, RLJob): where the stage writes."""
+
+    @property
+    def stage_dir(self) -> Path: ...
+
+
+J = TypeVar("J", bound=Job)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One fit's call of `worker(job, rank, report)` on each worker, as the workers get it."""
+
+    job: Job
+    worker: Callable[[Any, int, Report | None], None]
+    fit_started: float
+    threads: int  # torch intra-op threads per worker
 
 
 def fit(
-    job, resources, run_name: str, worker: Callable[..., None], threads: int | None = None
+    job: J,
+    resources: ResourcesSpec,
+    run_name: str,
+    worker: Callable[[J, int, Report | None], None],
+    threads: int | None = None,
 ) -> None:
     """Run `worker(job, rank, report)` on `resources.num_workers` workers (a failed worker
     group restarts up to `max_failures` times, resuming from its checkpoint); raise if it
@@ -33,24 +62,24 @@ def fit(
     many as CPUs it reserved; never more than its machine has), and rank 0 records in the
     stage's timings.json when the fit started, when the worker function was entered and
     when it returned."""
-    config = {
-        "job": job,
-        "worker": worker,
-        "fit_started": time.time(),
-        "threads": threads or max(1, math.floor(resources.cpus_per_worker)),
-    }
+    call = _Call(
+        job,
+        cast("Callable[[Any, int, Report | None], None]", worker),
+        fit_started=time.time(),
+        threads=threads or max(1, math.floor(resources.cpus_per_worker)),
+    )
     if uses_ray_train(resources):
-        _fit_ray_train(config, resources, run_name)
+        _fit_ray_train(call, resources, run_name)
     else:
-        _fit_alone(config, resources)
+        _fit_alone(call, resources)
 
 
-def uses_ray_train(resources) -> bool:
+def uses_ray_train(resources: ResourcesSpec) -> bool:
     """Several workers, or GPUs; else one CPU worker, run in a single actor."""
     return resources.num_workers > 1 or resources.gpus_per_worker > 0
 
 
-def _fit_ray_train(config: dict, resources, run_name: str) -> None:
+def _fit_ray_train(call: _Call, resources: ResourcesSpec, run_name: str) -> None:
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -63,10 +92,10 @@ def _fit_ray_train(config: dict, resources, run_name: str) -> None:
         worker_group_errors = ()
 
     use_gpu = resources.gpus_per_worker > 0
-    storage = str(Path(config["job"].stage_dir) / "ray")
+    storage = str(Path(call.job.stage_dir) / "ray")
     trainer = TorchTrainer(
         _worker_entry,
-        train_loop_config=config,
+        train_loop_config={"call": call},  # Ray Train passes the workers a dict
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(
             num_workers=resources.num_workers,
@@ -110,25 +139,26 @@ def _worker_entry(config: dict) -> None:
     import ray.train
 
     context = ray.train.get_context()
-    _run_worker(config, context.get_world_rank(), context.get_world_size(), ray.train.report)
+    call = config["call"]
+    _run_worker(call, context.get_world_rank(), context.get_world_size(), ray.train.report)
 
 
-def _run_worker(config: dict, rank: int, world_size: int, report) -> None:
+def _run_worker(call: _Call, rank: int, world_size: int, report: Report | None) -> None:
     import torch
 
     # Ray sets OMP_NUM_THREADS from the reservation, but only where the environment has no
     # value of its own, and torch may have read it before: set the threads explicitly.
-    torch.set_num_threads(min(config["threads"], os.cpu_count() or 1))
-    stage_dir = config["job"].stage_dir
+    torch.set_num_threads(min(call.threads, os.cpu_count() or 1))
+    stage_dir = call.job.stage_dir
     if rank == 0:
         record_timings(
             stage_dir,
-            fit_started=config["fit_started"],
+            fit_started=call.fit_started,
             worker_started=time.time(),
             threads=torch.get_num_threads(),
             world_size=world_size,
         )
-    config["worker"](config["job"], rank, report=report)
+    call.worker(call.job, rank, report)
     if rank == 0:
         record_timings(stage_dir, worker_finished=time.time())
 
@@ -137,7 +167,7 @@ class SoloTrainWorker:
     """The one worker of a single-worker CPU stage: a Ray actor that is its own process
     group (gloo, world size 1), so DeepSpeed finds the group it expects."""
 
-    def run(self, config: dict) -> None:
+    def run(self, call: _Call) -> None:
         import socket
 
         import torch.distributed as dist
@@ -155,12 +185,12 @@ class SoloTrainWorker:
         )
         dist.init_process_group("gloo", rank=0, world_size=1)
         try:
-            _run_worker(config, 0, 1, report=None)
+            _run_worker(call, 0, 1, report=None)
         finally:
             dist.destroy_process_group()
 
 
-def _fit_alone(config: dict, resources) -> None:
+def _fit_alone(call: _Call, resources: ResourcesSpec) -> None:
     """One attempt, then up to `max_failures` more on a fresh actor (each resumes from the
     last checkpoint), as Ray Train's FailureConfig does; the last error is raised."""
     import ray
@@ -170,7 +200,7 @@ def _fit_alone(config: dict, resources) -> None:
         # ray's stubs type this as the class, its methods without .remote
         actor: Any = actor_cls.options(num_cpus=resources.cpus_per_worker, max_restarts=0).remote()
         try:
-            ray.get(actor.run.remote(config))
+            ray.get(actor.run.remote(call))
             return
         except ray.exceptions.RayTaskError as err:
             if isinstance(err.cause, DiskFull):  # a retry would only fill it again

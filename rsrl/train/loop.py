@@ -18,7 +18,7 @@ import torch.distributed as dist
 from rsrl.models.config import ModelSpec
 from rsrl.objective.config import ObjectiveSpec
 from rsrl.train.batches import BatchLayout
-from rsrl.train.config import DeepSpeedSpec, LRSpec
+from rsrl.train.config import DeepSpeedSpec, TrainStageSpec
 from rsrl.train.metrics import optimizer_step, peak_flops, sum_across_workers
 from rsrl.train.schedule import wsd_lr
 from rsrl.train.worker import Report, StageRun
@@ -28,27 +28,21 @@ HEADLINE = ("shaped_loss", "nll", "entropy", "tail_mass", "tokens_per_s")
 
 @dataclass(frozen=True)
 class TrainJob:
-    """Everything a worker needs, resolved by the stage on the driver."""
+    """A training stage's spec sections, and what the driver resolved for its workers."""
 
     stage: str  # pretrain | midtrain
+    train: TrainStageSpec  # stages.<stage>
+    model: ModelSpec
+    objective: ObjectiveSpec  # objective:, with the stage's own keys laid over it
+    deepspeed: DeepSpeedSpec
+    seed: int
+    # Resolved on the driver:
     stage_dir: Path
-    data_dir: Path
+    data_dir: Path  # the data stage's packed rows
     tokenizer_dir: Path
     init_dir: Path | None  # HF export of the previous stage; None: initialise from the seed
-    model: ModelSpec
-    objective: ObjectiveSpec
-    lr: LRSpec
-    deepspeed: DeepSpeedSpec
-    seq_len: int
-    rope_theta: float
     layout: BatchLayout
-    total_steps: int
-    reset_position_ids: bool
-    seed: int
-    log_every: int
-    checkpoint_every: int
-    keep_checkpoints: int
-    persist_small_params: bool = True
+    total_steps: int  # whole optimizer steps the packed rows fill
 
 
 def train_worker(job: TrainJob, rank: int, report: Report | None = None) -> None:
@@ -64,8 +58,8 @@ def train_worker(job: TrainJob, rank: int, report: Report | None = None) -> None
         report,
         label=job.stage,
         total_steps=job.total_steps,
-        checkpoint_every=job.checkpoint_every,
-        keep_checkpoints=job.keep_checkpoints,
+        checkpoint_every=job.train.checkpoint_every,
+        keep_checkpoints=job.train.keep_checkpoints,
         headline=HEADLINE,
         seed=job.seed,
     )
@@ -74,7 +68,7 @@ def train_worker(job: TrainJob, rank: int, report: Report | None = None) -> None
         job.layout.micro_batch_size,
         rank,
         job.layout.world_size,
-        job.reset_position_ids,
+        job.train.reset_position_ids,
     )
     tokenizer = load_tokenizer(job.tokenizer_dir)
     module = ShapedLossLM(load_lm(job, tokenizer), job.objective)
@@ -84,20 +78,19 @@ def train_worker(job: TrainJob, rank: int, report: Report | None = None) -> None
         job.deepspeed.weight_decay,
         job.deepspeed,
         job.layout,
-        persist_small_params=job.persist_small_params,
     )
     step = state["step"]
     if "data" in state:
         loader.load_state_dict(state["data"])
-    timer = _Throughput(job.layout.rows_per_step * job.seq_len, flops_per_token)
+    timer = _Throughput(job.layout.rows_per_step * job.train.seq_len, flops_per_token)
 
     while step < job.total_steps:
-        lr = wsd_lr(step, job.total_steps, job.lr)
+        lr = wsd_lr(step, job.total_steps, job.train.lr)
         for group in engine.optimizer.param_groups:
             group["lr"] = lr
         stats = _one_step(engine, loader, job)
         step += 1
-        if step % job.log_every == 0 or step == job.total_steps or step == 1:
+        if step % job.train.log_every == 0 or step == job.total_steps or step == 1:
             run.log(
                 {
                     "step": step,
@@ -121,16 +114,16 @@ def load_lm(job: TrainJob, tokenizer):
     if job.init_dir is None:
         return build_model(
             job.model,
-            rope_theta=job.rope_theta,
-            max_seq_len=job.seq_len,
+            rope_theta=job.train.rope_theta,
+            max_seq_len=job.train.seq_len,
             seed=job.seed,
             **special_token_ids(tokenizer),
         )
     # Mid-training may raise the RoPE base and the context length: both live in the config,
     # and the rotary frequencies are rebuilt from it (they are not stored in the weights).
     config = AutoConfig.from_pretrained(job.init_dir)
-    config.rope_parameters["rope_theta"] = float(job.rope_theta)
-    config.max_position_embeddings = max(config.max_position_embeddings, job.seq_len)
+    config.rope_parameters["rope_theta"] = float(job.train.rope_theta)
+    config.max_position_embeddings = max(config.max_position_embeddings, job.train.seq_len)
     return AutoModelForCausalLM.from_pretrained(job.init_dir, config=config, dtype=torch.float32)
 
 

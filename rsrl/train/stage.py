@@ -18,33 +18,28 @@ from rsrl.train.loop import TrainJob, train_worker
 from rsrl.train.metrics import read_metrics
 
 
-def make_train_job(ctx: StageContext, **overrides) -> TrainJob:
+def make_train_job(ctx: StageContext, total_steps: int | None = None) -> TrainJob:
+    """The stage's job; `total_steps`: fewer steps than the data fills (tests, benchmarks)."""
     spec, name = ctx.spec, ctx.stage.kind
     s = getattr(spec.stages, name)
     r = spec.resources
     layout = BatchLayout.for_budget(s.batch_tokens, s.seq_len, s.micro_batch_size, r.num_workers)
     init = ctx.inputs.get("pretrain") if name == "midtrain" else None
-    fields = dict(
+    data_dir = ctx.inputs[f"data-{name}"]
+    return TrainJob(
         stage=name,
-        stage_dir=ctx.out_dir,
-        data_dir=ctx.inputs[f"data-{name}"],
-        tokenizer_dir=ctx.inputs["tokenizer"],
-        init_dir=init / HF_EXPORT if init else None,
+        train=s,
         model=spec.model,
         objective=s.objective_over(spec.objective),
-        lr=s.lr,
         deepspeed=r.deepspeed,
-        seq_len=s.seq_len,
-        rope_theta=s.rope_theta,
-        layout=layout,
-        total_steps=_steps_in(ctx.inputs[f"data-{name}"], layout),
-        reset_position_ids=s.reset_position_ids,
         seed=spec.seed,
-        log_every=s.log_every,
-        checkpoint_every=s.checkpoint_every,
-        keep_checkpoints=s.keep_checkpoints,
+        stage_dir=ctx.out_dir,
+        data_dir=data_dir,
+        tokenizer_dir=ctx.inputs["tokenizer"],
+        init_dir=init / HF_EXPORT if init else None,
+        layout=layout,
+        total_steps=total_steps or _steps_in(data_dir, layout),
     )
-    return TrainJob(**{**fields, **overrides})
 
 
 def _steps_in(data_dir: Path, layout: BatchLayout) -> int:

@@ -85,8 +85,6 @@ class StageRun:
         weight_decay: float,
         ds: DeepSpeedSpec,
         layout: BatchLayout,
-        *,
-        persist_small_params: bool = True,
     ) -> tuple[DeepSpeedEngine, dict[str, Any]]:
         """The DeepSpeed engine over `module`, restored from the stage's newest checkpoint,
         and that checkpoint's client state (`{"step": 0}` when there is none)."""
@@ -96,7 +94,7 @@ class StageRun:
         from rsrl.train.optimizer import build_optimizer
 
         optimizer = build_optimizer(module, weight_decay, offload=ds.offload_optimizer)
-        config = deepspeed_config(ds, layout, persist_small_params=persist_small_params)
+        config = deepspeed_config(ds, layout)
         ds_started = time.time()
         self.engine, *_ = deepspeed.initialize(model=module, optimizer=optimizer, config=config)
         ds_seconds = time.time() - ds_started

@@ -5,7 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
-from rsrl.sweep import run_sweep
+from rsrl.sweep.run import run_sweep
 
 HERE = Path(__file__).parent
 

@@ -60,9 +60,9 @@ def sync_worker(job, rank: int, report=None) -> None:
         model_dir = job.model_dirs[preset]
         module = PolicyLM(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32))
         config = deepspeed_config(
-            DeepSpeedSpec(zero_stage=zero, weight_decay=0.0),
+            # threshold 0: ZeRO-3 partitions, and gathers, every tensor of the tiny models
+            DeepSpeedSpec(zero_stage=zero, weight_decay=0.0, param_persistence_threshold=0),
             BatchLayout(micro_batch_size=2, grad_accum=1, world_size=2),
-            persist_small_params=False,  # so ZeRO-3 partitions, and gathers, every tensor
         )
         optimizer = build_optimizer(module, 0.0, offload=False)
         policy, *_ = deepspeed.initialize(model=module, optimizer=optimizer, config=config)
