@@ -59,6 +59,7 @@ def main() -> None:
     from rsrl.models.tokenizer import load_tokenizer
     from rsrl.pipeline.plan import compile_plan
     from rsrl.rl.rollout.actors import RolloutGroup
+    from rsrl.rl.rollout.pool import ActorConfig
     from rsrl.spec import load_spec
     from rsrl.verifiers import load_verifier
 
@@ -81,7 +82,8 @@ def main() -> None:
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
     tokenizer = load_tokenizer(plan.stage("tokenizer").out_dir(plan.workdir))
     verify = load_verifier("math", [])
-    group = RolloutGroup(plan.spec.rl.rollout.engine, before_dir, before_dir, 1, 1, 0)
+    engine = plan.spec.rl.rollout.engine
+    group = RolloutGroup(ActorConfig(engine, str(before_dir), str(before_dir), 1, 1, 0))
     try:
         before = run_suite(group, tokenizer, suite, problems, verify, args.seed)
         group.load_checkpoint(after_dir)

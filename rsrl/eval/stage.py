@@ -180,6 +180,7 @@ def run_suites(
     from rsrl.data.prompts import read_prompts
     from rsrl.models.tokenizer import load_tokenizer
     from rsrl.rl.rollout.actors import RolloutGroup
+    from rsrl.rl.rollout.pool import same_architecture
     from rsrl.verifiers import load_verifier
 
     ro = spec.rl.rollout if spec.rl is not None else RolloutSpec()
@@ -198,16 +199,8 @@ def run_suites(
                 if group is not None:
                     group.shutdown()
                 # The export carries its tokenizer, as for RL's actors: they can be reused.
-                group = RolloutGroup(
-                    ro.engine,
-                    model_dir,
-                    model_dir,
-                    ro.actors,
-                    ro.cpus_per_actor,
-                    ro.gpus_per_actor,
-                    {"dtype": "float32"},  # measured in float32, whatever RL sampled in
-                    pool=pool,
-                )
+                # measured in float32, whatever RL sampled in
+                group = RolloutGroup.for_spec(ro, model_dir, "float32", pool=pool)
             loaded = model_dir
             results[checkpoint] = {
                 suite.name: run_suite(
@@ -236,13 +229,6 @@ def rl_gain(before: SuiteRun, after: SuiteRun) -> dict[str, dict[str, float]]:
         name: paired_difference(before.values[name], values)
         for name, values in after.values.items()
     }
-
-
-def same_architecture(a: Path, b: Path) -> bool:
-    """True when two HF exports differ at most in their weights (one engine serves both)."""
-    return json.loads((a / "config.json").read_text()) == json.loads(
-        (b / "config.json").read_text()
-    )
 
 
 def read_rl_curve(rl_stage_dir: Path) -> dict[str, list[dict]]:

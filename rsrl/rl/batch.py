@@ -1,13 +1,20 @@
-"""Rollouts as tensors: prompt + response token ids, right-padded, labels only on responses."""
+"""Rollouts as tensors, and how a step's samples are cut for the update.
+
+Samples become right-padded tensors (labels only on responses); a step's samples are cut
+into mini-batches (one optimizer update each) and each worker's share into micro-batches
+(one forward/backward each); StepMeans turns per-micro-batch sums into the step's means.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from rsrl.rl.policy import IGNORE
+from rsrl.train.metrics import sum_across_workers
 
 
 @dataclass(frozen=True)
@@ -65,3 +72,84 @@ def dummy_batch(pad_id: int) -> PaddedBatch:
     """A one-token stand-in for an empty micro-batch: every worker must run the same number
     of forward/backward passes per step (DeepSpeed's gradient accumulation counts them)."""
     return pad_samples([Sample([pad_id], [pad_id], [0.0], 0.0, 0.0)], pad_id)
+
+
+def mini_batch_indices(n: int, world_size: int, mini_batches: int) -> list[list[np.ndarray]]:
+    """[mini-batch][rank] -> sample indices: each rank's share, cut into mini-batches."""
+    shares = np.array_split(np.arange(n), world_size)
+    per_rank = [np.array_split(share, mini_batches) for share in shares]
+    return [[per_rank[r][m] for r in range(world_size)] for m in range(mini_batches)]
+
+
+def micro_batch_chunks(
+    samples: list[Sample],
+    kept: list[list[np.ndarray]],
+    rank: int,
+    grad_accum: int,
+    budget: int | None,
+) -> list[list[np.ndarray]]:
+    """[mini-batch][micro-batch] -> this rank's sample indices: `grad_accum` micro-batches,
+    or with a token `budget` as many as the rank that needs most has; the others' extra
+    ones are empty (stand-ins), so that every rank takes the same passes."""
+    if budget is None:
+        return [np.array_split(per_rank[rank], grad_accum) for per_rank in kept]
+    lengths = [len(s.prompt_ids) + len(s.response_ids) for s in samples]
+    minis = []
+    for per_rank in kept:
+        cuts = [token_budget_chunks(ix, lengths, budget) for ix in per_rank]
+        passes = max(len(cut) for cut in cuts)
+        empty = [np.zeros(0, dtype=np.int64)] * (passes - len(cuts[rank]))
+        minis.append(cuts[rank] + empty)
+    return minis
+
+
+def token_budget_chunks(indices: np.ndarray, lengths: list[int], budget: int) -> list[np.ndarray]:
+    """`indices`, longest sequence first, cut into micro-batches whose padded size (rows x
+    the longest row) stays within `budget` tokens; a longer sequence goes alone. Similar
+    lengths share a micro-batch, so little of the forward is padding."""
+    chunks: list[list[int]] = []
+    for i in sorted(indices.tolist(), key=lambda i: -lengths[i]):
+        if chunks and (len(chunks[-1]) + 1) * lengths[chunks[-1][0]] <= budget:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return [np.array(chunk, dtype=np.int64) for chunk in chunks]
+
+
+def response_counts(samples: list[Sample]) -> dict[str, float]:
+    return {
+        "total_tokens": float(sum(len(s.response_ids) for s in samples)),
+        "total_sequences": float(len(samples)),
+    }
+
+
+def micro_batch(samples: list[Sample], chunk: np.ndarray, pad_id: int, device) -> PaddedBatch:
+    batch = pad_samples([samples[i] for i in chunk], pad_id) if len(chunk) else dummy_batch(pad_id)
+    return batch.to(device)
+
+
+class StepMeans:
+    """Sums of a step's diagnostics over its response tokens (or sequences), reduced across
+    workers to means per token (or sequence): not means of micro-batch means, which weigh
+    short and long micro-batches alike."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.per: dict[str, str] = {}  # name -> "tokens" | "sequences" | "slots"
+        self.counts = {"tokens": 0.0, "sequences": 0.0, "slots": 0.0}
+
+    def count(self, mask: torch.Tensor, slots: int) -> None:
+        """A micro-batch's response `mask` and its forward's token slots (rows x length)."""
+        self.counts["tokens"] += float(mask.sum())
+        self.counts["sequences"] += float((mask.sum(dim=1) > 0).sum())
+        self.counts["slots"] += slots
+
+    def add(self, name: str, total: torch.Tensor | float, per: str = "tokens") -> None:
+        self.sums[name] = self.sums.get(name, 0.0) + float(total)
+        self.per[name] = per
+
+    def reduce(self) -> dict[str, float]:
+        """Collective: every worker must have added the same names."""
+        counts = {f"_{unit}": n for unit, n in self.counts.items()}
+        summed = sum_across_workers({**self.sums, **counts})
+        return {name: summed[name] / max(summed[f"_{self.per[name]}"], 1.0) for name in self.sums}

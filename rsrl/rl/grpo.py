@@ -1,16 +1,146 @@
-"""GRPO as the paper ran it: group-normalised advantages, PPO ratio with clip-higher,
-dynamic sampling, token-level aggregation, and an optional KL to a frozen reference; and
-the correction for samples drawn by an engine whose policy differs from the trainer's.
+"""GRPO as the paper runs it, in the order it happens. One step, for `rl.prompts_per_step`
+prompts:
 
-Pure tensor functions, so each line of the algorithm can be read and tested on its own.
+    1. sample groups     draw prompts, `group_size` completions each from the rollout engines
+    2. score             the verifier's reward of every completion
+    3. dynamic sampling  drop groups whose rewards are all equal (no signal); refill
+    4. advantages        (r - mean) / std within each group
+    5. policy loss       PPO-clip with clip-higher, token-mean; off-policy weights for what the
+                         engine sampled; an optional KL to a frozen reference
+    6. update            `mini_batches` optimizer updates over the step's samples
+
+Steps 1-4 run on trainer rank 0 (`GroupSampler.collect`), which drives the rollout engines
+(`rsrl.rl.rollout`); steps 5-6 on every trainer worker, each on its share of the samples
+(`update_policy`). The loop around them is rl/loop.py; batching mechanics are rl/batch.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from rsrl.rl.batch import (
+    PaddedBatch,
+    Sample,
+    StepMeans,
+    micro_batch,
+    micro_batch_chunks,
+    mini_batch_indices,
+    response_counts,
+)
+from rsrl.rl.config import RLSpec
+from rsrl.train.batches import BatchLayout
+from rsrl.train.metrics import optimizer_step
+
+# 1-4. Sample groups, score them, keep the informative ones, with their advantages.
+
+
+@dataclass
+class RolloutBatch:
+    samples: list[Sample]
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class GroupSampler:
+    """Rank 0's side of a step: groups of completions from `rollouts` (a RolloutGroup),
+    scored by `verify`, filtered by dynamic sampling, with their advantages."""
+
+    def __init__(
+        self, rl: RLSpec, prompts: list[dict], rollouts: Any, tokenizer: Any, verify: Any, seed: int
+    ):
+        self.rl, self.prompts, self.rollouts = rl, prompts, rollouts
+        self.tokenizer, self.verify, self.seed = tokenizer, verify, seed
+
+    def collect(self, step: int) -> RolloutBatch:
+        """`prompts_per_step` groups for `step`; with dynamic sampling, only groups whose
+        rewards differ, refilled for at most `max_resample_rounds` more rounds."""
+        start = time.perf_counter()
+        kept: list[list[Sample]] = []
+        first_round_rewards: list[float] = []
+        lengths: list[int] = []
+        rounds = dropped = 0
+        while len(kept) < self.rl.prompts_per_step and rounds <= self.rl.max_resample_rounds:
+            need = self.rl.prompts_per_step - len(kept)
+            groups, rewards = self._sample_groups(step, rounds, need)
+            if rounds == 0:
+                first_round_rewards = rewards.flatten().tolist()
+            lengths += [len(s.response_ids) for g in groups for s in g]
+            keep = (
+                informative_groups(rewards)
+                if self.rl.dynamic_sampling
+                else torch.ones(len(groups), dtype=torch.bool)
+            )
+            kept += [g for g, k in zip(groups, keep.tolist()) if k]
+            dropped += int((~keep).sum())
+            rounds += 1
+        seconds = time.perf_counter() - start
+        samples = [s for g in kept[: self.rl.prompts_per_step] for s in g]
+        # Reward and accuracy of the first round only: fresh prompts, before any filtering.
+        stats = {
+            "reward_mean": float(np.mean(first_round_rewards)),
+            "accuracy": float(np.mean([r >= 1.0 for r in first_round_rewards])),
+            "kept_groups": float(len(kept[: self.rl.prompts_per_step])),
+            "dropped_groups": float(dropped),
+            "sample_rounds": float(rounds),
+            "response_length": float(np.mean(lengths)),
+            "rollout_tokens_per_s": sum(lengths) / seconds,
+            "rollout_seconds": seconds,
+        }
+        return RolloutBatch(samples=samples, stats=stats)
+
+    def _sample_groups(self, step: int, round_: int, count: int):
+        """`count` fresh prompts (seeded by step and round, so a resume redraws the same) with
+        `group_size` completions each, scored and given their group advantages."""
+        from rsrl.models.tokenizer import render_prompt
+
+        rng = np.random.default_rng([self.seed, step, round_])
+        items = [
+            self.prompts[i]
+            for i in rng.choice(len(self.prompts), size=count, replace=count > len(self.prompts))
+        ]
+        texts = [render_prompt(self.tokenizer, item["prompt"]) for item in items]
+        ro = self.rl.rollout
+        outputs = self.rollouts.generate(
+            texts,
+            n=self.rl.group_size,
+            temperature=ro.temperature,
+            top_p=ro.top_p,
+            max_new_tokens=ro.max_new_tokens,
+            seed=int(rng.integers(2**31)),
+        )
+        rewards = torch.tensor(
+            [[self._score(item, c.text) for c in comps] for item, comps in zip(items, outputs)],
+            dtype=torch.float32,
+        )
+        advantages = group_advantages(rewards, self.rl.adv_norm)
+        groups = []
+        for text, comps, adv, rew in zip(texts, outputs, advantages, rewards):
+            prompt_ids = self.tokenizer(text)["input_ids"]  # as the engine tokenized it
+            groups.append(
+                [
+                    Sample(prompt_ids, list(c.token_ids), list(c.logprobs), float(r), float(a))
+                    for c, a, r in zip(comps, adv, rew)
+                ]
+            )
+        return groups, rewards
+
+    def _score(self, item: dict, completion: str) -> float:
+        from rsrl.verifiers import score
+
+        fields = {k: v for k, v in item.items() if k not in ("prompt", "answer")}
+        return score(
+            self.verify,
+            item["prompt"],
+            completion,
+            item["answer"],
+            timeout_s=self.rl.verifier.timeout_s,
+            **{**self.rl.verifier.options, **fields},
+        ).score
 
 
 def group_advantages(rewards: Tensor, adv_norm: str, eps: float = 1e-6) -> Tensor:
@@ -24,6 +154,9 @@ def group_advantages(rewards: Tensor, adv_norm: str, eps: float = 1e-6) -> Tenso
 def informative_groups(rewards: Tensor) -> Tensor:
     """Dynamic sampling: a group whose rewards are all equal has zero advantage, no signal."""
     return (rewards.max(dim=1).values - rewards.min(dim=1).values) > 0
+
+
+# 5. The policy loss.
 
 
 @dataclass(frozen=True)
@@ -123,3 +256,114 @@ def off_policy_weights(
         corrected=(corrected * units).sum(),
         mismatch_kl=mismatch_kl,
     )
+
+
+# 6. The update.
+
+
+def update_policy(
+    policy,
+    samples: list[Sample],
+    rl: RLSpec,
+    layout: BatchLayout,
+    rank: int,
+    pad_id: int,
+    reference,
+) -> dict[str, float]:
+    """`mini_batches` optimizer updates over the step's samples; old log-probs are the
+    policy's before the first update (so with one mini-batch the ratio is exactly 1)."""
+    split = mini_batch_indices(len(samples), layout.world_size, rl.mini_batches)
+    # A mini-batch empty on every rank has no tokens to normalise by (0 / 0 = NaN): every
+    # rank cuts the same split, so all of them skip it together.
+    kept = [per_rank for per_rank in split if any(len(ix) for ix in per_rank)]
+    minis = micro_batch_chunks(samples, kept, rank, layout.grad_accum, rl.micro_batch_tokens)
+    temperature = rl.rollout.temperature
+    old = _old_logprobs(policy, samples, minis, pad_id, temperature)
+    means = StepMeans()
+    op = rl.off_policy
+    norm = float("nan")
+    for m, chunks in enumerate(minis):
+        counts = response_counts([samples[i] for i in np.concatenate(kept[m])])
+        for c, chunk in enumerate(chunks):
+            # The mini-batch's last micro-batch steps the optimizer, however many there are.
+            policy.set_gradient_accumulation_boundary(c == len(chunks) - 1)
+            batch = micro_batch(samples, chunk, pad_id, policy.device)
+            out = policy(batch.input_ids, batch.attention_mask, batch.labels, temperature)
+            # The one-token stand-in for an empty micro-batch only keeps the workers' passes
+            # in step: its tokens weigh nothing, in the loss as in the metrics.
+            mask = out.mask if len(chunk) else torch.zeros_like(out.mask)
+            old_logp = old[m][c] if old else out.logp.detach()
+            # mu, the engine's log-probs, are those of temperature 1 (validate holds a
+            # correction to it); with `none` every weight is 1.
+            off = off_policy_weights(
+                old_logp,
+                batch.rollout_logp,
+                mask,
+                correction=op.correction,
+                level=op.level,
+                cap=op.cap,
+            )
+            pl = clipped_policy_loss(
+                out.logp,
+                old_logp,
+                batch.advantages,
+                mask,
+                eps_low=rl.clip.eps_low,
+                eps_high=rl.clip.eps_high,
+                loss_agg=rl.loss_agg,
+                is_weights=off.weights,
+                **counts,
+            )
+            loss = pl.loss
+            if reference is not None:
+                ref_logp = _reference_logprobs(reference, batch, temperature)
+                kl = kl_to_reference(out.logp, ref_logp, mask, counts["total_tokens"])
+                loss = loss + rl.kl_coef * kl
+                means.add("kl", kl.detach() * counts["total_tokens"])
+            # DeepSpeed divides by its configured accumulation steps and averages over
+            # workers; the loss is already the step's sum-normalised share: undo both.
+            policy.backward(loss * layout.grad_accum * layout.world_size)
+            norm = optimizer_step(policy)
+            tokens = mask.sum()
+            # The forward's token slots, and how many of them are padding (a stand-in: none).
+            slots = batch.attention_mask.numel() if len(chunk) else 0
+            padding = slots - int(batch.attention_mask.sum()) if len(chunk) else 0
+            means.count(mask, slots)
+            means.add("padding_fraction", padding, "slots")
+            means.add("clip_fraction", pl.clip_fraction * tokens)
+            means.add("approx_kl", pl.approx_kl.detach() * tokens)
+            means.add("entropy", out.entropy * tokens)
+            if temperature == 1.0:  # rollout engines return temperature-1 logprobs
+                # Against the policy that sampled (before this step's first update).
+                means.add("logprob_mismatch", ((old_logp - batch.rollout_logp).abs() * mask).sum())
+                means.add("mismatch_kl", off.mismatch_kl)
+            if op.correction != "none":
+                per = "tokens" if op.level == "token" else "sequences"
+                means.add("is_capped_fraction", off.corrected, per)
+    return {
+        **means.reduce(),
+        "skipped_mini_batches": float(len(split) - len(kept)),
+        "grad_norm": norm,  # the last update's
+    }
+
+
+def _old_logprobs(
+    policy, samples, minis, pad_id, temperature: float
+) -> list[list[torch.Tensor]] | None:
+    """The policy's log-probs of every micro-batch before the step's first update; None with
+    one mini-batch, where they are the update's own forward, detached."""
+    if len(minis) <= 1:
+        return None
+    old = []
+    with torch.no_grad():
+        for chunks in minis:
+            batches = [micro_batch(samples, chunk, pad_id, policy.device) for chunk in chunks]
+            old.append(
+                [policy(b.input_ids, b.attention_mask, b.labels, temperature).logp for b in batches]
+            )
+    return old
+
+
+def _reference_logprobs(reference, batch: PaddedBatch, temperature: float) -> torch.Tensor:
+    with torch.no_grad():
+        return reference(batch.input_ids, batch.attention_mask, batch.labels, temperature).logp

@@ -1,14 +1,15 @@
-"""The GRPO loop of one Ray Train worker, read top to bottom as the algorithm.
+"""The loop around GRPO's step (rl/grpo.py), as every trainer worker runs it.
 
-Single controller: rank 0 owns the rollout actors and the prompts; each step it samples and
-scores groups, then every worker receives the batch, computes the update on its share in
-DeepSpeed, and rank 0 pushes the new weights to the rollout actors.
+This function runs on each Ray Train worker (one actor on a lone CPU worker). Rank 0 also
+drives the rollout actors: it samples and scores the step's groups, every worker receives
+them and updates its share of the policy in DeepSpeed, and rank 0 streams the new weights
+to the actors while every worker gathers its shards (a collective under ZeRO-3).
 
     for step in steps:
-        batch   = rollouts.collect(step)          # rank 0: vLLM actors + verifier
-        batch   = broadcast(batch)                # to every trainer worker
-        update_policy(policy, batch)              # rl/update.py: PPO-clip, clip-higher, token-mean
-        rollouts.sync(weight_stream(policy))      # new weights to the actors, bucket by bucket
+        batch = sampler.collect(step)            # rank 0: rollout actors + verifier (grpo 1-4)
+        batch = broadcast(batch)                 # to every trainer worker
+        update_policy(policy, batch)             # every worker (grpo 5-6)
+        sync(weight_stream(policy))              # new weights to the actors, bucket by bucket
         every rl.eval_every steps: the eval suites' subset on the new weights (rl/curve.py)
 """
 
@@ -26,8 +27,8 @@ from torch import nn
 
 from rsrl.rl.config import RLSpec
 from rsrl.rl.curve import CurveSuite, RLCurve
+from rsrl.rl.grpo import GroupSampler, update_policy
 from rsrl.rl.rollout.weight_sync import Bucket, TensorMeta, WeightStream, plan_buckets
-from rsrl.rl.update import update_policy
 from rsrl.train.batches import BatchLayout
 from rsrl.train.config import DeepSpeedSpec
 from rsrl.train.worker import Report, StageRun
@@ -71,7 +72,6 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
 
     from rsrl.models.tokenizer import load_tokenizer
     from rsrl.rl.policy import PolicyLM
-    from rsrl.rl.rollouts import RolloutController
 
     run = StageRun(
         job.stage_dir,
@@ -95,23 +95,8 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
         reference = place_like(reference, policy.module, policy.device)
     for group in policy.optimizer.param_groups:
         group["lr"] = job.rl.lr
-    # Rank 0's rollout actors: borrowed from the pool where the stage started them before
-    # this worker (their engines load meanwhile), else started here.
-    rollouts = (
-        RolloutController(
-            job.rl,
-            job.prompts,
-            job.init_dir,
-            job.tokenizer_dir,
-            job.plugins,
-            job.seed,
-            job.engine_dtype,
-            job.rollout_pool,
-            job.rollout_threads,
-        )
-        if rank == 0
-        else None
-    )
+    sampler = _group_sampler(job, tokenizer) if rank == 0 else None
+    rollouts = sampler.rollouts if sampler else None
     step = state["step"]
     if step > 0:  # resumed: the actors start from the initial weights, give them ours
         _sync(policy, rollouts, job.rl.rollout.sync_bucket_mb)
@@ -130,10 +115,10 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
     )
     if curve and curve.due(step):  # the starting point of the curve
         assert rollouts is not None  # a curve is made only beside rollouts
-        curve.measure(rollouts.group, rollouts.tokenizer, step)
+        curve.measure(rollouts, tokenizer, step)
 
     while step < job.rl.steps:
-        batch = rollouts.collect(step) if rollouts else None
+        batch = sampler.collect(step) if sampler else None
         samples, record = _broadcast((batch.samples, batch.stats) if batch else None)
         if samples:
             start = time.perf_counter()
@@ -147,13 +132,30 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
         step += 1
         if curve and curve.due(step):
             assert rollouts is not None  # a curve is made only beside rollouts
-            record.update(curve.measure(rollouts.group, rollouts.tokenizer, step))
+            record.update(curve.measure(rollouts, tokenizer, step))
         record.update(step=step, lr=job.rl.lr)
         run.log(record)
         run.maybe_checkpoint(step)
     run.finish(step, tokenizer)
     if rollouts:
         rollouts.shutdown()
+
+
+def _group_sampler(job: RLJob, tokenizer) -> GroupSampler:
+    """Rank 0's sampler over the rollout actors: borrowed from the pool where the stage
+    started them before this worker (their engines load meanwhile), else started here."""
+    from rsrl.rl.rollout.actors import RolloutGroup
+    from rsrl.verifiers import load_verifier
+
+    rollouts = RolloutGroup.for_spec(
+        job.rl.rollout,
+        job.init_dir,
+        job.engine_dtype,
+        pool=job.rollout_pool,
+        threads=job.rollout_threads,
+    )
+    verify = load_verifier(job.rl.verifier.name, job.plugins)
+    return GroupSampler(job.rl, job.prompts, rollouts, tokenizer, verify, job.seed)
 
 
 def _broadcast(obj):
@@ -167,7 +169,7 @@ def _sync(policy, rollouts, bucket_mb: int) -> float:
     gathered, a collective, and freed before the next); rank 0 streams them to the actors."""
     stream = weight_stream(policy.module.lm, bucket_mb * 2**20)
     if rollouts:
-        return rollouts.sync(stream)
+        return rollouts.sync_weights(stream)
     for _ in stream.buckets:
         pass
     return 0.0

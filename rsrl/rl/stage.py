@@ -7,7 +7,6 @@ from rsrl.pipeline.registry import StageContext
 from rsrl.rl.cpu_share import rollout_threads, trainer_threads
 from rsrl.rl.curve import CurveSuite
 from rsrl.rl.loop import RLJob, rl_worker
-from rsrl.rl.rollouts import prepare_rollout_actors
 from rsrl.spec.schema import Spec, eval_section, rl_section
 from rsrl.train.fit import fit
 from rsrl.train.metrics import read_metrics
@@ -52,7 +51,10 @@ def curve_suites(spec: Spec) -> tuple[CurveSuite, ...]:
 def run_rl_stage(ctx: StageContext) -> dict:
     job = make_rl_job(ctx)
     if job.rollout_pool is not None:  # the engines load while the trainer starts
-        prepare_rollout_actors(job.rl, job.init_dir, job.rollout_pool, job.engine_dtype)
+        from rsrl.rl.rollout.pool import ActorConfig
+
+        actors = ActorConfig.for_rollout(job.rl.rollout, job.init_dir, job.engine_dtype)
+        job.rollout_pool.prepare.remote(actors)
     fit(
         job,
         ctx.spec.resources,

@@ -170,7 +170,7 @@ def test_kl_to_reference_is_zero_at_the_reference_and_positive_elsewhere():
 
 
 def test_mini_batches_partition_the_step_across_workers():
-    from rsrl.rl.update import mini_batch_indices
+    from rsrl.rl.batch import mini_batch_indices
 
     split = mini_batch_indices(10, world_size=2, mini_batches=2)
     assert [[list(ix) for ix in m] for m in split] == [[[0, 1, 2], [5, 6, 7]], [[3, 4], [8, 9]]]

@@ -23,6 +23,7 @@ from rsrl.models.tokenizer import special_token_ids, train_bpe
 from rsrl.rl.rollout.actors import RolloutGroup
 from rsrl.rl.rollout.contract import Completion, RolloutEngine
 from rsrl.rl.rollout.engine import make_engine
+from rsrl.rl.rollout.pool import ActorConfig
 
 VOCAB = 512
 LOGPROB_TOLERANCE = 1e-4  # fp32 engines vs fp32 transformers; seen ~1e-6
@@ -163,9 +164,7 @@ def test_vllm_actor_matches_transformers_before_and_after_a_sync(
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     trainer = reference_model(model_dirs[preset])
     shm_before = dev_shm()
-    group = RolloutGroup(
-        "vllm", model_dirs[preset], tokenizer_dir, actors=1, cpus_per_actor=1, gpus_per_actor=0
-    )
+    group = RolloutGroup(ActorConfig("vllm", str(model_dirs[preset]), str(tokenizer_dir), 1, 1, 0))
     try:
         before = group.generate(PROMPTS, **SAMPLING, seed=7)
         check_contract(before, tokenizer, SAMPLING["max_new_tokens"])
@@ -222,8 +221,9 @@ def test_a_bf16_engine_samples_near_the_fp32_policy_and_takes_its_weights(
     engine's, and the fp32 weights it is sent pass the sync's verification."""
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     trainer = reference_model(model_dirs["tiny-dense"])
+    model = str(model_dirs["tiny-dense"])
     group = RolloutGroup(
-        engine, model_dirs["tiny-dense"], tokenizer_dir, 1, 1, 0, {"dtype": "bfloat16"}
+        ActorConfig(engine, model, str(tokenizer_dir), 1, 1, 0, {"dtype": "bfloat16"})
     )
     try:
         before = group.generate(PROMPTS, **SAMPLING, seed=7)
@@ -248,12 +248,7 @@ def test_group_returns_completions_in_prompt_order_across_actors(
     local = make_engine("hf", model_dirs["tiny-dense"], tokenizer_dir)
     expected = [local.generate([p], **greedy)[0] for p in PROMPTS]
     group = RolloutGroup(
-        "hf",
-        model_dirs["tiny-dense"],
-        tokenizer_dir,
-        actors=2,
-        cpus_per_actor=0.5,
-        gpus_per_actor=0,
+        ActorConfig("hf", str(model_dirs["tiny-dense"]), str(tokenizer_dir), 2, 0.5, 0)
     )
     try:
         results = group.generate(PROMPTS, **greedy)

@@ -7,7 +7,7 @@ import torch
 
 from rsrl.rl.rollout.actors import RolloutGroup
 from rsrl.rl.rollout.engine import make_engine
-from rsrl.rl.rollout.pool import start_pool, stop_pool
+from rsrl.rl.rollout.pool import ActorConfig, start_pool, stop_pool
 from tests.rl.test_rollout import PROMPTS, model_dirs, perturb, reference_model, tokenizer_dir
 
 __all__ = ["model_dirs", "tokenizer_dir"]  # fixtures, shared with test_rollout
@@ -23,6 +23,11 @@ def assert_same(results, expected) -> None:
     for (ids, logprobs), (want_ids, want_logprobs) in zip(sampled(results), sampled(expected)):
         assert ids == want_ids
         torch.testing.assert_close(logprobs, want_logprobs, atol=1e-4, rtol=0)
+
+
+def actors(model_dir, tokenizer_dir, cpus: float) -> ActorConfig:
+    """One transformers actor with `cpus` CPUs."""
+    return ActorConfig("hf", str(model_dir), str(tokenizer_dir), 1, cpus, 0)
 
 
 def is_dead(actor) -> bool:
@@ -55,7 +60,7 @@ def test_a_pool_lends_running_actors_with_the_borrowers_weights(
 
     pool = start_pool()
     try:
-        rl = RolloutGroup("hf", base, tokenizer_dir, 1, 0.25, 0, pool=pool, threads=2)
+        rl = RolloutGroup(actors(base, tokenizer_dir, 0.25), pool=pool, threads=2)
         first = list(rl.actors)
         # Its own torch threads, not Ray's one per reserved CPU (rounded up from 0.25).
         assert ray.get(first[0].__ray_call__.remote(lambda _: torch.get_num_threads())) == 2
@@ -65,7 +70,7 @@ def test_a_pool_lends_running_actors_with_the_borrowers_weights(
         assert not is_dead(first[0])
 
         # Same engine, resources and architecture: the same actors, with base's weights again.
-        ev = RolloutGroup("hf", base, tokenizer_dir, 1, 0.25, 0, pool=pool)
+        ev = RolloutGroup(actors(base, tokenizer_dir, 0.25), pool=pool)
         assert ev.actors == first
         # This borrower keeps to the actor's reservation: one thread again.
         assert ray.get(first[0].__ray_call__.remote(lambda _: torch.get_num_threads())) == 1
@@ -75,12 +80,12 @@ def test_a_pool_lends_running_actors_with_the_borrowers_weights(
         ev.shutdown()
 
         # Other resources: new actors in place of the old.
-        wider = RolloutGroup("hf", base, tokenizer_dir, 1, 0.5, 0, pool=pool)
+        wider = RolloutGroup(actors(base, tokenizer_dir, 0.5), pool=pool)
         assert wider.actors != first and is_dead(first[0])
         assert_same(wider.generate(PROMPTS, **GREEDY), expected["base"])
         # A dead actor is replaced, not lent.
         ray.kill(wider.actors[0])
-        again = RolloutGroup("hf", base, tokenizer_dir, 1, 0.5, 0, pool=pool)
+        again = RolloutGroup(actors(base, tokenizer_dir, 0.5), pool=pool)
         assert again.actors != wider.actors
         assert_same(again.generate(PROMPTS, **GREEDY), expected["base"])
         last = list(again.actors)
@@ -96,8 +101,6 @@ def test_actor_configs_share_actors_only_when_all_but_the_weights_agree(
 ):
     from dataclasses import replace
 
-    from rsrl.rl.rollout.pool import ActorConfig
-
     config = ActorConfig("hf", str(model_dirs["tiny-dense"]), str(tokenizer_dir), 1, 1.0, 0, {})
     copy = tmp_path / "copy"
     reference_model(model_dirs["tiny-dense"]).save_pretrained(str(copy))
@@ -107,12 +110,11 @@ def test_actor_configs_share_actors_only_when_all_but_the_weights_agree(
     assert not config.shares_actors_with(replace(config, **{changed: other}))
 
 
-def test_the_rl_stage_prepares_the_actors_its_controller_then_borrows(
+def test_the_rl_stage_prepares_the_actors_its_sampler_then_borrows(
     ray_session, model_dirs, tokenizer_dir
 ):
     import ray
 
-    from rsrl.rl.rollouts import _actor_args, prepare_rollout_actors
     from rsrl.spec import load_spec
     from tests.rl.test_cpu_share import QUICKSTART
 
@@ -120,11 +122,12 @@ def test_the_rl_stage_prepares_the_actors_its_controller_then_borrows(
     base = model_dirs["tiny-dense"]
     pool = start_pool()
     try:
-        prepare_rollout_actors(rl, base, pool, "float32")
+        # As the rl stage does, then its trainer's rank 0.
+        ray.get(pool.prepare.remote(ActorConfig.for_rollout(rl.rollout, base, "float32")))
         prepared = ray.get(pool.__ray_call__.remote(lambda p: p.actors))
         assert len(prepared) == 1
-        prepare_rollout_actors(rl, base, pool, "float32")  # already there: nothing new starts
-        group = RolloutGroup(*_actor_args(rl, base, "float32"), pool=pool)  # as the controller does
+        ray.get(pool.prepare.remote(ActorConfig.for_rollout(rl.rollout, base, "float32")))
+        group = RolloutGroup.for_spec(rl.rollout, base, "float32", pool=pool)  # already there
         assert group.actors == prepared == ray.get(pool.__ray_call__.remote(lambda p: p.actors))
         group.shutdown()
     finally:

@@ -1,4 +1,4 @@
-"""One step's policy update (rsrl/rl/update.py) on a real DeepSpeed engine: one process,
+"""One step's policy update (rsrl.rl.grpo.update_policy) on a real DeepSpeed engine: one process,
 a gloo group of one, a tiny dense model. Each test pins a defect of the old update: a
 mini-batch empty on every rank made the loss 0 / 0; the one-token stand-in for an empty
 micro-batch added its KL; the logged diagnostics were means of micro-batch means."""
@@ -14,12 +14,11 @@ import torch
 import torch.distributed as dist
 
 from rsrl.models.build import build_model
-from rsrl.rl.batch import Sample
+from rsrl.rl.batch import Sample, micro_batch_chunks, token_budget_chunks
 from rsrl.rl.config import OffPolicySpec, RLSpec
-from rsrl.rl.grpo import kl_to_reference
+from rsrl.rl.grpo import kl_to_reference, update_policy
 from rsrl.rl.loop import _frozen_copy, place_like
 from rsrl.rl.policy import PolicyLM
-from rsrl.rl.update import micro_batch_chunks, token_budget_chunks, update_policy
 from rsrl.train.batches import BatchLayout
 from rsrl.train.config import DeepSpeedSpec
 from rsrl.train.ds_config import deepspeed_config

@@ -9,6 +9,7 @@ both leave bit-identical weights and sample identical completions, log-probabili
 included.
 """
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +19,7 @@ import torch
 from rsrl.rl.rollout.actors import RolloutGroup
 from rsrl.rl.rollout.engine import make_engine
 from rsrl.rl.rollout.fingerprint import WeightSyncError, check_fingerprints, fingerprint
+from rsrl.rl.rollout.pool import ActorConfig
 from rsrl.train.config import DeepSpeedSpec, ResourcesSpec
 from rsrl.train.fit import fit
 from tests.rl.test_rollout import PROMPTS, model_dirs, reference_model, tokenizer_dir
@@ -70,7 +72,10 @@ def sync_worker(job, rank: int, report=None) -> None:
             param_group["lr"] = 1e-3
         groups = (
             [
-                RolloutGroup(engine, model_dir, job.tokenizer_dir, actors, 0.25, 0, **sync)
+                RolloutGroup(
+                    ActorConfig(engine, str(model_dir), str(job.tokenizer_dir), actors, 0.25, 0),
+                    **sync,
+                )
                 for actors, sync in (
                     # two collective engines on hf; one on vLLM, whose start costs ~20 s
                     (2 if engine == "hf" else 1, dict(weight_sync="collective", sync_bucket_mb=1)),
@@ -141,10 +146,9 @@ def test_a_sync_past_its_timeout_or_to_a_dead_actor_fails_clearly(
     model_dir = model_dirs["tiny-dense"]
     weights = reference_model(model_dir).state_dict()
     # Both groups made first, so their actors start side by side.
-    hasty = RolloutGroup(
-        "hf", model_dir, tokenizer_dir, 1, 0.25, 0, weight_sync="object_store", sync_timeout_s=1e-3
-    )
-    group = RolloutGroup("hf", model_dir, tokenizer_dir, 2, 0.25, 0, sync_timeout_s=5)
+    config = ActorConfig("hf", str(model_dir), str(tokenizer_dir), 1, 0.25, 0)
+    hasty = RolloutGroup(config, weight_sync="object_store", sync_timeout_s=1e-3)
+    group = RolloutGroup(replace(config, actors=2), sync_timeout_s=5)
     try:
         with pytest.raises(WeightSyncError, match=r"sync_timeout_s=0.001s"):
             hasty.sync_weights(weights)

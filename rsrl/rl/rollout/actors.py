@@ -12,12 +12,6 @@ CPU, NCCL on GPU; formed when the engines are ready), or puts the full state dic
 object store once for every actor to load (object_store). Every sync is verified (each
 engine's fingerprints against the trainer's) and bounded by `rl.rollout.sync_timeout_s`;
 either failure is a WeightSyncError naming the tensor or the actor.
-
-Designed, not built: CUDA IPC for an engine colocated with the trainer on one GPU. The
-trainer would export each gathered tensor with
-`torch.multiprocessing.reductions.reduce_tensor`, send the handles through Ray, and the
-engine reload from views of the trainer's memory with no copy, the trainer keeping the
-tensors alive until every actor has acknowledged.
 """
 
 from __future__ import annotations
@@ -93,22 +87,15 @@ class RolloutWorker:
 
 
 class RolloutGroup:
-    """`actors` rollout actors running `engine_name` ("vllm" | "hf") on the HF model in
-    `model_dir`, spread over the cluster, each with `cpus_per_actor` CPUs, `gpus_per_actor`
-    GPUs and `threads` torch threads (None: one per CPU). `engine_options` go to the engine's
-    constructor; the weight-sync settings are `rl.rollout`'s (schema.RolloutSpec). With
-    `pool` (a RolloutPool actor, pool.py) the actors are borrowed from it and outlive the
-    group; each borrower sets its own threads."""
+    """The rollout actors of `config` (pool.ActorConfig: engine, model, how many, their
+    CPUs and GPUs), spread over the cluster, each on `threads` torch threads (None: one per
+    CPU). The weight-sync settings are `rl.rollout`'s (RolloutSpec). With `pool` (a
+    RolloutPool actor, pool.py) the actors are borrowed from it and outlive the group; each
+    borrower sets its own threads."""
 
     def __init__(
         self,
-        engine_name: str,
-        model_dir: Path,
-        tokenizer_dir: Path,
-        actors: int,
-        cpus_per_actor: float,
-        gpus_per_actor: float,
-        engine_options: dict | None = None,
+        config: ActorConfig,
         *,
         weight_sync: str = DEFAULTS.weight_sync,
         sync_bucket_mb: int = DEFAULTS.sync_bucket_mb,
@@ -118,17 +105,8 @@ class RolloutGroup:
     ):
         import ray
 
-        if actors < 1:
-            raise ValueError(f"a rollout group needs at least one actor, got {actors}")
-        config = ActorConfig(
-            engine_name,
-            str(model_dir),
-            str(tokenizer_dir),
-            actors,
-            cpus_per_actor,
-            gpus_per_actor,
-            engine_options or {},
-        )
+        if config.actors < 1:
+            raise ValueError(f"a rollout group needs at least one actor, got {config.actors}")
         # A pool's running actors may hold another checkpoint's weights (same architecture):
         # `_stale` says they get this group's before their first use.
         self.actors: list[Any]
@@ -136,18 +114,39 @@ class RolloutGroup:
             self.actors, self._stale = start_actors(config), False
         else:
             self.actors, self._stale = ray.get(pool.borrow.remote(config))
-        self._pool, self._model_dir = pool, model_dir
+        self._pool, self._model_dir = pool, Path(config.model_dir)
         # The engines start in the background (a vLLM actor takes seconds to import and
         # build); the first call waits for them, so a caller can do other work meanwhile.
         self._starting = [a.ready.remote() for a in self.actors]
         for actor in self.actors:  # queued before any of this group's calls: no wait needed
-            actor.set_threads.remote(threads or max(1, math.floor(cpus_per_actor)))
-        self._started_at, self._engine_name = time.perf_counter(), engine_name
+            actor.set_threads.remote(threads or max(1, math.floor(config.cpus_per_actor)))
+        self._started_at, self._engine_name = time.perf_counter(), config.engine_name
         self.transport = resolve_weight_sync(weight_sync)
         self.bucket_bytes, self.timeout_s = sync_bucket_mb * 2**20, sync_timeout_s
-        self._backend = collective_backend(gpus_per_actor)
+        self._backend = collective_backend(config.gpus_per_actor)
         self.expected_names: set[str] = set()
         self.sync_group: SyncGroup | None = None
+
+    @classmethod
+    def for_spec(
+        cls,
+        rollout: RolloutSpec,
+        model_dir: Path,
+        dtype: str,
+        *,
+        pool: Any = None,
+        threads: int | None = None,
+    ) -> RolloutGroup:
+        """The group `rl.rollout` asks for, sampling from the HF export in `model_dir` in
+        `dtype` (RolloutSpec.engine_dtype)."""
+        return cls(
+            ActorConfig.for_rollout(rollout, model_dir, dtype),
+            weight_sync=rollout.weight_sync,
+            sync_bucket_mb=rollout.sync_bucket_mb,
+            sync_timeout_s=rollout.sync_timeout_s,
+            pool=pool,
+            threads=threads,
+        )
 
     def _wait_until_ready(self) -> None:
         import ray

@@ -18,9 +18,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rsrl.rl.rollout.config import RolloutSpec
 
 log = logging.getLogger("rsrl")
 SHUTDOWN_TIMEOUT_S = 60
@@ -30,20 +32,32 @@ SHUTDOWN_TIMEOUT_S = 60
 class ActorConfig:
     """What a group's actors run and reserve."""
 
-    engine_name: str
+    engine_name: str  # vllm | hf
     model_dir: str
     tokenizer_dir: str
     actors: int
     cpus_per_actor: float
     gpus_per_actor: float
-    engine_options: dict
+    engine_options: dict = field(default_factory=dict)  # the engine's constructor's
+
+    @classmethod
+    def for_rollout(cls, rollout: RolloutSpec, model_dir: Path, dtype: str) -> ActorConfig:
+        """`rollout`'s actors on the HF export in `model_dir`, which carries its tokenizer
+        (so RL's and eval's actors load both from one directory and can be shared)."""
+        return cls(
+            rollout.engine,
+            str(model_dir),
+            str(model_dir),
+            rollout.actors,
+            rollout.cpus_per_actor,
+            rollout.gpus_per_actor,
+            {"dtype": dtype},
+        )
 
     def shares_actors_with(self, other: ActorConfig) -> bool:
         """Equal but for the model's weights: one engine serves both."""
-        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
-        for config in (mine, theirs):
-            config["model_dir"] = _model_config(config["model_dir"])
-        return mine == theirs
+        mine = dataclasses.replace(self, model_dir=other.model_dir)
+        return mine == other and same_architecture(Path(self.model_dir), Path(other.model_dir))
 
 
 class RolloutPool:
@@ -132,5 +146,8 @@ def stop_actors(actors: list[Any]) -> None:
             ray.kill(actor)
 
 
-def _model_config(model_dir: str) -> dict:
-    return json.loads((Path(model_dir) / "config.json").read_text())
+def same_architecture(a: Path, b: Path) -> bool:
+    """True when two HF exports differ at most in their weights (one engine serves both)."""
+    return json.loads((a / "config.json").read_text()) == json.loads(
+        (b / "config.json").read_text()
+    )
