@@ -31,10 +31,11 @@ from rsrl.data.packed import PackedDataset
 from rsrl.models.tokenizer import load_tokenizer
 from rsrl.pipeline.plan import compile_plan
 from rsrl.pipeline.registry import StageContext, resolve_stage_fn
+from rsrl.runtime import Timings
 from rsrl.spec import load_spec
 from rsrl.train.fit import fit
 from rsrl.train.loop import TrainJob, load_lm, train_worker
-from rsrl.train.metrics import read_metrics, read_timings
+from rsrl.train.metrics import read_metrics
 from rsrl.train.shaped_lm import ShapedLossLM
 from rsrl.train.stage import make_train_job
 
@@ -84,7 +85,7 @@ def ray_train_tokens_per_s(resources, job: TrainJob) -> tuple[float, dict]:
     start = time.time()
     fit(job, resources, "bench", train_worker)
     end = time.time()
-    records, t = read_metrics(job.stage_dir), read_timings(job.stage_dir)
+    records, t = read_metrics(job.stage_dir), Timings(job.stage_dir).read()
     steady = statistics.median(r["tokens_per_s"] for r in records[WARMUP_RECORDS:])
     parts = {
         "worker start": t["worker_started"] - t["fit_started"],

@@ -108,7 +108,7 @@ def stderr_name(metric: str) -> str:
 
 def task_manager(tasks: Sequence[str], include_path: str | None) -> Any:
     """An lm-eval TaskManager for `tasks`: over `include_path` alone when it holds them all
-    (fast, offline), else over lm-eval's own tasks too (indexing those takes ~30 s)."""
+    (fast, offline), else over lm-eval's own tasks too (indexing those is slow)."""
     from lm_eval.tasks import TaskManager
 
     local = _local_tasks(include_path)

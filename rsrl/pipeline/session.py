@@ -22,7 +22,7 @@ def connect(
 ) -> None:
     """Join `address` (or $RAY_ADDRESS); with neither, start Ray inside this process.
     `ray_train`: the session runs Ray Train, whose log noise every worker then quiets with a
-    setup hook; without, no hook: its runtime env makes the first task wait ~1.7 s more.
+    setup hook; without, no hook: its runtime env delays the first task.
     `notices_to`: a file that takes what Ray prints while it starts, instead of the console."""
     if ray.is_initialized():
         return

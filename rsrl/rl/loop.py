@@ -29,9 +29,10 @@ from rsrl.rl.config import RLSpec
 from rsrl.rl.curve import CurveSuite, RLCurve
 from rsrl.rl.grpo import GroupSampler, update_policy
 from rsrl.rl.rollout.weight_sync import Bucket, TensorMeta, WeightStream, plan_buckets
+from rsrl.runtime import Report
 from rsrl.train.batches import BatchLayout
 from rsrl.train.config import DeepSpeedSpec
-from rsrl.train.worker import Report, StageRun
+from rsrl.train.worker import StageRun
 
 HEADLINE = ("reward_mean", "kept_groups", "entropy", "response_length", "sync_seconds")
 
@@ -50,7 +51,7 @@ class RLJob:
     world_size: int
     curve_suites: tuple[CurveSuite, ...] = ()  # one per eval suite when rl.eval_every > 0
     rollout_pool: Any = None  # the apply's RolloutPool, when eval reuses RL's actors
-    rollout_threads: int | None = None  # cpu_share.py
+    rollout_threads: int | None = None  # rsrl.runtime.rollout_threads
 
     @property
     def engine_dtype(self) -> str:

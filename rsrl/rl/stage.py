@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rsrl.layout import HF_EXPORT
 from rsrl.pipeline.registry import StageContext
-from rsrl.rl.cpu_share import rollout_threads, trainer_threads
 from rsrl.rl.curve import CurveSuite
 from rsrl.rl.loop import RLJob, rl_worker
+from rsrl.runtime import rollout_threads, trainer_threads
 from rsrl.spec.schema import Spec, eval_section, rl_section
 from rsrl.train.fit import fit
 from rsrl.train.metrics import read_metrics
@@ -31,7 +31,7 @@ def make_rl_job(ctx: StageContext) -> RLJob:
         world_size=spec.resources.num_workers,
         curve_suites=curve_suites(spec),
         rollout_pool=ctx.rollout_pool,
-        rollout_threads=rollout_threads(spec),
+        rollout_threads=rollout_threads(spec.resources, rl.rollout),
     )
 
 
@@ -60,7 +60,7 @@ def run_rl_stage(ctx: StageContext) -> dict:
         ctx.spec.resources,
         f"{ctx.stage.name}-{ctx.stage.key}",
         rl_worker,
-        threads=trainer_threads(ctx.spec),
+        threads=trainer_threads(ctx.spec.resources, job.rl.rollout),
     )
     final = read_metrics(job.stage_dir)[-1]
     return {"hf_dir": HF_EXPORT, "steps": job.rl.steps, **final}

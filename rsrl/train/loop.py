@@ -17,11 +17,12 @@ import torch.distributed as dist
 
 from rsrl.models.config import ModelSpec
 from rsrl.objective.config import ObjectiveSpec
+from rsrl.runtime import Report
 from rsrl.train.batches import BatchLayout
 from rsrl.train.config import DeepSpeedSpec, TrainStageSpec
 from rsrl.train.metrics import optimizer_step, peak_flops, sum_across_workers
 from rsrl.train.schedule import wsd_lr
-from rsrl.train.worker import Report, StageRun
+from rsrl.train.worker import StageRun
 
 HEADLINE = ("shaped_loss", "nll", "entropy", "tail_mass", "tokens_per_s")
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from rsrl.files import names_full_disk, read_jsonl, write_text_atomic
-from rsrl.layout import STEP_METRICS, TENSORBOARD, TIMINGS
+from rsrl.layout import STEP_METRICS, TENSORBOARD
 
 log = logging.getLogger("rsrl")
 
@@ -125,20 +125,6 @@ def optimizer_step(engine) -> float:
     norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
     engine.step()
     return norm
-
-
-def record_timings(stage_dir: Path, **timings) -> None:
-    """Merge `timings` into the stage's timings.json (rank 0 only; the last run's values)."""
-    from rsrl.files import write_json_atomic
-
-    path = Path(stage_dir) / TIMINGS
-    old = json.loads(path.read_text()) if path.exists() else {}
-    write_json_atomic(path, {**old, **timings})
-
-
-def read_timings(stage_dir: Path) -> dict:
-    path = Path(stage_dir) / TIMINGS
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def read_metrics(stage_dir: Path) -> list[dict]:

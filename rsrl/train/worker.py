@@ -14,43 +14,23 @@ before the first step) and the final checkpoint + export; benchmarks/ read those
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from rsrl.layout import HF_EXPORT
+from rsrl.runtime import Report, Timings, import_deepspeed
 from rsrl.train.batches import BatchLayout
 from rsrl.train.checkpoint import export_hf, load_checkpoint, save_checkpoint
 from rsrl.train.config import DeepSpeedSpec
-from rsrl.train.metrics import MetricsWriter, record_timings
+from rsrl.train.metrics import MetricsWriter
 
 if TYPE_CHECKING:  # the driver imports this module too: no DeepSpeed or transformers there
     from deepspeed import DeepSpeedEngine
     from transformers import PreTrainedTokenizerBase
-
-Report = Callable[[dict], None]  # ray.train.report, or None outside Ray Train
-
-
-def import_deepspeed() -> ModuleType:
-    """DeepSpeed, imported without mlflow: its autotuner imports mlflow whenever it is
-    installed (rsrl's tracker needs it), 1.7 s of DeepSpeed's 2 s import in every training
-    process, for autotuning runs rsrl never makes. The autotuner guards that import, and
-    mlflow imports normally afterwards."""
-    if "deepspeed" not in sys.modules and "mlflow" not in sys.modules:
-        sys.modules["mlflow"] = None  # type: ignore[assignment]  # import mlflow: ImportError
-        try:
-            import deepspeed  # noqa: F401
-        finally:
-            del sys.modules["mlflow"]
-    import deepspeed
-
-    return deepspeed
 
 
 class StageRun:
@@ -100,8 +80,7 @@ class StageRun:
         ds_seconds = time.time() - ds_started
         state = load_checkpoint(self.engine, self.stage_dir)
         if self.rank == 0:
-            record_timings(
-                self.stage_dir,
+            Timings(self.stage_dir).record(
                 setup_seconds=time.time() - self.setup_started,
                 deepspeed_init_seconds=ds_seconds,
                 resumed_at_step=state["step"],
@@ -135,8 +114,7 @@ class StageRun:
         if self.metrics:
             self.metrics.close()
         if self.rank == 0:
-            record_timings(
-                self.stage_dir,
+            Timings(self.stage_dir).record(
                 steps_finished=steps_finished,
                 checkpoint_export_seconds=time.time() - steps_finished,
             )

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rsrl.train.metrics import read_timings
+from rsrl.runtime import Timings
 from tests.e2e.quickstart import apply_quickstart, stage_dir, stage_statuses
 
 
@@ -45,7 +45,7 @@ def test_every_stage_leaves_its_outputs(quickstart_run):
     ):
         assert name in rl[-1], name
     # The trainer (1 CPU) and its vLLM actor (1 CPU) take turns: it updates on both cores.
-    assert read_timings(stage_dir(workdir, "rl"))["threads"] == 2
+    assert Timings(stage_dir(workdir, "rl")).read()["threads"] == 2
     # vLLM's sampled-token logprobs and the trainer's recompute agree (fp32, temperature 1).
     assert all(r["logprob_mismatch"] < 1e-3 for r in rl if "logprob_mismatch" in r)
     pretrain = [

@@ -116,7 +116,7 @@ def test_the_rl_stage_prepares_the_actors_its_sampler_then_borrows(
     import ray
 
     from rsrl.spec import load_spec
-    from tests.rl.test_cpu_share import QUICKSTART
+    from tests.rl.test_rl_threads import QUICKSTART
 
     rl = load_spec(QUICKSTART, ["rl.rollout.engine=hf", "rl.rollout.cpus_per_actor=0.25"]).rl
     base = model_dirs["tiny-dense"]

@@ -19,11 +19,11 @@ from rsrl.rl.config import OffPolicySpec, RLSpec
 from rsrl.rl.grpo import kl_to_reference, update_policy
 from rsrl.rl.loop import _frozen_copy, place_like
 from rsrl.rl.policy import PolicyLM
+from rsrl.runtime import import_deepspeed
 from rsrl.train.batches import BatchLayout
 from rsrl.train.config import DeepSpeedSpec
 from rsrl.train.ds_config import deepspeed_config
 from rsrl.train.optimizer import build_optimizer
-from rsrl.train.worker import import_deepspeed
 from tests.train.test_shaped_lm import TINY_DENSE
 
 PAD = 0

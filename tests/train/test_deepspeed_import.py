@@ -6,7 +6,7 @@ import sys
 
 CHECK = """
 import sys
-from rsrl.train.worker import import_deepspeed
+from rsrl.runtime import import_deepspeed
 deepspeed = import_deepspeed()
 assert deepspeed.initialize
 assert "mlflow" not in sys.modules, "DeepSpeed's import pulled in mlflow"

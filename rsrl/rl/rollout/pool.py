@@ -1,7 +1,7 @@
 """One set of rollout actors for a whole apply: RL samples with them, then eval reuses them.
 
-Starting a vLLM actor costs ~15-20 s on a small CPU box (importing vLLM alone takes ~12 s),
-which RL and eval would otherwise each pay. The pool is a Ray actor made by the apply's
+Starting a vLLM actor is slow (importing vLLM is most of it; benchmarks/RESULTS.md has the
+numbers), and RL and eval would otherwise each pay it. The pool is a Ray actor made by the apply's
 driver: the rollout actors it starts are its own, so they outlive the stage that first
 asked for them and die with the driver, however it ends. A stage borrows actors for its
 ActorConfig: the running ones when they can serve it (same engine, tokenizer, resources,

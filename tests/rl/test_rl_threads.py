@@ -1,13 +1,23 @@
 """How many torch threads RL's trainer and rollout actors run: a lone CPU trainer and its
 lone actor share their cores (they take turns), several actors, workers or GPUs keep one
-thread per reserved CPU."""
+thread per reserved CPU (rsrl.runtime)."""
 
 from pathlib import Path
 
-from rsrl.rl.cpu_share import rollout_threads, trainer_threads
-from rsrl.spec import load_spec
+from rsrl import runtime
+from rsrl.spec import Spec, load_spec
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "specs" / "quickstart.yaml"
+
+
+def trainer_threads(spec: Spec) -> int | None:
+    assert spec.rl is not None
+    return runtime.trainer_threads(spec.resources, spec.rl.rollout)
+
+
+def rollout_threads(spec: Spec) -> int | None:
+    assert spec.rl is not None
+    return runtime.rollout_threads(spec.resources, spec.rl.rollout)
 
 
 def test_a_lone_cpu_trainer_takes_its_actors_cores_too():
