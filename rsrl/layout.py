@@ -6,7 +6,7 @@
         <stage>-<key>/            one directory per stage (`stage_dir`)
             logs/                 what its processes printed: stage.log, <actor>-<pid>.log
             manifest.json         written last, once the stage has finished (pipeline/cache.py)
-            metrics.jsonl         one line per logged step of training and RL (train/metrics.py)
+            steps.jsonl           one line per logged step of training and RL (train/metrics.py)
             timings.json          where a stage's time outside its steps went
             metrics.json          the eval stage's results (eval/results.py)
             eval_curve.jsonl      the rl stage's RL curve: one row per suite and step
@@ -29,7 +29,7 @@ MODEL_STAGES: tuple[str, ...] = get_args(ModelStage)
 TRAINING_STAGES = MODEL_STAGES[:2]
 
 MANIFEST = "manifest.json"
-STEP_METRICS = "metrics.jsonl"
+STEP_METRICS = "steps.jsonl"
 TIMINGS = "timings.json"
 EVAL_METRICS = "metrics.json"
 RL_CURVE_ROWS = "eval_curve.jsonl"

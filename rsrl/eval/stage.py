@@ -39,7 +39,7 @@ from rsrl.eval.results import (
     RL_GAIN,
     flat_metrics,
 )
-from rsrl.eval.suite import SuiteRun, run_suite
+from rsrl.eval.suite import SuiteResult, run_suite
 from rsrl.eval.uncertainty import paired_difference
 from rsrl.files import read_jsonl, write_json_atomic
 from rsrl.layout import EVAL_METRICS, HF_EXPORT, MODEL_STAGES, RL_CURVE_ROWS
@@ -172,7 +172,7 @@ def run_suites(
     tokenizer_stage: Path,
     out_dir: Path,
     pool: Any = None,
-) -> dict[str, dict[str, SuiteRun]]:
+) -> dict[str, dict[str, SuiteResult]]:
     """{checkpoint: {suite: results}}: every suite of `spec.eval` on each checkpoint, with the
     same problems and sampling seeds. One group of rollout actors serves them all (borrowed
     from `pool`, RL's, when the apply has one); between checkpoints of one architecture only
@@ -190,7 +190,7 @@ def run_suites(
         for suite in eval_section(spec).suites
     ]
     group, loaded = None, None
-    results: dict[str, dict[str, SuiteRun]] = {}
+    results: dict[str, dict[str, SuiteResult]] = {}
     try:
         for checkpoint, model_dir in checkpoints.items():
             if group is not None and loaded is not None and same_architecture(loaded, model_dir):
@@ -223,7 +223,7 @@ def run_suites(
     return results
 
 
-def rl_gain(before: SuiteRun, after: SuiteRun) -> dict[str, dict[str, float]]:
+def rl_gain(before: SuiteResult, after: SuiteResult) -> dict[str, dict[str, float]]:
     """{metric: {"mean", "se", "z"}}: after - before, paired by problem."""
     return {
         name: paired_difference(before.values[name], values)

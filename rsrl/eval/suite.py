@@ -38,7 +38,7 @@ def answer_rule(verifier: str) -> tuple[Callable[[str], str | None], Callable[[s
 
 
 @dataclass(frozen=True)
-class SuiteRun:
+class SuiteResult:
     summary: dict  # the suite's entry of metrics.json
     values: dict[str, list[float]]  # metric -> its value on each problem, in problem order
 
@@ -52,7 +52,7 @@ def run_suite(
     seed: int,
     problems_dir: Path | None = None,
     relative_to: Path | None = None,
-) -> SuiteRun:
+) -> SuiteResult:
     """Sample and score one suite on the group's current weights. The per-problem table
     goes to `problems_dir/<suite>.parquet` (named relative to `relative_to` in the summary)
     unless `problems_dir` is None."""
@@ -66,7 +66,7 @@ def run_suite(
         path = problems_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', suite.name)}.parquet"
         write_problems(problems, path)
         problems_file = str(path.relative_to(relative_to or problems_dir))
-    return SuiteRun(
+    return SuiteResult(
         summarise_suite(suite, problems, problems_file), per_problem_values(suite, problems)
     )
 

@@ -29,9 +29,11 @@ from rsrl.train.config import TrainStageSpec
 STAGE_VERSIONS = {
     "tokenizer": 1,
     "data": 1,
-    "pretrain": 2,  # 2: the MoE balance loss as Hugging Face's; WSD's last step above final
-    "midtrain": 2,
-    "rl": 3,  # 2: the RL curve (eval during RL); 3: rl.weight_decay (default 0, was 0.1)
+    # pretrain 2: the MoE balance loss as Hugging Face's; WSD's last step above final.
+    # 3 (all three): the per-step records are steps.jsonl (were metrics.jsonl).
+    "pretrain": 3,
+    "midtrain": 3,
+    "rl": 4,  # 2: the RL curve (eval during RL); 3: rl.weight_decay (default 0, was 0.1)
     "eval": 2,  # 2: suites before and after RL, standard errors
     "report": 1,
 }

@@ -1,7 +1,7 @@
 """What `rsrl apply` shows while stages run, drawn from the metrics file each one appends to.
 
 Stages run in Ray workers; rather than piping bars through worker logs, the driver reads
-`<stage dir>/metrics.jsonl` (each line carries `step` and `total_steps`) about once a
+`<stage dir>/steps.jsonl` (each line carries `step` and `total_steps`) about once a
 second. On a terminal, a live view keeps one line per running stage (rich); a stage that
 ends leaves one line with its time above it. Off a terminal, plain lines: a start and an
 end line per stage, and at most one progress line per stage every PLAIN_EVERY_S seconds.

@@ -60,7 +60,7 @@ def run_color(index: int) -> tuple:
 def curves_figure(
     runs: Sequence[Run], stage: str, panels: Sequence[Panel], title: str
 ) -> Figure | None:
-    """A 2x2 grid of per-step curves of `stage` (a metrics.jsonl per run)."""
+    """A 2x2 grid of per-step curves of `stage` (a steps.jsonl per run)."""
     if not any(run.curves.get(stage) for run in runs):
         return None
     fig = Figure(figsize=(11, 7.5), layout="constrained")

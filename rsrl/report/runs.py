@@ -22,7 +22,7 @@ SHOWN_STAGES = (*MODEL_STAGES, "eval")  # the stages whose outputs a report draw
 class Run:
     label: str
     where: Path
-    curves: dict[str, list[dict]] = field(default_factory=dict)  # model stage -> metrics.jsonl
+    curves: dict[str, list[dict]] = field(default_factory=dict)  # model stage -> steps.jsonl
     eval: dict | None = None  # the eval stage's metrics.json
     notes: list[str] = field(default_factory=list)  # what is missing or unfinished
 
@@ -58,4 +58,4 @@ def _load_stage(run: Run, stage: str, stage_dir: Path) -> None:
         shown = f"showing the {logged} steps logged so far" if logged else "nothing logged yet"
         run.notes.append(f"{stage}: unfinished (no {MANIFEST} in {stage_dir.name}); {shown}")
     elif not logged:
-        run.notes.append(f"{stage}: finished but its metrics.jsonl is missing or empty")
+        run.notes.append(f"{stage}: finished but its steps.jsonl is missing or empty")

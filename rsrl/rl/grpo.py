@@ -35,7 +35,7 @@ from rsrl.rl.batch import (
 )
 from rsrl.rl.config import RLSpec
 from rsrl.train.batches import BatchLayout
-from rsrl.train.metrics import optimizer_step
+from rsrl.train.optimizer import optimizer_step
 
 # 1-4. Sample groups, score them, keep the informative ones, with their advantages.
 

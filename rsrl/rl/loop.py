@@ -32,7 +32,7 @@ from rsrl.rl.rollout.weight_sync import Bucket, TensorMeta, WeightStream, plan_b
 from rsrl.runtime import Report
 from rsrl.train.batches import BatchLayout
 from rsrl.train.config import DeepSpeedSpec
-from rsrl.train.worker import StageRun
+from rsrl.train.worker import StageWorker
 
 HEADLINE = ("reward_mean", "kept_groups", "entropy", "response_length", "sync_seconds")
 
@@ -74,7 +74,7 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
     from rsrl.models.tokenizer import load_tokenizer
     from rsrl.rl.policy import PolicyLM
 
-    run = StageRun(
+    worker = StageWorker(
         job.stage_dir,
         rank,
         report,
@@ -89,7 +89,7 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
     lm = AutoModelForCausalLM.from_pretrained(job.init_dir, dtype=torch.float32)
     reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
     # The loop calls the DeepSpeed engine `policy`: in rl/, "engine" is a rollout engine.
-    policy, state = run.start_engine(
+    policy, state = worker.start_engine(
         PolicyLM(lm, job.impl), job.rl.weight_decay, job.deepspeed, job.layout
     )
     if reference is not None:  # copied before initialize (ZeRO-3 partitions the policy's)
@@ -135,9 +135,9 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
             assert rollouts is not None  # a curve is made only beside rollouts
             record.update(curve.measure(rollouts, tokenizer, step))
         record.update(step=step, lr=job.rl.lr)
-        run.log(record)
-        run.maybe_checkpoint(step)
-    run.finish(step, tokenizer)
+        worker.log(record)
+        worker.maybe_checkpoint(step)
+    worker.finish(step, tokenizer)
     if rollouts:
         rollouts.shutdown()
 

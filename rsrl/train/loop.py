@@ -20,9 +20,10 @@ from rsrl.objective.config import ObjectiveSpec
 from rsrl.runtime import Report
 from rsrl.train.batches import BatchLayout
 from rsrl.train.config import DeepSpeedSpec, TrainStageSpec
-from rsrl.train.metrics import optimizer_step, peak_flops, sum_across_workers
+from rsrl.train.metrics import peak_flops, sum_across_workers
+from rsrl.train.optimizer import optimizer_step
 from rsrl.train.schedule import wsd_lr
-from rsrl.train.worker import StageRun
+from rsrl.train.worker import StageWorker
 
 HEADLINE = ("shaped_loss", "nll", "entropy", "tail_mass", "tokens_per_s")
 
@@ -53,7 +54,7 @@ def train_worker(job: TrainJob, rank: int, report: Report | None = None) -> None
     from rsrl.models.tokenizer import load_tokenizer
     from rsrl.train.shaped_lm import ShapedLossLM
 
-    run = StageRun(
+    worker = StageWorker(
         job.stage_dir,
         rank,
         report,
@@ -74,7 +75,7 @@ def train_worker(job: TrainJob, rank: int, report: Report | None = None) -> None
     tokenizer = load_tokenizer(job.tokenizer_dir)
     module = ShapedLossLM(load_lm(job, tokenizer), job.objective)
     flops_per_token = 6 * sum(p.numel() for p in module.parameters())  # before ZeRO-3 shards
-    engine, state = run.start_engine(
+    engine, state = worker.start_engine(
         module,
         job.deepspeed.weight_decay,
         job.deepspeed,
@@ -92,7 +93,7 @@ def train_worker(job: TrainJob, rank: int, report: Report | None = None) -> None
         stats = _one_step(engine, loader, job)
         step += 1
         if step % job.train.log_every == 0 or step == job.total_steps or step == 1:
-            run.log(
+            worker.log(
                 {
                     "step": step,
                     "lr": lr,
@@ -101,8 +102,8 @@ def train_worker(job: TrainJob, rank: int, report: Report | None = None) -> None
                 }
             )
         # The data position goes into every checkpoint: a resume reads the next rows.
-        run.maybe_checkpoint(step, {"data": loader.state_dict()})
-    run.finish(step, tokenizer, {"data": loader.state_dict()})
+        worker.maybe_checkpoint(step, {"data": loader.state_dict()})
+    worker.finish(step, tokenizer, {"data": loader.state_dict()})
 
 
 def load_lm(job: TrainJob, tokenizer):

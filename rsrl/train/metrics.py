@@ -106,26 +106,5 @@ def sum_across_workers(values: dict[str, float]) -> dict[str, float]:
     return dict(zip(names, tensor.tolist()))
 
 
-def optimizer_step(engine) -> float:
-    """engine.step() after a micro-batch's backward, and the global gradient norm of the
-    update it made at the accumulation boundary (nan before it). DeepSpeed keeps that norm,
-    except for fp32 at ZeRO stage 0, which it clips with a plain clip_grad_norm_ and keeps
-    none: there it is read from the gradients (all-reduced by then) before the step."""
-    import torch
-
-    if not engine.is_gradient_accumulation_boundary():
-        engine.step()
-        return float("nan")
-    keeps_norm = engine.zero_optimization() or engine.fp16_enabled() or engine.bfloat16_enabled()
-    if keeps_norm:
-        engine.step()
-        norm = engine.get_global_grad_norm()
-        return float(norm) if norm is not None else float("nan")
-    grads = [p.grad for p in engine.module.parameters() if p.grad is not None]
-    norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
-    engine.step()
-    return norm
-
-
 def read_metrics(stage_dir: Path) -> list[dict]:
     return read_jsonl(Path(stage_dir) / STEP_METRICS)

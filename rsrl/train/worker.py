@@ -1,10 +1,10 @@
 """What every stage's worker function does around its algorithm (training and RL alike).
 
-    run = StageRun(stage_dir, rank, report, ...)        # seeds torch, starts the set-up clock
+    run = StageWorker(stage_dir, rank, report, ...)        # seeds torch, starts the set-up clock
     engine, state = run.start_engine(module, ...)       # DeepSpeed, resumed from a checkpoint
     while step < total_steps:
         ...one step of the algorithm...
-        run.log(record)                                 # metrics.jsonl (rank 0) and Ray
+        run.log(record)                                 # steps.jsonl (rank 0) and Ray
         run.maybe_checkpoint(step, client_state)        # every `checkpoint_every` steps
     run.finish(step, tokenizer, client_state)           # last checkpoint, HF export, timings
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # the driver imports this module too: no DeepSpeed or transfo
     from transformers import PreTrainedTokenizerBase
 
 
-class StageRun:
+class StageWorker:
     """One worker's run of a stage: its DeepSpeed engine, metrics and checkpoints.
 
     Made first thing in the worker, so that the seed comes before anything random and the
@@ -92,7 +92,7 @@ class StageRun:
         return self.engine, state
 
     def log(self, record: dict) -> None:
-        """One step's record: a line of metrics.jsonl (rank 0) and a Ray Train report."""
+        """One step's record: a line of steps.jsonl (rank 0) and a Ray Train report."""
         if self.metrics:
             self.metrics.write(record)
         if self.report:

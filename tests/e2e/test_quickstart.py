@@ -24,7 +24,7 @@ def test_every_stage_leaves_its_outputs(quickstart_run):
         assert AutoModelForCausalLM.from_pretrained(hf).config.vocab_size == 2048
         records = [
             json.loads(line)
-            for line in (stage_dir(workdir, model) / "metrics.jsonl").read_text().splitlines()
+            for line in (stage_dir(workdir, model) / "steps.jsonl").read_text().splitlines()
         ]
         assert records and records[-1]["step"] == records[-1]["total_steps"]
         # ZeRO-0 (the quickstart's), where DeepSpeed keeps no gradient norm of its own
@@ -32,7 +32,7 @@ def test_every_stage_leaves_its_outputs(quickstart_run):
         assert norms and all(math.isfinite(n) and n > 0 for n in norms), (model, norms)
     rl = [
         json.loads(row)
-        for row in (stage_dir(workdir, "rl") / "metrics.jsonl").read_text().splitlines()
+        for row in (stage_dir(workdir, "rl") / "steps.jsonl").read_text().splitlines()
     ]
     for name in (
         "reward_mean",
@@ -50,7 +50,7 @@ def test_every_stage_leaves_its_outputs(quickstart_run):
     assert all(r["logprob_mismatch"] < 1e-3 for r in rl if "logprob_mismatch" in r)
     pretrain = [
         json.loads(row)
-        for row in (stage_dir(workdir, "pretrain") / "metrics.jsonl").read_text().splitlines()
+        for row in (stage_dir(workdir, "pretrain") / "steps.jsonl").read_text().splitlines()
     ]
     assert pretrain[-1]["nll"] < pretrain[0]["nll"]
     metrics = json.loads((stage_dir(workdir, "eval") / "metrics.json").read_text())

@@ -1,4 +1,4 @@
-"""What `rsrl apply` shows while stages run: read from each stage's metrics.jsonl."""
+"""What `rsrl apply` shows while stages run: read from each stage's steps.jsonl."""
 
 import io
 import json
@@ -13,7 +13,7 @@ from rsrl.pipeline.progress import LiveView, PlainView, duration, gain_note, ste
 
 def log_steps(stage_dir: Path, *records: dict) -> None:
     stage_dir.mkdir(parents=True, exist_ok=True)
-    with open(stage_dir / "metrics.jsonl", "a") as f:
+    with open(stage_dir / "steps.jsonl", "a") as f:
         for record in records:
             f.write(json.dumps(record) + "\n")
 

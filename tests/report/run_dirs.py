@@ -1,5 +1,5 @@
 """Run directories in the real layout, for report tests: the workdir's spec.yaml, stage
-directories named by the compiled plan, metrics.jsonl with the keys the stages log,
+directories named by the compiled plan, steps.jsonl with the keys the stages log,
 manifests, and an eval metrics.json summarised by the eval code. Only the numbers
 are made up (smooth curves), so the tests need no training."""
 

@@ -1,5 +1,5 @@
 """A stage's tracker runs, fed through the MetricsWriter and the stage's end, checked against
-metrics.jsonl: MLflow in a file store, W&B offline, both in a temp dir."""
+steps.jsonl: MLflow in a file store, W&B offline, both in a temp dir."""
 
 import pytest
 

