@@ -100,8 +100,13 @@ def compile_plan(spec: Spec) -> Plan:
             data = builder.add_data(name, stage_spec)
             last_model = builder.add_training(name, stage_spec, data, last_model)
     if spec.rl is not None and last_model is not None:
+        rl = _plain(spec.rl)
+        # The dtype the engines run, however the spec says it (auto is the trainer's).
+        rl["rollout"]["dtype"] = spec.rl.rollout.engine_dtype(
+            spec.resources.deepspeed.torch_dtype()
+        )
         rl_config = {
-            "rl": spec.rl,
+            "rl": rl,
             "seed": spec.seed,
             "plugins": spec.plugins,
             "precision": spec.resources.deepspeed.precision,

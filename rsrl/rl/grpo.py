@@ -281,7 +281,7 @@ def update_policy(
     old = _old_logprobs(policy, samples, minis, pad_id, temperature)
     means = StepMeans()
     op = rl.off_policy
-    norm = float("nan")
+    norms = []  # the global gradient norm of each optimizer update
     for m, chunks in enumerate(minis):
         counts = response_counts([samples[i] for i in np.concatenate(kept[m])])
         for c, chunk in enumerate(chunks):
@@ -324,6 +324,8 @@ def update_policy(
             # workers; the loss is already the step's sum-normalised share: undo both.
             policy.backward(loss * layout.grad_accum * layout.world_size)
             norm = optimizer_step(policy)
+            if c == len(chunks) - 1:
+                norms.append(norm)
             tokens = mask.sum()
             # The forward's token slots, and how many of them are padding (a stand-in: none).
             slots = batch.attention_mask.numel() if len(chunk) else 0
@@ -343,7 +345,7 @@ def update_policy(
     return {
         **means.reduce(),
         "skipped_mini_batches": float(len(split) - len(kept)),
-        "grad_norm": norm,  # the last update's
+        "grad_norm": float(np.mean(norms)) if norms else float("nan"),  # over the updates
     }
 
 

@@ -62,6 +62,7 @@ def test_keys_are_deterministic():
         ("rl.checkpoint_every=3", {"rl", "eval", "report"}),
         ("rl.weight_decay=0.1", {"rl", "eval", "report"}),
         ("rl.rollout.dtype=bfloat16", {"rl", "eval", "report"}),
+        ("rl.rollout.dtype=float32", set()),  # what auto is under fp32
         ("rl.off_policy.correction=tis", {"rl", "eval", "report"}),
         ("resources.num_workers=2", set()),
     ],
