@@ -105,6 +105,7 @@ def compile_plan(spec: Spec) -> Plan:
         rl["rollout"]["dtype"] = spec.rl.rollout.engine_dtype(
             spec.resources.deepspeed.torch_dtype()
         )
+        rl["off_policy"]["correction"] = spec.rl.correction()  # auto, resolved
         rl_config = {
             "rl": rl,
             "seed": spec.seed,

@@ -12,8 +12,9 @@ from rsrl.verifiers.config import VerifierSpec
 
 LossAgg = Literal["token-mean", "seq-mean-token-mean"]
 AdvNorm = Literal["std", "none"]
-# none | tis (weights min(pi_old / mu, cap)) | mis (drops samples outside [1 / cap, cap])
-Correction = Literal["none", "tis", "mis"]
+# none | tis (weights min(pi_old / mu, cap)) | mis (drops samples outside [1 / cap, cap]);
+# auto: tis with asynchronous rollouts (rl.max_staleness >= 1) at temperature 1, else none
+Correction = Literal["auto", "none", "tis", "mis"]
 Level = Literal["token", "sequence"]  # sequence: the ratio of the whole response
 
 
@@ -28,16 +29,23 @@ class OffPolicySpec:
     """The correction for samples the trainer's policy pi_old did not draw: the engine's
     policy mu differs (a bf16 engine, other kernels). docs/rl.md says when to use which."""
 
-    correction: Correction = "none"
+    correction: Correction = "auto"
     level: Level = "token"
     cap: float = 2.0  # tis: the weights' upper bound; mis: ratios outside [1 / cap, cap] dropped
+
+    def resolved(self, max_staleness: int, temperature: float) -> str:
+        """The correction that runs: auto is tis for asynchronous rollouts, whose samples
+        come from older weights, where the engines' log-probs are mu's (temperature 1)."""
+        if self.correction != "auto":
+            return self.correction
+        return "tis" if max_staleness > 0 and temperature == 1.0 else "none"
 
     def check(self, temperature: float, path: str = "rl.off_policy") -> list[str]:
         p = Problems(path)
         check_choices(self, p)
         p.need(self.cap > 1, "cap", self.cap, "must be > 1 (the weights' bound, 1 / cap..cap)")
         p.need(
-            self.correction == "none" or temperature == 1.0,
+            self.correction in ("none", "auto") or temperature == 1.0,
             "correction",
             self.correction,
             "needs rl.rollout.temperature 1 (the engines report temperature-1 log-probs, mu's "
@@ -74,6 +82,10 @@ class RLSpec:
     # `eval_problems` problems of each eval suite, sampled as the suite says; 0 turns it off.
     eval_every: int = 0
     eval_problems: int = 32
+    # Asynchronous rollouts: the engines sample up to this many steps ahead while the trainer
+    # updates, so a group may come from weights this many updates old (rl.off_policy
+    # corrects for it); 0 is the synchronous, strictly on-policy loop (the paper's).
+    max_staleness: int = 0
     rollout: RolloutSpec = field(default_factory=RolloutSpec)
     off_policy: OffPolicySpec = field(default_factory=OffPolicySpec)
 
@@ -102,7 +114,17 @@ class RLSpec:
             "must be >= 1 (or unset: micro_batch_size sequences)",
         )
         p.need(self.eval_every >= 0, "eval_every", self.eval_every, "must be >= 0 (0 turns it off)")
+        p.need(
+            self.max_staleness >= 0,
+            "max_staleness",
+            self.max_staleness,
+            "must be >= 0 (0: synchronous rollouts)",
+        )
         check_choices(self, p)
         p.lines += self.rollout.check(f"{path}.rollout")
         p.lines += self.off_policy.check(self.rollout.temperature, f"{path}.off_policy")
         return p.lines
+
+    def correction(self) -> str:
+        """The off-policy correction that runs (rl.off_policy.correction, auto resolved)."""
+        return self.off_policy.resolved(self.max_staleness, self.rollout.temperature)

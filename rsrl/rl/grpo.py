@@ -16,6 +16,7 @@ Steps 1-4 run on trainer rank 0 (`GroupSampler.collect`), which drives the rollo
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,40 +47,84 @@ class RolloutBatch:
     stats: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class SampledRound:
+    """One round of a step's groups as submitted: its prompts and the engines' completions,
+    and the weight version (trainer steps synced to the engines) that samples them."""
+
+    items: list[dict]
+    texts: list[str]
+    completions: Any  # rollout.actors.PendingCompletions
+    version: int
+
+
+@dataclass
+class ScoredRound:
+    """A round's groups, scored and with their advantages."""
+
+    groups: list[list[Sample]]
+    rewards: Tensor  # [groups, group_size]
+    version: int
+
+    def to_state(self) -> dict:
+        """Plain values, for a checkpoint's client state."""
+        groups = [[dataclasses.asdict(s) for s in g] for g in self.groups]
+        return {"groups": groups, "rewards": self.rewards.tolist(), "version": self.version}
+
+    @classmethod
+    def from_state(cls, state: dict) -> ScoredRound:
+        groups = [[Sample(**s) for s in g] for g in state["groups"]]
+        return cls(groups, torch.tensor(state["rewards"]), state["version"])
+
+
 class GroupSampler:
     """Rank 0's side of a step: groups of completions from `rollouts` (a RolloutGroup),
-    scored by `verify`, filtered by dynamic sampling, with their advantages."""
+    scored by `verify`, filtered by dynamic sampling, with their advantages.
+
+    With `rl.max_staleness` N >= 1 the loop submits a step's first round up to N steps
+    ahead (`submit`), so the engines sample while the trainer updates; `version` counts the
+    trainer steps whose weights the engines hold, and each round carries the version that
+    sampled it. A round more than N versions old when its step comes is sampled again."""
 
     def __init__(
         self, rl: RLSpec, prompts: list[dict], rollouts: Any, tokenizer: Any, verify: Any, seed: int
     ):
         self.rl, self.prompts, self.rollouts = rl, prompts, rollouts
         self.tokenizer, self.verify, self.seed = tokenizer, verify, seed
+        self.version = 0
 
-    def collect(self, step: int) -> RolloutBatch:
-        """`prompts_per_step` groups for `step`; with dynamic sampling, only groups whose
-        rewards differ, refilled for at most `max_resample_rounds` more rounds."""
+    def collect(self, step: int, ahead: SampledRound | ScoredRound | None = None) -> RolloutBatch:
+        """`prompts_per_step` groups for `step`, the first round from `ahead` when it was
+        submitted earlier; with dynamic sampling, only groups whose rewards differ,
+        refilled for at most `max_resample_rounds` more rounds."""
         start = time.perf_counter()
         kept: list[list[Sample]] = []
+        staleness: list[int] = []
         first_round_rewards: list[float] = []
         lengths: list[int] = []
-        rounds = dropped = 0
+        rounds = dropped = resampled = 0
         while len(kept) < self.rl.prompts_per_step and rounds <= self.rl.max_resample_rounds:
             need = self.rl.prompts_per_step - len(kept)
-            groups, rewards = self._sample_groups(step, rounds, need)
+            scored = self.score(ahead if rounds == 0 and ahead else self.submit(step, rounds, need))
+            if step - scored.version > self.rl.max_staleness:  # only if the loop ran late
+                resampled += len(scored.groups)
+                scored = self.score(self.submit(step, rounds, need))
             if rounds == 0:
-                first_round_rewards = rewards.flatten().tolist()
-            lengths += [len(s.response_ids) for g in groups for s in g]
+                first_round_rewards = scored.rewards.flatten().tolist()
+            lengths += [len(s.response_ids) for g in scored.groups for s in g]
             keep = (
-                informative_groups(rewards)
+                informative_groups(scored.rewards)
                 if self.rl.dynamic_sampling
-                else torch.ones(len(groups), dtype=torch.bool)
+                else torch.ones(len(scored.groups), dtype=torch.bool)
             )
-            kept += [g for g, k in zip(groups, keep.tolist()) if k]
+            new = [g for g, k in zip(scored.groups, keep.tolist()) if k]
+            kept += new
+            staleness += [step - scored.version] * len(new)
             dropped += int((~keep).sum())
             rounds += 1
         seconds = time.perf_counter() - start
         samples = [s for g in kept[: self.rl.prompts_per_step] for s in g]
+        staleness = staleness[: self.rl.prompts_per_step] or [0]
         # Reward and accuracy of the first round only: fresh prompts, before any filtering.
         stats = {
             "reward_mean": float(np.mean(first_round_rewards)),
@@ -91,13 +136,20 @@ class GroupSampler:
             "rollout_tokens_per_s": sum(lengths) / seconds,
             "rollout_seconds": seconds,
         }
+        if self.rl.max_staleness > 0:
+            stats.update(
+                staleness_max=float(max(staleness)),
+                staleness_mean=float(np.mean(staleness)),
+                stale_groups_resampled=float(resampled),
+            )
         return RolloutBatch(samples=samples, stats=stats)
 
-    def _sample_groups(self, step: int, round_: int, count: int):
-        """`count` fresh prompts (seeded by step and round, so a resume redraws the same) with
-        `group_size` completions each, scored and given their group advantages."""
+    def submit(self, step: int, round_: int = 0, count: int | None = None) -> SampledRound:
+        """`count` (default `prompts_per_step`) fresh prompts, seeded by step and round so
+        a resume redraws the same, each sent to the engines for `group_size` completions."""
         from rsrl.models.tokenizer import render_prompt
 
+        count = count or self.rl.prompts_per_step
         rng = np.random.default_rng([self.seed, step, round_])
         items = [
             self.prompts[i]
@@ -105,7 +157,7 @@ class GroupSampler:
         ]
         texts = [render_prompt(self.tokenizer, item["prompt"]) for item in items]
         ro = self.rl.rollout
-        outputs = self.rollouts.generate(
+        completions = self.rollouts.submit(
             texts,
             n=self.rl.group_size,
             temperature=ro.temperature,
@@ -113,13 +165,23 @@ class GroupSampler:
             max_new_tokens=ro.max_new_tokens,
             seed=int(rng.integers(2**31)),
         )
+        return SampledRound(items, texts, completions, self.version)
+
+    def score(self, sampled: SampledRound | ScoredRound) -> ScoredRound:
+        """The round's completions (waited for), scored and given their group advantages."""
+        if isinstance(sampled, ScoredRound):
+            return sampled
+        outputs = sampled.completions.result()
         rewards = torch.tensor(
-            [[self._score(item, c.text) for c in comps] for item, comps in zip(items, outputs)],
+            [
+                [self._score(item, c.text) for c in comps]
+                for item, comps in zip(sampled.items, outputs)
+            ],
             dtype=torch.float32,
         )
         advantages = group_advantages(rewards, self.rl.adv_norm)
         groups = []
-        for text, comps, adv, rew in zip(texts, outputs, advantages, rewards):
+        for text, comps, adv, rew in zip(sampled.texts, outputs, advantages, rewards):
             prompt_ids = self.tokenizer(text)["input_ids"]  # as the engine tokenized it
             groups.append(
                 [
@@ -127,7 +189,7 @@ class GroupSampler:
                     for c, a, r in zip(comps, adv, rew)
                 ]
             )
-        return groups, rewards
+        return ScoredRound(groups, rewards, sampled.version)
 
     def _score(self, item: dict, completion: str) -> float:
         from rsrl.verifiers import score
@@ -280,7 +342,7 @@ def update_policy(
     temperature = rl.rollout.temperature
     old = _old_logprobs(policy, samples, minis, pad_id, temperature)
     means = StepMeans()
-    op = rl.off_policy
+    op, correction = rl.off_policy, rl.correction()
     norms = []  # the global gradient norm of each optimizer update
     for m, chunks in enumerate(minis):
         counts = response_counts([samples[i] for i in np.concatenate(kept[m])])
@@ -299,7 +361,7 @@ def update_policy(
                 old_logp,
                 batch.rollout_logp,
                 mask,
-                correction=op.correction,
+                correction=correction,
                 level=op.level,
                 cap=op.cap,
             )
@@ -339,7 +401,7 @@ def update_policy(
                 # Against the policy that sampled (before this step's first update).
                 means.add("logprob_mismatch", ((old_logp - batch.rollout_logp).abs() * mask).sum())
                 means.add("mismatch_kl", off.mismatch_kl)
-            if op.correction != "none":
+            if correction != "none":
                 per = "tokens" if op.level == "token" else "sequences"
                 means.add("is_capped_fraction", off.corrected, per)
     return {

@@ -16,6 +16,7 @@ to the actors while every worker gathers its shards (a collective under ZeRO-3).
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from torch import nn
 
 from rsrl.rl.config import RLSpec
 from rsrl.rl.curve import CurveSuite, RLCurve
-from rsrl.rl.grpo import GroupSampler, update_policy
+from rsrl.rl.grpo import GroupSampler, SampledRound, ScoredRound, update_policy
 from rsrl.rl.rollout.weight_sync import Bucket, TensorMeta, WeightStream, plan_buckets
 from rsrl.runtime import Report
 from rsrl.train.batches import BatchLayout
@@ -101,6 +102,12 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
     step = state["step"]
     if step > 0:  # resumed: the actors start from the initial weights, give them ours
         _sync(policy, rollouts, job.rl.rollout.sync_bucket_mb)
+    # Rank 0: the next steps' first rounds, sampled ahead (rl.max_staleness), oldest first;
+    # a resume gets them back from the checkpoint, as sampled by the weights of their time.
+    ahead: deque[SampledRound | ScoredRound] = deque()
+    if sampler:
+        sampler.version = step
+        ahead.extend(ScoredRound.from_state(r) for r in state.get("ahead", []))
     curve = (
         RLCurve(
             job.stage_dir,
@@ -119,7 +126,10 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
         curve.measure(rollouts, tokenizer, step)
 
     while step < job.rl.steps:
-        batch = sampler.collect(step) if sampler else None
+        batch = None
+        if sampler:
+            batch = sampler.collect(step, ahead.popleft() if ahead else None)
+            _sample_ahead(sampler, ahead, step, job.rl)  # sampled while the trainer updates
         samples, record = _broadcast((batch.samples, batch.stats) if batch else None)
         if samples:
             start = time.perf_counter()
@@ -131,12 +141,15 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
             record["update_seconds"] = time.perf_counter() - start
             record["sync_seconds"] = _sync(policy, rollouts, job.rl.rollout.sync_bucket_mb)
         step += 1
+        if sampler:
+            sampler.version = step  # the engines now hold this step's weights
         if curve and curve.due(step):
             assert rollouts is not None  # a curve is made only beside rollouts
             record.update(curve.measure(rollouts, tokenizer, step))
         record.update(step=step, lr=job.rl.lr)
         worker.log(record)
-        worker.maybe_checkpoint(step)
+        if worker.checkpoints_at(step):
+            worker.checkpoint(step, _ahead_state(sampler, ahead))
     worker.finish(step, tokenizer)
     if rollouts:
         rollouts.shutdown()
@@ -157,6 +170,27 @@ def _group_sampler(job: RLJob, tokenizer) -> GroupSampler:
     )
     verify = load_verifier(job.rl.verifier.name, job.plugins)
     return GroupSampler(job.rl, job.prompts, rollouts, tokenizer, verify, job.seed)
+
+
+def _sample_ahead(
+    sampler: GroupSampler, ahead: deque[SampledRound | ScoredRound], step: int, rl: RLSpec
+) -> None:
+    """Submit the first rounds of the steps after `step`, up to `rl.max_staleness` ahead:
+    the engines sample them with the weights they hold while the trainer updates."""
+    upcoming = step + 1 + len(ahead)
+    while len(ahead) < rl.max_staleness and upcoming < rl.steps:
+        ahead.append(sampler.submit(upcoming))
+        upcoming += 1
+
+
+def _ahead_state(sampler: GroupSampler | None, ahead: deque) -> dict:
+    """The rounds sampled ahead, scored, for rank 0's checkpoint (the engines have finished
+    them: the weight sync just made waited for them)."""
+    if sampler is None:
+        return {}
+    for i, sampled in enumerate(ahead):
+        ahead[i] = sampler.score(sampled)
+    return {"ahead": [r.to_state() for r in ahead]}
 
 
 def _broadcast(obj):

@@ -1,12 +1,12 @@
 """What every stage's worker function does around its algorithm (training and RL alike).
 
-    run = StageWorker(stage_dir, rank, report, ...)        # seeds torch, starts the set-up clock
-    engine, state = run.start_engine(module, ...)       # DeepSpeed, resumed from a checkpoint
+    worker = StageWorker(stage_dir, rank, report, ...)  # seeds torch, starts the set-up clock
+    engine, state = worker.start_engine(module, ...)    # DeepSpeed, resumed from a checkpoint
     while step < total_steps:
         ...one step of the algorithm...
-        run.log(record)                                 # steps.jsonl (rank 0) and Ray
-        run.maybe_checkpoint(step, client_state)        # every `checkpoint_every` steps
-    run.finish(step, tokenizer, client_state)           # last checkpoint, HF export, timings
+        worker.log(record)                              # steps.jsonl (rank 0) and Ray
+        worker.maybe_checkpoint(step, client_state)     # every `checkpoint_every` steps
+    worker.finish(step, tokenizer, client_state)        # last checkpoint, HF export, timings
 
 Rank 0 records in timings.json the set-up (model, optimizer, DeepSpeed engine and resume,
 before the first step) and the final checkpoint + export; benchmarks/ read those keys.
@@ -98,18 +98,27 @@ class StageWorker:
         if self.report:
             self.report(record)
 
+    def checkpoints_at(self, step: int) -> bool:
+        """A checkpoint every `checkpoint_every` steps; the last step's is `finish`'s."""
+        return step % self.checkpoint_every == 0 and step < self.total_steps
+
     def maybe_checkpoint(self, step: int, client_state: dict | None = None) -> None:
-        """Collective. A checkpoint every `checkpoint_every` steps; the last step's is
-        `finish`'s. `client_state` comes back from `start_engine` on a resume."""
-        if step % self.checkpoint_every == 0 and step < self.total_steps:
-            self._checkpoint(step, client_state)
+        """Collective. `checkpoint(step, client_state)` where `checkpoints_at(step)`."""
+        if self.checkpoints_at(step):
+            self.checkpoint(step, client_state)
+
+    def checkpoint(self, step: int, client_state: dict | None = None) -> None:
+        """Collective. `client_state` comes back from `start_engine` on a resume."""
+        save_checkpoint(
+            self.engine, self.stage_dir, step, self.keep_checkpoints, self.rank, client_state
+        )
 
     def finish(
         self, step: int, tokenizer: PreTrainedTokenizerBase, client_state: dict | None = None
     ) -> None:
         """Collective. The last checkpoint and the HF export (the stage's output)."""
         steps_finished = time.time()
-        self._checkpoint(step, client_state)
+        self.checkpoint(step, client_state)
         export_hf(self.engine, tokenizer, self.stage_dir / HF_EXPORT, self.rank)
         if self.metrics:
             self.metrics.close()
@@ -118,8 +127,3 @@ class StageWorker:
                 steps_finished=steps_finished,
                 checkpoint_export_seconds=time.time() - steps_finished,
             )
-
-    def _checkpoint(self, step: int, client_state: dict | None) -> None:
-        save_checkpoint(
-            self.engine, self.stage_dir, step, self.keep_checkpoints, self.rank, client_state
-        )

@@ -64,6 +64,8 @@ def test_keys_are_deterministic():
         ("rl.rollout.dtype=bfloat16", {"rl", "eval", "report"}),
         ("rl.rollout.dtype=float32", set()),  # what auto is under fp32
         ("rl.off_policy.correction=tis", {"rl", "eval", "report"}),
+        ("rl.off_policy.correction=none", set()),  # what auto is with synchronous rollouts
+        ("rl.max_staleness=1", {"rl", "eval", "report"}),
         ("resources.num_workers=2", set()),
     ],
 )

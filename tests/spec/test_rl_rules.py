@@ -41,6 +41,7 @@ def test_the_rollout_dtype_follows_the_trainers_precision_unless_set(
         ("rl.off_policy.cap=1.0", "rl.off_policy.cap: must be > 1"),
         ("rl.off_policy.cap=0.5", "rl.off_policy.cap: must be > 1"),
         ("rl.micro_batch_tokens=0", "rl.micro_batch_tokens: must be >= 1"),
+        ("rl.max_staleness=-1", "rl.max_staleness: must be >= 0"),
     ],
 )
 def test_rl_values_out_of_range_are_rejected(override, message):

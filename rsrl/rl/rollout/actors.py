@@ -20,6 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,25 @@ class RolloutWorker:
 
     def shutdown(self) -> None:
         self.engine.shutdown()
+
+
+@dataclass
+class PendingCompletions:
+    """Completions the actors are sampling: `result()` waits for them."""
+
+    refs: list[Any]  # one per actor that got prompts
+    chunks: list[tuple[int, int]]  # its [lo, hi) of the prompts
+
+    def result(self) -> list[list[Completion]]:
+        import ray
+
+        results: list[list[Completion]] = []
+        for (lo, _), groups in zip(self.chunks, ray.get(self.refs) if self.refs else []):
+            for group in groups:
+                for completion in group:
+                    completion.prompt_index += lo
+                results.append(group)
+        return results
 
 
 class RolloutGroup:
@@ -203,24 +223,23 @@ class RolloutGroup:
         Actor k gets the k-th contiguous chunk and seed `seed + n * (index of its first
         prompt)`, so with vLLM sample j of prompt i always has seed `seed + n * i + j`.
         """
-        import ray
-
-        if not prompts:
-            return []
-        self._wait_until_ready()
         sampling = dict(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+        return self.submit(prompts, **sampling, seed=seed).result()
+
+    def submit(self, prompts: list[str], **sampling: Any) -> PendingCompletions:
+        """`generate`'s work, started: the actors sample while the caller goes on (RL's
+        asynchronous rollouts). An actor runs its calls in order, so a weight sync made
+        after this waits until these completions are done: they come from today's weights."""
+        if not prompts:
+            return PendingCompletions([], [])
+        self._wait_until_ready()
+        n, seed = sampling["n"], sampling.pop("seed")
         chunks = _contiguous_chunks(len(prompts), len(self.actors))
         refs = [
             actor.generate.remote(prompts[lo:hi], {**sampling, "seed": seed + n * lo})
             for actor, (lo, hi) in zip(self.actors, chunks)
         ]
-        results: list[list[Completion]] = []
-        for (lo, _), groups in zip(chunks, ray.get(refs)):
-            for group in groups:
-                for completion in group:
-                    completion.prompt_index += lo
-                results.append(group)
-        return results
+        return PendingCompletions(refs, chunks)
 
     def sync_weights(self, weights: Mapping[str, torch.Tensor] | WeightStream) -> float:
         """Load `weights` (a full HF-named state dict, or a stream of its buckets) into every
