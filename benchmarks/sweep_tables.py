@@ -1,13 +1,13 @@
 """The paper-question tables, generated from a sweep's results.json, never typed by hand.
 
-    .venv/bin/python benchmarks/sweep_tables.py [RESULTS_JSON] [--write]
+    .venv/bin/python benchmarks/sweep_tables.py [RESULTS_JSON] [--write | --check]
 
 Reads the results `rsrl sweep specs/sweep-paper.yaml` wrote (committed as
 benchmarks/results/sweep-paper.json) and prints three markdown tables: each arm's means over
 seeds, each arm minus cross-entropy (paired by seed, Holm-corrected), and one verdict per
 direction the paper states. With --write, the tables replace what stands between the
 `<!-- sweep-paper:begin -->` and `<!-- sweep-paper:end -->` markers of README.md and
-benchmarks/RESULTS.md.
+benchmarks/RESULTS.md; with --check, it exits 1 if what stands there differs from them.
 
 A verdict reads a comparison as:
 - agrees: Holm-corrected p < alpha, with the paper's sign;
@@ -222,10 +222,21 @@ def write_between_markers(path: Path, text: str) -> None:
     path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
 
 
+def between_markers(path: Path) -> str:
+    content = path.read_text()
+    if BEGIN not in content or END not in content:
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} markers")
+    return content.split(BEGIN, 1)[1].split(END, 1)[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="?", type=Path, default=DEFAULT_RESULTS)
-    parser.add_argument("--write", action="store_true", help="update README.md and RESULTS.md")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="update README.md and RESULTS.md")
+    mode.add_argument(
+        "--check", action="store_true", help="exit 1 if README.md or RESULTS.md differ"
+    )
     args = parser.parse_args()
     source = args.results.resolve()
     name = source.relative_to(ROOT) if source.is_relative_to(ROOT) else source
@@ -234,6 +245,13 @@ def main() -> None:
     if args.write:
         for target in TARGETS:
             write_between_markers(target, text)
+    if args.check:
+        stale = [t for t in TARGETS if between_markers(t).strip() != text.strip()]
+        for target in TARGETS:
+            state = "differs: rerun with --write" if target in stale else "up to date"
+            print(f"{target.relative_to(ROOT)}: {state}")
+        if stale:
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":
