@@ -14,6 +14,7 @@ its workers in a warm-up run on one file first (its time is printed, not counted
 
     python benchmarks/data.py            # ~100 MB
     python benchmarks/data.py --mb 10    # quicker
+    python benchmarks/data.py --mb 0.2   # a smoke run: the first lines of one copy
 """
 
 from __future__ import annotations
@@ -40,13 +41,23 @@ UNLIMITED = np.iinfo(np.int64).max
 
 
 def write_corpus(out: Path, megabytes: float) -> list[Path]:
-    """Copies of the pretrain corpus under seeds 0, 1, ... until `megabytes` are written."""
+    """Copies of the pretrain corpus under seeds 0, 1, ... until `megabytes` are written.
+    Below one copy (~12.6 MB), the first whole lines of one copy, at least one."""
     files: list[Path] = []
     seed = 0
     while sum(f.stat().st_size for f in files) < megabytes * 2**20:
         (path,) = write_corpora(out / f"seed-{seed}", seed=seed, names=("pretrain",))
         files.append(path.rename(out / f"pretrain-{seed:03d}.jsonl"))
         seed += 1
+    if files[0].stat().st_size > megabytes * 2**20:
+        lines = files[0].read_bytes().splitlines(keepends=True)
+        kept, size = [lines[0]], len(lines[0])
+        for line in lines[1:]:
+            size += len(line)
+            if size > megabytes * 2**20:
+                break
+            kept.append(line)
+        files[0].write_bytes(b"".join(kept))
     return files
 
 
