@@ -2,6 +2,12 @@
 then again (every stage cached), with where the time went.
 
     .venv/bin/python benchmarks/quickstart.py [k=v ...]     (after `make install`)
+    .venv/bin/python benchmarks/quickstart.py --from-run WORKDIR LOG [k=v ...]
+
+--from-run reports on a cold apply already made (with the same k=v) into WORKDIR, whose
+output (stdout and stderr) is in the file LOG, instead of making one and re-applying it: the
+test suite's smoke run reads the run its end-to-end tests make, since a cold apply takes
+minutes. WORKDIR is only read. --plain-steps: the plain loop's steps (default 12).
 
 Per stage: wall seconds (from the apply's log), and for the model stages (from their
 metrics.jsonl and timings.json) the worker's start, its set-up before the first step
@@ -16,6 +22,7 @@ after in this process (benchmarks/train.py's loop).
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import statistics
@@ -99,18 +106,33 @@ def print_rl_gain(eval_dir: Path) -> None:
 def main() -> None:
     from rsrl.spec import load_spec
 
-    overrides = sys.argv[1:]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", metavar="k=v")
+    parser.add_argument("--from-run", nargs=2, type=Path, metavar=("WORKDIR", "LOG"))
+    parser.add_argument("--plain-steps", type=int, default=12)
+    args = parser.parse_args()
+    if args.plain_steps < 3:
+        parser.error("--plain-steps: at least 3 (the first 2 are warm-up, left out)")
+    overrides = args.overrides
     spec = load_spec(REPO / "specs" / "quickstart.yaml", overrides)
     load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp) / "run"
-        cold, log = apply(workdir, overrides)
-        cached, _ = apply(workdir, overrides)
+        if args.from_run:
+            workdir, log_file = (p.resolve() for p in args.from_run)
+            log = log_file.read_text()
+            print(f"quickstart from an empty workdir: read from {log_file}")
+        else:
+            workdir = Path(tmp) / "run"
+            cold, log = apply(workdir, overrides)
+            cached, _ = apply(workdir, overrides)
+            print(
+                f"quickstart from an empty workdir: {cold:6.1f} s   "
+                f"cached re-apply: {cached:5.1f} s"
+            )
         walls = {
             m.group(1): 60 * float(m.group(2) or 0) + float(m.group(3))
             for m in STAGE_LINE.finditer(log)
         }
-        print(f"quickstart from an empty workdir: {cold:6.1f} s   cached re-apply: {cached:5.1f} s")
         print(f"the cold apply printed {len(log.splitlines())} lines (stdout and stderr)")
         cols = ("worker", "set-up", "steps", "ckpt+HF", "rest")
         print(f"{'stage':<15}{'wall s':>8}" + "".join(f"{c:>9}" for c in cols))
@@ -131,7 +153,7 @@ def main() -> None:
         print_rl_gain(dirs["eval"])
         pretrain = read_metrics(dirs["pretrain"])
         staged = statistics.median(r["tokens_per_s"] for r in pretrain[1:])
-        plain = plain_loop(workdir, overrides)
+        plain = plain_loop(workdir, overrides, Path(tmp) / "plain-loop", args.plain_steps)
         threads = {s: read_timings(dirs[s])["threads"] for s in MODEL_STAGES}
         print(
             f"pre-training: {staged:,.0f} tokens/s in the stage, plain PyTorch loop "
@@ -148,9 +170,9 @@ def load_average() -> str:
     return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
-def plain_loop(workdir: Path, overrides: list[str]) -> float:
+def plain_loop(workdir: Path, overrides: list[str], out_dir: Path, steps: int) -> float:
     """Tokens/s of a plain PyTorch loop over the pre-training stage's model and rows, with
-    as many threads as the stage's workers get."""
+    as many threads as the stage's workers get; `steps` steps, writing into `out_dir`."""
     import torch
     from train import plain_tokens_per_s
 
@@ -166,12 +188,9 @@ def plain_loop(workdir: Path, overrides: list[str]) -> float:
         int(spec.stages.pretrain.cpus_per_worker or spec.resources.cpus_per_worker)
     )
     ctx = StageContext(
-        spec,
-        stage,
-        workdir / "plain-loop",
-        {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs},
+        spec, stage, out_dir, {i: plan.stage(i).out_dir(plan.workdir) for i in stage.inputs}
     )
-    return plain_tokens_per_s(make_train_job(ctx, total_steps=12))
+    return plain_tokens_per_s(make_train_job(ctx, total_steps=steps))
 
 
 if __name__ == "__main__":
