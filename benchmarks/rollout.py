@@ -1,7 +1,9 @@
 """Rollout engines head to head, and weight-sync seconds against model size.
 
     python benchmarks/rollout.py            # CPU: 2 engines on tiny-dense, sync sweep
-    python benchmarks/rollout.py --quick    # a smoke run: fewer prompts, smaller sweep
+    python benchmarks/rollout.py --quick    # fewer prompts, smaller sweep
+    python benchmarks/rollout.py --prompts 1 --n 2 --max-new-tokens 8 --repeats 1 \
+        --train-steps 0 --sync-shapes 1      # a smoke run: every path once, smallest sizes
     python benchmarks/rollout.py --gpus-per-actor 1 --dtype bfloat16   # on a GPU machine
 
 Throughput: the same HF model directory (the `tiny-dense` preset, vocab 2048), the same
@@ -163,8 +165,16 @@ def main() -> None:
     parser.add_argument("--cpus-per-actor", type=float, default=1.0)
     parser.add_argument("--gpus-per-actor", type=float, default=0.0)
     parser.add_argument("--dtype", default="float32", help="vLLM dtype (transformers: fp32)")
+    parser.add_argument(
+        "--sync-shapes",
+        type=int,
+        help=f"how many of the sync sweep's {len(SYNC_SHAPES)} model sizes, smallest first "
+        "(default: all; 2 with --quick)",
+    )
     args = parser.parse_args()
-    shapes = SYNC_SHAPES[:2] if args.quick else SYNC_SHAPES
+    if args.sync_shapes is None:
+        args.sync_shapes = 2 if args.quick else len(SYNC_SHAPES)
+    shapes = SYNC_SHAPES[: args.sync_shapes]
     if args.quick:
         args.prompts, args.repeats, args.train_steps = [8], 1, 30
 
