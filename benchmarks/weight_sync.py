@@ -2,6 +2,7 @@
 
     python benchmarks/weight_sync.py             # ~25M, 100M and 400M parameters, on CPU
     python benchmarks/weight_sync.py --quick     # ~25M only, one sync
+    python benchmarks/weight_sync.py --sizes 1M --actors 1 --repeats 1   # a smoke run
 
 For each size a dense model (vocab 2048, head_dim 64, ffn 3x hidden) is saved once; then
 for each transport this process, the trainer, holds the full fp32 weights (as trainer
@@ -32,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rollout import build_tokenizer, dense  # noqa: E402
 
-# (hidden, layers): ~26M, ~103M, ~407M parameters with the vocabulary.
-SHAPES = {"25M": (512, 8), "100M": (1024, 8), "400M": (2048, 8)}
+# (hidden, layers): ~1M, ~26M, ~103M, ~407M parameters with the vocabulary.
+SHAPES = {"1M": (128, 4), "25M": (512, 8), "100M": (1024, 8), "400M": (2048, 8)}
+DEFAULT_SIZES = ["25M", "100M", "400M"]
 TRANSPORTS = ("object_store", "collective")
 MB = 2**20
 
@@ -134,6 +136,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bucket-mb", type=int, default=512)
     parser.add_argument(
+        "--sizes",
+        nargs="+",
+        choices=list(SHAPES),
+        help=f"model sizes (default: {' '.join(DEFAULT_SIZES)}; 25M with --quick)",
+    )
+    parser.add_argument(
         "--one", nargs=2, metavar=("MODEL_DIR", "TRANSPORT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -142,7 +150,8 @@ def main() -> None:
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     trainer = PeakRSS()
-    shapes = dict(list(SHAPES.items())[:1]) if args.quick else SHAPES
+    sizes = args.sizes or (["25M"] if args.quick else DEFAULT_SIZES)
+    shapes = {size: SHAPES[size] for size in sizes}
     if args.quick:
         args.repeats = 1
     print(
