@@ -1,7 +1,8 @@
 """`rsrl apply` killed outright (SIGKILL: no cleanup, no finally) in the middle of a stage
 loses nothing: its Ray processes go with it, the stage shows as resumable, and the next
 apply continues from the last checkpoint instead of starting over. One pipeline is killed
-twice: in pre-training, then (resumed) in RL, then resumed to the end."""
+twice: in pre-training, then (resumed) in RL, then resumed to the end. RL runs with
+asynchronous rollouts, so the resume must also bring back the groups sampled ahead."""
 
 import os
 import re
@@ -152,6 +153,10 @@ def test_a_killed_apply_resumes_from_its_last_checkpoint(tmp_path):
     assert min(rl_steps) == rl_killed_at + 1  # from the checkpoint, not from step 0
     resumed = read_metrics(rl)
     assert [r["step"] for r in resumed] == list(range(1, RL_STEPS + 1))  # each step once
+    # Asynchronous rollouts (max_staleness: 1): every step after the first trained on groups
+    # sampled one update earlier, across the restart too (the resumed run's first step on
+    # the round the killed run had sampled ahead, kept in the checkpoint).
+    assert [r["staleness_max"] for r in resumed] == [0] + [1] * (RL_STEPS - 1)
     # Rollouts are seeded by step and both processes are deterministic on CPU, so the first
     # resumed step reproduces the killed run's numbers only if the rollout engine and the
     # trainer both hold the checkpoint's weights (other weights sample other completions and
