@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from rsrl.objective import fused_linear_reward_shaped_loss, reward_shaped_loss  # noqa: E402
+from rsrl.objective.loss import fused_linear_reward_shaped_loss, reward_shaped_loss  # noqa: E402
 
 SHAPED = dict(beta=-0.25, lam_tail=-0.1, k=100)
 IGNORED_SHARE = 0.05  # targets set to ignore_index, as padding would be

@@ -10,7 +10,7 @@ test suite's smoke run reads the run its end-to-end tests make, since a cold app
 minutes. WORKDIR is only read. --plain-steps: the plain loop's steps (default 12).
 
 Per stage: wall seconds (from the apply's log), and for the model stages (from their
-metrics.jsonl and timings.json) the worker's start, its set-up before the first step
+steps.jsonl and timings.json) the worker's start, its set-up before the first step
 (model, DeepSpeed engine, vLLM actors, the RL curve's first point), the steps (training:
 tokens over logged tokens/s; RL: rollout + update + sync + RL-curve eval), the final
 checkpoint and HF export, and the rest (the stage's driver, shutdown).
@@ -39,7 +39,8 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 from rsrl.eval.results import RL_CURVE, read_eval_metrics  # noqa: E402
 from rsrl.report.runs import Run  # noqa: E402
 from rsrl.report.tables import rl_gain_table  # noqa: E402
-from rsrl.train.metrics import read_metrics, read_timings  # noqa: E402
+from rsrl.runtime import Timings  # noqa: E402
+from rsrl.train.metrics import read_metrics  # noqa: E402
 
 MODEL_STAGES = ("pretrain", "midtrain", "rl")
 # The plain console's end line of a stage, e.g. "pretrain: done in 1m02s" (whole seconds).
@@ -80,7 +81,7 @@ def step_seconds(stage: str, records: list[dict], tokens_per_step: int) -> list[
 
 def split(stage: str, stage_dir: Path, wall: float, spec) -> list[float]:
     """[worker start, set-up, steps, checkpoint + export, rest] seconds of a model stage."""
-    records, t = read_metrics(stage_dir), read_timings(stage_dir)
+    records, t = read_metrics(stage_dir), Timings(stage_dir).read()
     tokens = getattr(spec.stages, stage).batch_tokens if stage != "rl" else 0
     steps = step_seconds(stage, records, tokens)
     start = t["worker_started"] - t["fit_started"]
@@ -154,7 +155,7 @@ def main() -> None:
         pretrain = read_metrics(dirs["pretrain"])
         staged = statistics.median(r["tokens_per_s"] for r in pretrain[1:])
         plain = plain_loop(workdir, overrides, Path(tmp) / "plain-loop", args.plain_steps)
-        threads = {s: read_timings(dirs[s])["threads"] for s in MODEL_STAGES}
+        threads = {s: Timings(dirs[s]).read()["threads"] for s in MODEL_STAGES}
         print(
             f"pre-training: {staged:,.0f} tokens/s in the stage, plain PyTorch loop "
             f"{plain:,.0f} (ratio {staged / plain:.2f}); torch threads: "

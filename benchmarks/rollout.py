@@ -100,16 +100,12 @@ def dense(hidden: int, layers: int) -> ModelSpec:
 
 def start_group(engine: str, model_dir: Path, tokenizer_dir: Path, args):
     from rsrl.rl.rollout.actors import RolloutGroup
+    from rsrl.rl.rollout.pool import ActorConfig
 
     options = {"dtype": args.dtype} if engine == "vllm" else {}
+    cpus, gpus = args.cpus_per_actor, args.gpus_per_actor
     return RolloutGroup(
-        engine,
-        model_dir,
-        tokenizer_dir,
-        actors=1,
-        cpus_per_actor=args.cpus_per_actor,
-        gpus_per_actor=args.gpus_per_actor,
-        engine_options=options,
+        ActorConfig(engine, str(model_dir), str(tokenizer_dir), 1, cpus, gpus, options)
     )
 
 

@@ -81,18 +81,14 @@ def measure(model_dir: Path, transport: str, trainer: PeakRSS, args) -> dict:
     from transformers import AutoModelForCausalLM
 
     from rsrl.rl.rollout.actors import RolloutGroup
+    from rsrl.rl.rollout.pool import ActorConfig
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     # Resident, as a trainer's weights are (from_pretrained maps the file, paged in lazily).
     state = {name: t.clone() for name, t in model.state_dict().items()}
     del model
     group = RolloutGroup(
-        "hf",
-        model_dir,
-        model_dir,
-        args.actors,
-        0.5,
-        0,
+        ActorConfig("hf", str(model_dir), str(model_dir), args.actors, 0.5, 0),
         weight_sync=transport,
         sync_bucket_mb=args.bucket_mb,
     )
