@@ -1,6 +1,7 @@
 """Shared test set-up: offline hubs, the Triton interpreter on CPU, and one Ray session for all."""
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,6 +34,20 @@ def ray_session():
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=True)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One quickstart run (tests/e2e/quickstart.py's QUICK), made once: a run costs minutes.
+    The end-to-end tests check it (its pre-trained model is also where the GRPO learning test
+    starts); the smoke runs of benchmarks/quickstart.py and rl_gain.py read it, writing
+    nothing there."""
+    from tests.e2e.quickstart import apply_quickstart
+
+    workdir = tmp_path_factory.mktemp("quickstart")
+    result = apply_quickstart(workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir, result
 
 
 @pytest.fixture
