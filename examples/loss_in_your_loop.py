@@ -8,7 +8,7 @@ entropy) than with plain cross-entropy (beta = 0), at about the same loss.
 
 import torch
 
-from rsrl.objective import reward_shaped_loss
+from rsrl.objective.loss import reward_shaped_loss
 
 
 def train(beta: float, lam_tail: float, steps: int = 200) -> dict:

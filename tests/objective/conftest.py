@@ -15,7 +15,7 @@ import pytest  # noqa: E402  (after the interpreter switch above)
 def small_tiles(monkeypatch):
     """Triton blocks of 32 and groups of 8 logits: small rows still take several streaming
     chunks, and both selection levels (k <= #groups and k > #groups)."""
-    from rsrl.objective.loss import kernels
+    from rsrl.objective import kernels
 
     monkeypatch.setattr(kernels, "MAX_BLOCK", 32)
     monkeypatch.setattr(kernels, "GROUP", 8)

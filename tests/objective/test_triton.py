@@ -86,7 +86,7 @@ def test_triton_on_cpu_needs_the_interpreter(monkeypatch):
 
 
 def test_kernels_imported_without_the_interpreter_refuse_cpu(monkeypatch):
-    from rsrl.objective.loss import kernels
+    from rsrl.objective import kernels
 
     monkeypatch.setattr(kernels, "INTERPRETED", False)
     with pytest.raises(ValueError, match="TRITON_INTERPRET=1"):
@@ -114,7 +114,7 @@ def hard_rows(vocab: int) -> torch.Tensor:
 @TRITON_DEVICES
 @pytest.mark.parametrize("k", [1, 5, 37, 100, 299])
 def test_threshold_on_hard_rows(device, k):
-    from rsrl.objective.loss import kernels, reference
+    from rsrl.objective import kernels, reference
     from rsrl.objective.shaping import Shaping
 
     logits = hard_rows(300)
