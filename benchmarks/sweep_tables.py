@@ -83,6 +83,11 @@ def arm_label(objective: dict) -> str:
     raise ValueError(f"no arm of this table matches objective {objective}")
 
 
+def arm_rank(objective: dict) -> int:
+    """Position of an arm in ARMS, the order every table lists arms in."""
+    return list(ARMS).index(arm_label(objective))
+
+
 def verdict(c: dict, direction: Direction, alpha: float) -> str:
     if c["ci_low"] is None:
         return "undecided: one seed, no interval"
@@ -96,7 +101,13 @@ def verdict(c: dict, direction: Direction, alpha: float) -> str:
     if bounded:
         return f"bounded (within ±{delta:g})"
     needed = c.get("seeds_needed")
-    return f"undecided: needs {needed} seeds" if needed else "undecided: no difference seen"
+    if not needed:
+        return "undecided: no difference seen"
+    # seeds_needed plans at the uncorrected alpha: a difference it says the seeds run could
+    # detect is one that the correction for the whole table took away.
+    if needed <= c["seeds"]:
+        return f"undecided: p {c['p']:.2g} before the Holm correction"
+    return f"undecided: needs {needed} seeds"
 
 
 def _short(metric: str) -> str:
@@ -114,7 +125,7 @@ def arms_table(results: dict, metrics: list[str]) -> str:
         "| arm | seeds | " + " | ".join(_short(m) for m in metrics) + " |",
         "| --- | ---: |" + " ---: |" * len(metrics),
     ]
-    for arm in sorted(results["arms"], key=lambda a: list(ARMS).index(arm_label(a["objective"]))):
+    for arm in sorted(results["arms"], key=lambda a: arm_rank(a["objective"])):
         cells = [_pm(arm.get(m), arm.get(f"{m}_se")) for m in metrics]
         lines.append(
             f"| {arm_label(arm['objective'])} | {arm['seeds']} | " + " | ".join(cells) + " |"
@@ -127,7 +138,8 @@ def comparisons_table(results: dict) -> str:
         "| arm - CE | metric | diff [95% CI] | p (Holm) | MDE (80% power) | seeds | seeds needed |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for c in results["comparisons"]:
+    # Python's sort is stable: the sweep's metric order is kept within each arm.
+    for c in sorted(results["comparisons"], key=lambda c: arm_rank(c["arm"]["objective"])):
         lines.append(
             f"| {arm_label(c['arm']['objective'])} | {_short(c['metric'])} | "
             f"{_diff_ci(c)} | {_p(c['p_holm'])} | {_num(c['mde'])} | {c['seeds']} | "
@@ -153,7 +165,7 @@ def verdicts_table(results: dict) -> str:
 
 
 def pass_at_k_table(results: dict, suite: str = "count") -> str:
-    arms = sorted(results["arms"], key=lambda a: list(ARMS).index(arm_label(a["objective"])))
+    arms = sorted(results["arms"], key=lambda a: arm_rank(a["objective"]))
     ks = sorted({int(k) for a in arms for k in a["pass_at_k"][suite]["post_rl"]})
     lines = [
         "| arm | " + " | ".join(f"pass@{k} before -> after RL" for k in ks) + " |",

@@ -23,12 +23,14 @@ LOWER_ENTROPY = tables.Direction("sharper", "beta -0.25", tables.ENTROPY, -1)
 NOT_HURT = tables.Direction("ppl", "beta -0.25", tables.PERPLEXITY, 0)
 
 
-def comparison(diff, low, high, p_holm, seeds_needed=None):
+def comparison(diff, low, high, p_holm, seeds_needed=None, seeds=8, p=0.01):
     return {
         "diff": diff,
         "ci_low": low,
         "ci_high": high,
+        "p": p,
         "p_holm": p_holm,
+        "seeds": seeds,
         "seeds_needed": seeds_needed,
     }
 
@@ -40,6 +42,12 @@ def comparison(diff, low, high, p_holm, seeds_needed=None):
         (comparison(+0.1, 0.05, 0.15, 0.001), LOWER_ENTROPY, "contradicts"),
         # Uncorrected interval excludes 0 but Holm does not: no decision.
         (comparison(-0.1, -0.19, -0.01, 0.2, 14), LOWER_ENTROPY, "undecided: needs 14 seeds"),
+        # Enough seeds for the difference alone, not among all the comparisons.
+        (
+            comparison(-0.1, -0.19, -0.01, 0.2, 6, p=0.0036),
+            LOWER_ENTROPY,
+            "undecided: p 0.0036 before the Holm correction",
+        ),
         (comparison(0.001, -0.01, 0.012, 0.9), LOWER_ENTROPY, "bounded (within ±0.02)"),
         (comparison(0.1, -0.2, 0.4, 0.9), NOT_HURT, "bounded (within ±0.5)"),
         (comparison(-2.0, -3.0, -1.0, 0.01), NOT_HURT, "agrees"),  # lower perplexity
