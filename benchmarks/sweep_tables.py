@@ -13,7 +13,8 @@ A verdict reads a comparison as:
 - agrees: Holm-corrected p < alpha, with the paper's sign;
 - contradicts: Holm-corrected p < alpha, with the opposite sign;
 - bounded: the 95% interval lies within +-delta (delta per metric, stated in the table);
-- undecided: none of these; the seeds a paired t-test would need at 80% power are given.
+- undecided: none of these; the seeds a paired t-test would need at 80% power are given
+  (under Holm when the seeds run would suffice for the comparison alone).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from rsrl.eval.compare import seeds_needed
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = ROOT / "benchmarks" / "results" / "sweep-paper.json"
@@ -88,7 +91,7 @@ def arm_rank(objective: dict) -> int:
     return list(ARMS).index(arm_label(objective))
 
 
-def verdict(c: dict, direction: Direction, alpha: float) -> str:
+def verdict(c: dict, direction: Direction, alpha: float, tests: int) -> str:
     if c["ci_low"] is None:
         return "undecided: one seed, no interval"
     delta = DELTAS[direction.metric]
@@ -104,9 +107,12 @@ def verdict(c: dict, direction: Direction, alpha: float) -> str:
     if not needed:
         return "undecided: no difference seen"
     # seeds_needed plans at the uncorrected alpha: a difference it says the seeds run could
-    # detect is one that the correction for the whole table took away.
+    # detect is one that the correction for the whole table took away. Plan again at
+    # alpha / tests, the threshold Holm applies to the smallest p (so an upper bound).
     if needed <= c["seeds"]:
-        return f"undecided: p {c['p']:.2g} before the Holm correction"
+        sd = c["se"] * math.sqrt(c["seeds"])
+        under_holm = seeds_needed(c["diff"], sd, alpha / tests)
+        return f"undecided: p {c['p']:.2g} alone; needs {under_holm} seeds under Holm"
     return f"undecided: needs {needed} seeds"
 
 
@@ -150,6 +156,7 @@ def comparisons_table(results: dict) -> str:
 
 def verdicts_table(results: dict) -> str:
     alpha = results.get("alpha", 0.05)
+    tests = sum(c["p"] is not None for c in results["comparisons"])
     by_key = {(arm_label(c["arm"]["objective"]), c["metric"]): c for c in results["comparisons"]}
     lines = [
         "| paper's direction | arm | metric | diff [95% CI] | p (Holm) | verdict |",
@@ -159,7 +166,7 @@ def verdicts_table(results: dict) -> str:
         c = by_key[(d.arm, d.metric)]
         lines.append(
             f"| {d.claim} | {d.arm} | {_short(d.metric)} | "
-            f"{_diff_ci(c)} | {_p(c['p_holm'])} | {verdict(c, d, alpha)} |"
+            f"{_diff_ci(c)} | {_p(c['p_holm'])} | {verdict(c, d, alpha, tests)} |"
         )
     return "\n".join(lines)
 

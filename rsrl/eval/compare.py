@@ -89,9 +89,9 @@ def minimal_detectable_effect(sd: float, seeds: int) -> float:
     return float(brentq(lambda effect: power(effect, seeds) - POWER, 0.0, high)) * sd
 
 
-def seeds_needed(diff: float, sd: float) -> int | None:
+def seeds_needed(diff: float, sd: float, alpha: float = POWER_ALPHA) -> int | None:
     """How many seeds a paired t-test needs to detect a true difference of `diff` with
-    probability POWER at POWER_ALPHA, the differences spreading by `sd`: the smallest n
+    probability POWER at `alpha`, the differences spreading by `sd`: the smallest n
     whose power reaches POWER. None when diff is 0 (nothing to detect; a mean of
     differences that cancel comes out as ~1e-18, not 0, hence the rounding margin) or sd is
     0 or unknown (no spread to plan against)."""
@@ -103,16 +103,16 @@ def seeds_needed(diff: float, sd: float) -> int | None:
     # Power grows with n: double past the answer, then bisect to the exact integer. One
     # seed is never enough (no spread to test against).
     low, high = 1, 2
-    while power(effect, high) < POWER:
+    while power(effect, high, alpha) < POWER:
         low, high = high, 2 * high
     while high - low > 1:
         mid = (low + high) // 2
-        low, high = (low, mid) if power(effect, mid) >= POWER else (mid, high)
+        low, high = (low, mid) if power(effect, mid, alpha) >= POWER else (mid, high)
     return high
 
 
-def power(effect: float, seeds: int) -> float:
-    """The chance that a two-sided paired t-test at POWER_ALPHA over `seeds` seeds rejects
+def power(effect: float, seeds: int, alpha: float = POWER_ALPHA) -> float:
+    """The chance that a two-sided paired t-test at `alpha` over `seeds` seeds rejects
     when the true differences have mean / sd = `effect` (Cohen's d): the noncentral t's
     mass beyond +-t_crit. Both tails are taken as upper tails (the lower one with the
     noncentrality negated): scipy's nct.cdf far into the lower tail returns nan at large
@@ -120,7 +120,7 @@ def power(effect: float, seeds: int) -> float:
     from scipy import stats
 
     df, noncentrality = float(seeds - 1), effect * math.sqrt(seeds)
-    critical = stats.t.ppf(1 - POWER_ALPHA / 2, df)
+    critical = stats.t.ppf(1 - alpha / 2, df)
     upper = stats.nct.sf(critical, df, noncentrality)
     return float(upper + stats.nct.sf(critical, df, -noncentrality))
 

@@ -103,6 +103,16 @@ def test_seeds_needed_is_the_fewest_seeds_whose_mde_reaches_the_difference(seeds
     assert minimal_detectable_effect(0.5, seeds) == pytest.approx(0.5 * mde)
 
 
+def test_seeds_needed_at_a_corrected_alpha_matches_statsmodels():
+    # alpha / 32: the threshold Holm sets for the smallest of 32 p values.
+    from statsmodels.stats.power import TTestPower
+
+    alpha = 0.05 / 32
+    n = TTestPower().solve_power(effect_size=1.5, alpha=alpha, power=0.8)
+    assert seeds_needed(1.5, 1.0, alpha) == math.ceil(n)
+    assert seeds_needed(1.5, 1.0, alpha) > seeds_needed(1.5, 1.0)
+
+
 def test_seeds_needed_is_null_without_a_difference_or_a_spread():
     assert seeds_needed(0.0, 0.1) is None
     assert seeds_needed(1e-19, 0.1) is None  # differences that cancel, up to rounding

@@ -23,9 +23,10 @@ LOWER_ENTROPY = tables.Direction("sharper", "beta -0.25", tables.ENTROPY, -1)
 NOT_HURT = tables.Direction("ppl", "beta -0.25", tables.PERPLEXITY, 0)
 
 
-def comparison(diff, low, high, p_holm, seeds_needed=None, seeds=8, p=0.01):
+def comparison(diff, low, high, p_holm, seeds_needed=None, seeds=8, p=0.01, se=0.02):
     return {
         "diff": diff,
+        "se": se,
         "ci_low": low,
         "ci_high": high,
         "p": p,
@@ -46,7 +47,7 @@ def comparison(diff, low, high, p_holm, seeds_needed=None, seeds=8, p=0.01):
         (
             comparison(-0.1, -0.19, -0.01, 0.2, 6, p=0.0036),
             LOWER_ENTROPY,
-            "undecided: p 0.0036 before the Holm correction",
+            "undecided: p 0.0036 alone; needs 10 seeds under Holm",
         ),
         (comparison(0.001, -0.01, 0.012, 0.9), LOWER_ENTROPY, "bounded (within ±0.02)"),
         (comparison(0.1, -0.2, 0.4, 0.9), NOT_HURT, "bounded (within ±0.5)"),
@@ -57,7 +58,7 @@ def comparison(diff, low, high, p_holm, seeds_needed=None, seeds=8, p=0.01):
     ],
 )
 def test_verdicts(c, direction, expected):
-    assert tables.verdict(c, direction, alpha=0.05) == expected
+    assert tables.verdict(c, direction, alpha=0.05, tests=32) == expected
 
 
 def test_arm_labels_match_by_value_inside_the_objective():
