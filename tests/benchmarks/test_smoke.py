@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -160,6 +161,22 @@ def test_rl_gain_on_a_finished_run(quickstart_run):
         mean = line(rf"^{when} RL +avg@2 ({NUMBER}) ± {NUMBER}$", out)
         assert 0 <= num(mean[1]) <= 1
     line(rf"^difference [+-]{NUMBER} ± {NUMBER} \(paired by problem\), z = ", out)
+
+
+def test_rl_async_two_variants_from_a_finished_run(quickstart_run, tmp_path):
+    """sync and async, 2 RL steps of 2 prompts x 2 samples each, on a copy of the quickstart
+    run's stages (the variants' RL and eval stages are new; the others come from the cache)."""
+    workdir, _ = quickstart_run
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("rl-*", "eval-*", "report-*"))
+    small = ["rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=2", "rl.mini_batches=1"]
+    small += ["eval.suites.0.n_samples=2", "eval.suites.0.k=[1]"]
+    out = run("rl_async.py", "--workdir", copy, "--variants", "sync", "async", *QUICK, *small)
+    line(r"^\| variant \| RL steps/s \| vs sync \| mismatch_kl \| is_capped_fraction \|", out)
+    # The last cells: steps per staleness_max (0/1/..), then the RL gain.
+    sync = line(rf"^\| sync \| ({NUMBER}) \| 1\.00x \| .+ \| 2 \| [+-]{NUMBER} ± {NUMBER} \|$", out)
+    async_ = line(rf"^\| async \| ({NUMBER}) \| {NUMBER}x \| .+ \| 1/1 \| [+-]{NUMBER} ± ", out)
+    assert num(sync[1]) > 0 and num(async_[1]) > 0
 
 
 GPU_CHECK = BENCHMARKS / "gpu_check.sh"
