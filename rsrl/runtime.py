@@ -8,7 +8,8 @@ their workers are started and how many threads they get, decided here:
   start-up time for nothing there. Several workers, or GPUs, use Ray Train (train/fit.py).
 - RL's lone CPU trainer and its lone rollout actor take turns on the same cores (the
   trainer idles while the actor samples, and the other way round), so each runs on both
-  reservations' CPUs (`trainer_threads`, `rollout_threads`).
+  reservations' CPUs (`trainer_threads`, `rollout_threads`). Asynchronous rollouts overlap
+  the two, so there each keeps its own CPUs: sharing would oversubscribe the cores.
 - DeepSpeed is imported without the mlflow import its autotuner makes (`import_deepspeed`).
 - Each stage records where its time outside its steps went (`Timings`), which the
   benchmarks read; the numbers are in benchmarks/RESULTS.md.
@@ -30,7 +31,7 @@ from typing import Any, Protocol
 
 from rsrl.files import DiskFull
 from rsrl.layout import TIMINGS
-from rsrl.rl.rollout.config import RolloutSpec
+from rsrl.rl.config import RLSpec
 from rsrl.train.config import ResourcesSpec
 
 Report = Callable[[dict], None]  # ray.train.report, or None outside Ray Train
@@ -144,19 +145,24 @@ def run_alone(call: WorkerCall, resources: ResourcesSpec) -> None:
             ray.kill(actor)
 
 
-def trainer_threads(resources: ResourcesSpec, rollout: RolloutSpec) -> int | None:
+def trainer_threads(resources: ResourcesSpec, rl: RLSpec) -> int | None:
     """RL's lone CPU trainer: its CPUs and its actors' (None: one thread per reserved CPU,
-    as for several workers or GPUs, whose actors may be on other machines)."""
-    if uses_ray_train(resources):
+    as for several workers or GPUs, whose actors may be on other machines, and for
+    asynchronous rollouts, whose actors sample while it updates)."""
+    if uses_ray_train(resources) or rl.max_staleness > 0:
         return None
+    rollout = rl.rollout
     return max(1, math.floor(resources.cpus_per_worker + rollout.actors * rollout.cpus_per_actor))
 
 
-def rollout_threads(resources: ResourcesSpec, rollout: RolloutSpec) -> int | None:
+def rollout_threads(resources: ResourcesSpec, rl: RLSpec) -> int | None:
     """RL's lone CPU rollout actor: its CPUs and the trainer's. Several actors sample at
-    once, so each keeps its own reservation (None); so does eval, which borrows the same
-    actor (rl/rollout/pool.py) and scores held-out text beside it."""
-    if uses_ray_train(resources) or rollout.actors > 1 or rollout.gpus_per_actor > 0:
+    once, so each keeps its own reservation (None); so does an actor sampling ahead while
+    the trainer updates (asynchronous rollouts), and eval, which borrows the same actor
+    (rl/rollout/pool.py) and scores held-out text beside it."""
+    rollout = rl.rollout
+    alone = rollout.actors == 1 and rollout.gpus_per_actor == 0 and rl.max_staleness == 0
+    if uses_ray_train(resources) or not alone:
         return None
     return max(1, math.floor(resources.cpus_per_worker + rollout.cpus_per_actor))
 

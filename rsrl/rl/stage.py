@@ -31,7 +31,7 @@ def make_rl_job(ctx: StageContext) -> RLJob:
         world_size=spec.resources.num_workers,
         curve_suites=curve_suites(spec),
         rollout_pool=ctx.rollout_pool,
-        rollout_threads=rollout_threads(spec.resources, rl.rollout),
+        rollout_threads=rollout_threads(spec.resources, rl),
     )
 
 
@@ -60,7 +60,7 @@ def run_rl_stage(ctx: StageContext) -> dict:
         ctx.spec.resources,
         f"{ctx.stage.name}-{ctx.stage.key}",
         rl_worker,
-        threads=trainer_threads(ctx.spec.resources, job.rl.rollout),
+        threads=trainer_threads(ctx.spec.resources, job.rl),
     )
     final = read_metrics(job.stage_dir)[-1]
     return {"hf_dir": HF_EXPORT, "steps": job.rl.steps, **final}

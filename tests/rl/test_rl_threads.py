@@ -1,6 +1,7 @@
 """How many torch threads RL's trainer and rollout actors run: a lone CPU trainer and its
-lone actor share their cores (they take turns), several actors, workers or GPUs keep one
-thread per reserved CPU (rsrl.runtime)."""
+lone actor share their cores (they take turns), several actors, workers or GPUs, and
+asynchronous rollouts (trainer and actor at once) keep one thread per reserved CPU
+(rsrl.runtime)."""
 
 from pathlib import Path
 
@@ -12,12 +13,12 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "specs" / "quickstart.yaml"
 
 def trainer_threads(spec: Spec) -> int | None:
     assert spec.rl is not None
-    return runtime.trainer_threads(spec.resources, spec.rl.rollout)
+    return runtime.trainer_threads(spec.resources, spec.rl)
 
 
 def rollout_threads(spec: Spec) -> int | None:
     assert spec.rl is not None
-    return runtime.rollout_threads(spec.resources, spec.rl.rollout)
+    return runtime.rollout_threads(spec.resources, spec.rl)
 
 
 def test_a_lone_cpu_trainer_takes_its_actors_cores_too():
@@ -37,3 +38,9 @@ def test_several_workers_or_gpus_keep_their_reservation():
     for override in ("resources.num_workers=2", "resources.gpus_per_worker=1"):
         spec = load_spec(QUICKSTART, [override])
         assert trainer_threads(spec) is None and rollout_threads(spec) is None
+
+
+def test_asynchronous_rollouts_keep_their_reservation():
+    # the actor samples ahead while the trainer updates: shared cores would be oversubscribed
+    spec = load_spec(QUICKSTART, ["rl.max_staleness=1"])
+    assert trainer_threads(spec) is None and rollout_threads(spec) is None
