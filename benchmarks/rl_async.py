@@ -1,7 +1,7 @@
 """RL's asynchronous rollouts and its off-policy correction, side by side on the quickstart's
 mid-trained model.
 
-    .venv/bin/python benchmarks/rl_async.py [--workdir runs/rl-async] [--variants ...] [k=v ...]
+    .venv/bin/python benchmarks/rl_async.py [k=v ...] [--workdir runs/rl-async] [--variants ...]
 
 Applies specs/quickstart.yaml (with the overrides) once per variant, each changing only rl:
 the tokenizer, data, pretrain and midtrain stages run once and are cached for the others.
