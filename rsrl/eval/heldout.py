@@ -62,12 +62,11 @@ def score_checkpoint(
     model_dir: Path, rows: torch.Tensor, k: int, device: str | None = None
 ) -> dict[str, float]:
     """Token-weighted means of STAT_NAMES over `rows`, plus perplexity, tokens and k."""
-    from transformers import AutoModelForCausalLM
-
+    from rsrl.models.build import load_pretrained
     from rsrl.objective.loss import reward_shaped_loss
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    model = load_pretrained(model_dir)
     model.to(device).eval()  # type: ignore[arg-type]  # transformers' decorated .to() stub
     vocab = model.config.vocab_size
     rows_per_pass = max(1, LOGITS_BUDGET // (rows.shape[1] * vocab))

@@ -1,4 +1,5 @@
-"""Hugging Face models from `model:`: dense as Qwen3, MoE as Qwen3-MoE.
+"""Hugging Face models from `model:`: dense as Qwen3, MoE as Qwen3-MoE (with the expert bias
+of `rsrl.models.moe` under `router_balance: bias`).
 
 Every model is a stock `transformers` architecture built from a config (never a hub), so a
 checkpoint is a plain HF directory that `transformers` and vLLM load as they are.
@@ -7,12 +8,14 @@ checkpoint is a plain HF directory that `transformers` and vLLM load as they are
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import torch
 from transformers import PretrainedConfig, PreTrainedModel, Qwen3Config, Qwen3MoeConfig
 
 from rsrl.errors import SpecError
 from rsrl.models.config import ModelSpec
+from rsrl.models.moe import BiasedQwen3MoeConfig
 from rsrl.models.presets import PRESETS
 
 # Qwen3-MoE's own default weight of the load-balancing loss; the training stage reads it
@@ -46,7 +49,7 @@ def model_config(
     bos_token_id: int | None = None,
     pad_token_id: int | None = None,
 ) -> PretrainedConfig:
-    """A Qwen3Config (dense) or Qwen3MoeConfig (moe) for `model`.
+    """A Qwen3Config (dense) or Qwen3MoeConfig (moe; BiasedQwen3MoeConfig under bias) for `model`.
 
     `rope_theta` and `max_seq_len` come from the training stage (mid-training raises both).
     MoE configs carry `router_aux_loss_coef` (load-balancing weight) and
@@ -70,14 +73,17 @@ def model_config(
     )
     if shape["arch"] == "dense":
         return Qwen3Config(intermediate_size=shape["ffn_size"], **common)
-    return Qwen3MoeConfig(
+    biased = model.resolved_router_balance() == "bias"
+    aux_coef = 0.0 if biased else ROUTER_AUX_LOSS_COEF  # bias: the loss only when asked for
+    moe_config = BiasedQwen3MoeConfig if biased else Qwen3MoeConfig
+    return moe_config(
         # Every layer is sparse; intermediate_size would only size dense (mlp_only) layers.
         intermediate_size=shape.get("ffn_size") or shape["expert_ffn_size"],
         moe_intermediate_size=shape["expert_ffn_size"],
         num_experts=shape["num_experts"],
         num_experts_per_tok=shape["experts_per_token"],
         norm_topk_prob=True,
-        router_aux_loss_coef=shape.get("router_aux_loss_coef", ROUTER_AUX_LOSS_COEF),
+        router_aux_loss_coef=shape.get("router_aux_loss_coef", aux_coef),
         output_router_logits=False,
         **common,
     )
@@ -104,3 +110,18 @@ def build_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+
+
+def load_pretrained(model_dir: str | Path, **options) -> PreTrainedModel:
+    """The HF export in `model_dir` (rsrl's biased MoE included), fp32 unless `dtype` is given."""
+    from transformers import AutoModelForCausalLM
+
+    options = {"dtype": torch.float32, "local_files_only": True, **options}
+    return AutoModelForCausalLM.from_pretrained(str(model_dir), **options)
+
+
+def load_config(model_dir: str | Path) -> PretrainedConfig:
+    """The config of the HF export in `model_dir`."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(model_dir), local_files_only=True)

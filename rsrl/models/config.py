@@ -9,6 +9,9 @@ from rsrl.config import Problems, check_choices
 from rsrl.models.presets import DENSE_FIELDS, MOE_FIELDS, PRESETS
 
 Arch = Literal["dense", "moe"]
+# aux_loss: Qwen3-MoE's load-balancing loss | bias: auxiliary-loss-free expert bias (the paper)
+RouterBalance = Literal["aux_loss", "bias"]
+ROUTER_BIAS_RATE = 1e-3  # Megatron-Core's and torchtitan's default
 TokenizerKind = Literal["bpe", "pretrained"]
 
 
@@ -29,21 +32,34 @@ class ModelSpec:
     experts_per_token: int | None = None
     expert_ffn_size: int | None = None
     tie_embeddings: bool | None = None
-    router_aux_loss_coef: float | None = None  # MoE load-balancing loss weight (0.001)
+    router_balance: RouterBalance | None = None  # MoE: aux_loss (default) | bias (paper presets)
+    router_bias_rate: float | None = None  # bias: step per optimizer step (1e-3)
+    # MoE load-balancing loss weight: 0.001 under aux_loss, 0 (off) under bias unless set
+    router_aux_loss_coef: float | None = None
 
     def resolved_vocab_size(self) -> int | None:
-        if self.vocab_size is not None:
-            return self.vocab_size
-        return PRESETS.get(self.preset or "", {}).get("vocab_size")
+        return self._resolved("vocab_size")
+
+    def resolved_router_balance(self) -> RouterBalance:
+        return self._resolved("router_balance") or "aux_loss"
+
+    def resolved_router_bias_rate(self) -> float:
+        return self.router_bias_rate if self.router_bias_rate is not None else ROUTER_BIAS_RATE
+
+    def _resolved(self, name: str):
+        """The field's value, else the preset's."""
+        value = getattr(self, name)
+        return value if value is not None else PRESETS.get(self.preset or "", {}).get(name)
 
     def check(self, path: str = "model") -> list[str]:
         p = Problems(path)
+        check_choices(self, p)
+        self._check_router(p)
         if self.preset is not None:
             p.one_of(self.preset, PRESETS, "preset")
             return p.lines
         if self.arch is None:
             return [f"{path}: set model.preset (see `rsrl models`) or model.arch: dense | moe"]
-        check_choices(self, p)
         for name in MOE_FIELDS if self.arch == "moe" else DENSE_FIELDS:
             value = getattr(self, name)
             if value is None:
@@ -57,13 +73,6 @@ class ModelSpec:
                 self.num_kv_heads,
                 f"must divide num_heads ({self.num_heads})",
             )
-        if self.router_aux_loss_coef is not None:
-            p.need(
-                self.router_aux_loss_coef >= 0,
-                "router_aux_loss_coef",
-                self.router_aux_loss_coef,
-                "must be >= 0",
-            )
         if self.num_experts and self.experts_per_token:
             p.need(
                 self.experts_per_token <= self.num_experts,
@@ -72,6 +81,25 @@ class ModelSpec:
                 f"must be <= num_experts ({self.num_experts})",
             )
         return p.lines
+
+    def _check_router(self, p: Problems) -> None:
+        if self.router_aux_loss_coef is not None:
+            p.need(
+                self.router_aux_loss_coef >= 0,
+                "router_aux_loss_coef",
+                self.router_aux_loss_coef,
+                "must be >= 0",
+            )
+        if self.router_bias_rate is not None:
+            p.need(
+                self.router_bias_rate > 0, "router_bias_rate", self.router_bias_rate, "must be > 0"
+            )
+            p.need(
+                self.resolved_router_balance() == "bias",
+                "router_bias_rate",
+                self.router_bias_rate,
+                "needs model.router_balance: bias",
+            )
 
 
 @dataclass

@@ -67,6 +67,7 @@ PRESETS: dict[str, dict] = {
         experts_per_token=12,
         expert_ffn_size=320,
         tie_embeddings=False,
+        router_balance="bias",  # the paper: auxiliary-loss-free, DeepSeek-V3 bias
     ),
     "paper-10b-a0.5b": dict(
         arch="moe",
@@ -80,6 +81,7 @@ PRESETS: dict[str, dict] = {
         experts_per_token=12,
         expert_ffn_size=320,
         tie_embeddings=False,
+        router_balance="bias",  # the paper: auxiliary-loss-free, DeepSeek-V3 bias
     ),
 }
 

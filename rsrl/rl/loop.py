@@ -70,8 +70,7 @@ class RLJob:
 
 
 def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
-    from transformers import AutoModelForCausalLM
-
+    from rsrl.models.build import load_pretrained
     from rsrl.models.tokenizer import load_tokenizer
     from rsrl.rl.policy import PolicyLM
 
@@ -87,7 +86,7 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
         seed=job.seed,
     )
     tokenizer = load_tokenizer(job.tokenizer_dir)
-    lm = AutoModelForCausalLM.from_pretrained(job.init_dir, dtype=torch.float32)
+    lm = load_pretrained(job.init_dir)
     reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
     # The loop calls the DeepSpeed engine `policy`: in rl/, "engine" is a rollout engine.
     policy, state = worker.start_engine(
@@ -211,10 +210,12 @@ def _sync(policy, rollouts, bucket_mb: int) -> float:
 
 
 def weight_stream(lm: nn.Module, bucket_bytes: int) -> WeightStream:
-    """The HF model's parameters as a WeightStream, shapes read without gathering
-    (`ds_shape` under ZeRO-3). A tied LM head is sent under its own name too: vLLM on CPU
-    keeps the head as a separate (packed) copy, which would otherwise stay stale."""
-    params = dict(lm.named_parameters(remove_duplicate=False))
+    """The HF model's parameters and persistent buffers (an MoE's expert bias) as a
+    WeightStream, shapes read without gathering (`ds_shape` under ZeRO-3). A tied LM head is
+    sent under its own name too: vLLM on CPU keeps the head as a separate (packed) copy,
+    which would otherwise stay stale."""
+    params: dict[str, torch.Tensor] = dict(lm.named_parameters(remove_duplicate=False))
+    params.update(_persistent_buffers(lm))
     metas = [
         TensorMeta(name, tuple(getattr(p, "ds_shape", p.shape)), p.dtype)
         for name, p in params.items()
@@ -223,8 +224,18 @@ def weight_stream(lm: nn.Module, bucket_bytes: int) -> WeightStream:
     return WeightStream(plan, _gathered_buckets(params, plan))
 
 
+def _persistent_buffers(lm: nn.Module) -> dict[str, torch.Tensor]:
+    """The buffers a state dict (and so the HF export) holds."""
+    return {
+        f"{prefix}.{name}" if prefix else name: buffer
+        for prefix, module in lm.named_modules()
+        for name, buffer in module.named_buffers(recurse=False)
+        if buffer is not None and name not in module._non_persistent_buffers_set
+    }
+
+
 def _gathered_buckets(
-    params: dict[str, nn.Parameter], plan: list[list[TensorMeta]]
+    params: dict[str, torch.Tensor], plan: list[list[TensorMeta]]
 ) -> Iterator[Bucket]:
     import deepspeed
 

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from rsrl.models.config import ModelSpec
+from rsrl.models.moe import expert_stats, update_bias
 from rsrl.objective.config import ObjectiveSpec
 from rsrl.runtime import Report
 from rsrl.train.batches import BatchLayout
@@ -108,9 +109,7 @@ def train_worker(job: TrainJob, rank: int, report: Report | None = None) -> None
 
 def load_lm(job: TrainJob, tokenizer):
     """A fresh model from the seed, or the previous stage's export (mid-training)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from rsrl.models.build import build_model
+    from rsrl.models.build import build_model, load_config, load_pretrained
     from rsrl.models.tokenizer import special_token_ids
 
     if job.init_dir is None:
@@ -123,15 +122,16 @@ def load_lm(job: TrainJob, tokenizer):
         )
     # Mid-training may raise the RoPE base and the context length: both live in the config,
     # and the rotary frequencies are rebuilt from it (they are not stored in the weights).
-    config = AutoConfig.from_pretrained(job.init_dir)
+    config = load_config(job.init_dir)
     config.rope_parameters["rope_theta"] = float(job.train.rope_theta)
     config.max_position_embeddings = max(config.max_position_embeddings, job.train.seq_len)
-    return AutoModelForCausalLM.from_pretrained(job.init_dir, config=config, dtype=torch.float32)
+    return load_pretrained(job.init_dir, config=config)
 
 
 def _one_step(engine, loader, job: TrainJob) -> dict[str, float]:
     """Forward/backward over this worker's micro-batches of one step, then the optimizer step."""
     totals: dict[str, float] = {}
+    counts = None  # MoE: tokens per expert and layer over the step's micro-batches
     for _ in range(job.layout.grad_accum):
         batch = {name: t.to(engine.device) for name, t in loader.next_batch().items()}
         out = engine(batch["input_ids"], batch["labels"], batch.get("position_ids"))
@@ -139,14 +139,23 @@ def _one_step(engine, loader, job: TrainJob) -> dict[str, float]:
         norm = optimizer_step(engine)
         for name, value in out.stats.items():
             totals[name] = totals.get(name, 0.0) + float(value) / job.layout.grad_accum
-        if out.expert_load is not None:  # 1.0 is perfect balance, num_experts is collapse
-            load = out.expert_load.float()
-            totals["expert_load_max"] = (
-                totals.get("expert_load_max", 0.0)
-                + float(load.max() * load.shape[-1]) / job.layout.grad_accum
-            )
+        if out.expert_counts is not None:
+            counts = out.expert_counts if counts is None else counts + out.expert_counts
     totals["grad_norm"] = norm  # the boundary's (the last micro-batch), the same on every worker
+    if counts is not None:
+        totals.update(balance_experts(engine.module.lm, counts, job.model))
     return totals
+
+
+def balance_experts(lm, counts: torch.Tensor, model: ModelSpec) -> dict[str, float]:
+    """After an optimizer step: the step's expert loads summed over every worker, the expert
+    bias moved by them (`router_balance: bias`; every worker moves it alike), and the loads'
+    diagnostics."""
+    if dist.is_initialized():
+        dist.all_reduce(counts)
+    if model.resolved_router_balance() == "bias":
+        update_bias(lm, counts, model.resolved_router_bias_rate())
+    return expert_stats(counts, lm)
 
 
 def _mean_across_workers(stats: dict[str, float]) -> dict[str, float]:

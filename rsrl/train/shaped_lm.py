@@ -17,15 +17,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from rsrl.models.moe import expert_counts, install_routers, routers
 from rsrl.objective.config import ObjectiveSpec
 from rsrl.objective.loss import fused_linear_reward_shaped_loss, reward_shaped_loss
+
+IGNORE_INDEX = -100  # targets that no loss counts (the loss functions' default)
 
 
 @dataclass(frozen=True)
 class LossOutput:
     loss: torch.Tensor  # what backward runs on: shaped loss (+ MoE balance loss)
     stats: dict[str, torch.Tensor]  # detached per-batch means: nll, entropy, ... and aux terms
-    expert_load: torch.Tensor | None  # [layers, experts] share of routed tokens, MoE only
+    expert_counts: torch.Tensor | None  # MoE: [layers, experts] real tokens routed to each
 
 
 class ShapedLossLM(nn.Module):
@@ -36,6 +39,8 @@ class ShapedLossLM(nn.Module):
         # MoE: the load-balancing weight comes from the model config (`model.router_aux_loss_coef`).
         self.router_aux_coef = getattr(lm.config, "router_aux_loss_coef", 0.0)
         self.is_moe = getattr(lm.config, "num_experts", None) is not None
+        if self.is_moe:
+            install_routers(lm, with_bias=False)  # the biased MoE has its own already
         self.fused_head = (
             FusedHead(lm.lm_head.weight)  # type: ignore[union-attr, arg-type]  # torch's Module attributes
             if objective.fused_head
@@ -53,19 +58,21 @@ class ShapedLossLM(nn.Module):
         out = self.lm.model(
             input_ids=input_ids,
             position_ids=position_ids,
-            output_router_logits=self.is_moe or None,
+            output_router_logits=(self.is_moe and self.router_aux_coef > 0) or None,
             use_cache=False,
         )
         hidden = out.last_hidden_state.flatten(0, 1)
         loss, stats = self._shaped_loss(hidden, targets.flatten())
         stats = {name: value.detach() for name, value in stats.items()}
         stats["shaped_loss"] = loss.detach()
-        expert_load = None
-        if self.is_moe:
-            aux, expert_load = self._router_balance(out.router_logits)
+        if self.is_moe and self.router_aux_coef > 0:
+            chosen = [router.chosen for router in routers(self.lm) if router.chosen is not None]
+            aux = balance_loss(out.router_logits, chosen)
             stats["router_aux_loss"] = aux.detach()
             loss = loss + self.router_aux_coef * aux
-        return LossOutput(loss=loss, stats=stats, expert_load=expert_load)
+        # Loads count the tokens the loss counts: padding and document ends are not routed work.
+        counts = expert_counts(self.lm, targets != IGNORE_INDEX) if self.is_moe else None
+        return LossOutput(loss=loss, stats=stats, expert_counts=counts)
 
     def _shaped_loss(self, hidden: torch.Tensor, targets: torch.Tensor):
         o = self.objective
@@ -82,21 +89,20 @@ class ShapedLossLM(nn.Module):
             return self.fused_head(hidden, targets, **kwargs)
         return reward_shaped_loss(self.lm.lm_head(hidden), targets, **kwargs)
 
-    def _router_balance(self, router_logits: tuple[torch.Tensor, ...]):
-        """Switch-style load-balancing loss, as Qwen3-MoE's `load_balancing_loss_func` defines
-        it (so router_aux_loss_coef means what it means there), and each layer's token shares.
 
-        Over every layer's tokens pooled: E * sum_e f_e * P_e, with f_e the expert's top-k
-        assignments per token (they sum to k: the loss is k at perfect balance) and P_e its
-        mean router probability.
-        """
-        k = self.lm.config.num_experts_per_tok
-        probs = torch.stack([logits.float().softmax(dim=-1) for logits in router_logits])
-        chosen = probs.topk(k, dim=-1).indices  # [layers, tokens, k]
-        assigned = torch.zeros_like(probs).scatter_(-1, chosen, 1.0)  # [layers, tokens, E]
-        f = assigned.mean(dim=(0, 1))
-        aux = probs.shape[-1] * (f * probs.mean(dim=(0, 1))).sum()
-        return aux, (assigned.mean(1) / k).detach()  # shares: each layer's sum to 1
+def balance_loss(
+    router_logits: tuple[torch.Tensor, ...], chosen: list[torch.Tensor]
+) -> torch.Tensor:
+    """Switch-style load-balancing loss, as Qwen3-MoE's `load_balancing_loss_func` defines it
+    (so router_aux_loss_coef means what it means there), over the experts each layer chose.
+
+    Over every layer's tokens pooled: E * sum_e f_e * P_e, with f_e the expert's top-k
+    assignments per token (they sum to k: the loss is k at perfect balance) and P_e its
+    mean router probability.
+    """
+    probs = torch.stack([logits.float().softmax(dim=-1) for logits in router_logits])
+    assigned = torch.zeros_like(probs).scatter_(-1, torch.stack(chosen), 1.0)  # [L, tokens, E]
+    return probs.shape[-1] * (assigned.mean(dim=(0, 1)) * probs.mean(dim=(0, 1))).sum()
 
 
 class FusedHead(nn.Module):

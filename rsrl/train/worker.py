@@ -70,13 +70,15 @@ class StageWorker:
         and that checkpoint's client state (`{"step": 0}` when there is none)."""
         deepspeed = import_deepspeed()
 
+        from rsrl.models.moe import bias_kept_fp32
         from rsrl.train.ds_config import deepspeed_config
         from rsrl.train.optimizer import build_optimizer
 
         optimizer = build_optimizer(module, weight_decay, offload=ds.offload_optimizer)
         config = deepspeed_config(ds, layout)
         ds_started = time.time()
-        self.engine, *_ = deepspeed.initialize(model=module, optimizer=optimizer, config=config)
+        with bias_kept_fp32(module):  # a bf16 engine casts every buffer
+            self.engine, *_ = deepspeed.initialize(model=module, optimizer=optimizer, config=config)
         ds_seconds = time.time() - ds_started
         state = load_checkpoint(self.engine, self.stage_dir)
         if self.rank == 0:

