@@ -40,6 +40,9 @@ class ModelSpec:
     def resolved_vocab_size(self) -> int | None:
         return self._resolved("vocab_size")
 
+    def resolved_arch(self) -> Arch | None:
+        return self._resolved("arch")
+
     def resolved_router_balance(self) -> RouterBalance:
         return self._resolved("router_balance") or "aux_loss"
 

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from transformers import AutoConfig, AutoModelForCausalLM, Qwen3MoeConfig
 from transformers.models.qwen3_moe.modeling_qwen3_moe import (
     Qwen3MoeForCausalLM,
@@ -47,6 +47,7 @@ class Router(Qwen3MoeTopKRouter):
         self.register_buffer(BIAS, bias)
         self.replay: torch.Tensor | None = None  # [tokens, k] experts to use, NO_REPLAY: own
         self.chosen: torch.Tensor | None = None  # [tokens, k] this router's own last choice
+        self.used: torch.Tensor | None = None  # [tokens, k] the experts it last routed to
 
     @property
     def expert_bias(self) -> torch.Tensor | None:
@@ -63,10 +64,40 @@ class Router(Qwen3MoeTopKRouter):
         indices = own
         if self.replay is not None:
             indices = torch.where(self.replay == NO_REPLAY, own, self.replay.to(own))
+        self.used = indices
         weights = probs.gather(-1, indices)
         if self.norm_topk_prob:
             weights = weights / weights.sum(dim=-1, keepdim=True)
         return logits, weights.to(logits.dtype), indices
+
+
+@contextmanager
+def replaying(model: nn.Module, routed: torch.Tensor | None) -> Iterator[None]:
+    """Inside the block, the routers use `routed` [batch, length, layers, k] (NO_REPLAY:
+    their own choice) for the batch's tokens; None replays nothing."""
+    layers = [] if routed is None else routers(model)
+    for i, router in enumerate(layers):
+        router.replay = routed[:, :, i].flatten(0, 1)  # type: ignore[index]
+    try:
+        yield
+    finally:
+        for router in layers:
+            router.replay = None
+
+
+def agreement(model: nn.Module, routed: torch.Tensor, mask: torch.Tensor) -> dict[str, Tensor]:
+    """Per layer, the (token, layer) pairs among `mask` [batch, length] whose expert set in
+    the last forward equals `routed`'s [batch, length, layers, k]: `used` (the experts the
+    tokens went to) and `own` (what the router itself chose). Sums, not means."""
+    b, n = mask.shape
+    engine = routed[:, :n].sort(dim=-1).values
+    out = {}
+    for name in ("used", "own"):
+        picks = [getattr(r, "used" if name == "used" else "chosen") for r in routers(model)]
+        mine = torch.stack([p.view(b, -1, p.shape[-1])[:, :n] for p in picks], dim=2)
+        same = (mine.sort(dim=-1).values == engine).all(dim=-1)  # [batch, length, layers]
+        out[name] = (same * mask.unsqueeze(-1)).sum(dim=(0, 1))
+    return out
 
 
 def routers(model: nn.Module) -> list[Router]:
@@ -123,14 +154,14 @@ register()
 
 
 def expert_counts(model: nn.Module, real: torch.Tensor) -> torch.Tensor | None:
-    """[layers, experts] tokens routed to each expert in the last forward, counting only
+    """[layers, experts] tokens sent to each expert in the last forward, counting only
     tokens where `real` (a bool mask over the batch's tokens) holds; None for a dense model."""
     layers = routers(model)
     if not layers:
         return None
     keep = real.reshape(-1)
     counts = [
-        torch.bincount(r.chosen[keep].reshape(-1), minlength=r.num_experts)  # type: ignore[index]
+        torch.bincount(r.used[keep].reshape(-1), minlength=r.num_experts)  # type: ignore[index]
         for r in layers
     ]
     return torch.stack(counts).float()

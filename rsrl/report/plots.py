@@ -22,7 +22,7 @@ from rsrl.eval.harness import stderr_name
 from rsrl.eval.results import HARNESS, PRE_RL, RL_CURVE
 from rsrl.eval.uncertainty import Z_95
 from rsrl.layout import MODEL_STAGES
-from rsrl.report.runs import Run
+from rsrl.report.runs import Run, last_moe_record, moe_key, moe_layers
 
 HELDOUT_METRICS = ("perplexity", "entropy", "local_entropy", "tail_mass")
 FEW_POINTS = 20
@@ -52,9 +52,24 @@ RL_PANELS = (
     Panel("clip fraction", (("clip_fraction", "-"),)),
 )
 
+# Expert panels draw one line per MoE layer: their series are per-layer stats (`moe_key`).
+EXPERT_PANELS = (
+    Panel("MaxVio: max / mean load - 1 (0: balanced)", (("maxvio", "-"),)),
+    Panel("load entropy / log(experts) (1: uniform)", (("load_entropy", "-"),)),
+)
+ROUTING_PANEL = Panel(
+    "routing agreement: used (solid), own (dashed)",
+    (("routing_agreement", "-"), ("own_routing_agreement", "--")),
+)
+
 
 def run_color(index: int) -> tuple:
     return colormaps["tab10"](index % 10)
+
+
+def layer_color(layer: int, layers: int) -> tuple:
+    """Neighbouring layers in neighbouring colours, however many layers there are."""
+    return colormaps["viridis"](0.9 * layer / max(layers - 1, 1))  # 0.9: no pale yellow
 
 
 def curves_figure(
@@ -73,6 +88,35 @@ def curves_figure(
         _finish(ax, panel.title, "step", any(drawn), panel.log_y)
     _legend(fig, runs, [i for i, run in enumerate(runs) if run.curves.get(stage)])
     fig.suptitle(title)
+    return fig
+
+
+def experts_figure(runs: Sequence[Run], stage: str) -> Figure | None:
+    """Expert load per MoE layer over the steps of `stage`: a row of panels per MoE run, a
+    colour per layer; rl adds the routing agreement with the rollout engine."""
+    moe_runs = [
+        (run, layers)
+        for run in runs
+        if (layers := moe_layers(last_moe_record(run.curves.get(stage, [])) or {}))
+    ]
+    if not moe_runs:
+        return None
+    panels = (*EXPERT_PANELS, ROUTING_PANEL) if stage == "rl" else EXPERT_PANELS
+    n_layers = max(layers[-1] for _, layers in moe_runs) + 1
+    colors = [layer_color(layer, n_layers) for layer in range(n_layers)]
+    fig = Figure(figsize=(4.5 * len(panels), 1.2 + 3 * len(moe_runs)), layout="constrained")
+    grid = fig.subplots(len(moe_runs), len(panels), squeeze=False)
+    for axes, (run, layers) in zip(grid, moe_runs):
+        for ax, panel in zip(axes, panels):
+            drawn = [
+                _draw_series(ax, run.curves[stage], moe_key(stat, layer), style, colors[layer])
+                for layer in layers
+                for stat, style in panel.series
+            ]
+            _finish(ax, panel.title, "step", any(drawn), panel.log_y)
+        axes[0].set_ylabel(run.label)
+    _color_legend(fig, colors, [f"layer {layer}" for layer in range(n_layers)], ncols=8)
+    fig.suptitle(f"{stage}: expert load per MoE layer")
     return fig
 
 
@@ -291,13 +335,13 @@ def _finish(ax: Axes, title: str, xlabel: str, drawn: bool, log_y: bool) -> None
 
 
 def _legend(fig: Figure, runs: Sequence[Run], shown: list[int]) -> None:
-    handles = [Line2D([], [], color=run_color(i), linewidth=2) for i in shown]
+    _color_legend(fig, [run_color(i) for i in shown], [runs[i].label for i in shown], ncols=3)
+
+
+def _color_legend(fig: Figure, colors: Sequence[tuple], labels: Sequence[str], ncols: int) -> None:
+    handles = [Line2D([], [], color=color, linewidth=2) for color in colors]
     fig.legend(
-        handles,
-        [runs[i].label for i in shown],
-        loc="outside lower center",
-        ncols=min(len(shown), 3),
-        fontsize=9,
+        handles, labels, loc="outside lower center", ncols=min(len(labels), ncols), fontsize=9
     )
 
 

@@ -7,7 +7,8 @@ or unfinished becomes a note that the report prints; the rest is shown as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from rsrl.layout import MANIFEST, MODEL_STAGES
 from rsrl.train.metrics import read_metrics
 
 SHOWN_STAGES = (*MODEL_STAGES, "eval")  # the stages whose outputs a report draws
+MOE_LAYER_KEY = re.compile(r"^moe/maxvio/l(\d+)$")  # one per MoE layer (rsrl.models.moe)
 
 
 @dataclass
@@ -59,3 +61,18 @@ def _load_stage(run: Run, stage: str, stage_dir: Path) -> None:
         run.notes.append(f"{stage}: unfinished (no {MANIFEST} in {stage_dir.name}); {shown}")
     elif not logged:
         run.notes.append(f"{stage}: finished but its steps.jsonl is missing or empty")
+
+
+def moe_key(stat: str, layer: int) -> str:
+    """A per-layer MoE metric's key in steps.jsonl: `moe/maxvio/l0`."""
+    return f"moe/{stat}/l{layer}"
+
+
+def last_moe_record(records: Sequence[dict]) -> dict | None:
+    """The last step that logged expert loads; None for a dense model."""
+    return next((r for r in reversed(records) if "moe/maxvio" in r), None)
+
+
+def moe_layers(record: Mapping[str, object]) -> list[int]:
+    """The MoE layers whose expert loads `record` (one logged step) holds; [] if dense."""
+    return sorted(int(m[1]) for key in record if (m := MOE_LAYER_KEY.match(key)))

@@ -1,5 +1,6 @@
 """The report's results tables, as rows of {column: value}: per run, checkpoint and suite;
-per run, suite and metric for the RL gain; per run and checkpoint; per run and stage."""
+per run, suite and metric for the RL gain; per run and checkpoint; per run and stage; per
+run, stage and MoE layer for the experts."""
 
 from __future__ import annotations
 
@@ -12,11 +13,20 @@ from rsrl.layout import MODEL_STAGES
 from rsrl.objective.stat_names import STAT_NAMES
 from rsrl.report.findings import gain_reading
 from rsrl.report.plots import Panel
-from rsrl.report.runs import Run
+from rsrl.report.runs import Run, last_moe_record, moe_key, moe_layers
 
 Row = dict[str, Any]
 SKIPPED_SUITE_FIELDS = ("curve", "curve_se", "k", "problems_file")  # drawn or linked
 HELDOUT_COLUMNS = ("perplexity", *STAT_NAMES, "tokens")
+EXPERT_COLUMNS = (  # (per-layer stat in steps.jsonl, column); a model logs some of them
+    ("maxvio", "MaxVio"),
+    ("dead", "dead experts"),
+    ("load_entropy", "load entropy"),
+    ("bias_min", "bias min"),
+    ("bias_max", "bias max"),
+    ("routing_agreement", "routing agreement"),
+    ("own_routing_agreement", "own routing agreement"),
+)
 
 
 def suite_table(runs: Sequence[Run]) -> list[Row]:
@@ -136,6 +146,28 @@ def last_step_table(
         for run in runs
         for stage in stages
         if run.curves.get(stage)
+    ]
+
+
+def experts_table(runs: Sequence[Run]) -> list[Row]:
+    """A row per run, model stage and MoE layer: its expert load at the last step that
+    logged one; [] when every run is dense."""
+    return [
+        {
+            "run": run.label,
+            "stage": stage,
+            "step": last["step"],
+            "layer": layer,
+            **{
+                column: last[moe_key(stat, layer)]
+                for stat, column in EXPERT_COLUMNS
+                if moe_key(stat, layer) in last
+            },
+        }
+        for run in runs
+        for stage in MODEL_STAGES
+        if (last := last_moe_record(run.curves.get(stage, [])))
+        for layer in moe_layers(last)
     ]
 
 

@@ -17,6 +17,7 @@ from rsrl.report.plots import (
     RL_PANELS,
     TRAINING_PANELS,
     curves_figure,
+    experts_figure,
     forest_figure,
     harness_figure,
     heldout_figure,
@@ -25,6 +26,7 @@ from rsrl.report.plots import (
 )
 from rsrl.report.runs import Run
 from rsrl.report.tables import (
+    experts_table,
     harness_table,
     heldout_table,
     last_step_table,
@@ -33,6 +35,10 @@ from rsrl.report.tables import (
 )
 
 REPORT_FILE = "report.html"
+EXPERTS_CAPTION = (
+    "Experts: load per MoE layer at the last logged step (MaxVio 0 and load entropy 1 are "
+    "balanced; routing agreement with the rollout engine, 1.0 under routing replay)"
+)
 DPI = 110
 
 
@@ -93,6 +99,7 @@ def write_report(
             + _save_each(out_dir, "rl-curve", suites, lambda s: rl_curve_figure(runs, s)),
             missing="no run has RL metrics",
         ),
+        *_experts_sections(out_dir, runs),
         Section(
             "Pass@k before and after RL",
             figures=_save_each(out_dir, "passk", suites, lambda s: pass_at_k_figure(runs, s)),
@@ -128,6 +135,15 @@ def _comparison_sections(out_dir: Path, comparisons: Sequence[dict]) -> list[Sec
             figures=figures,
         )
     ]
+
+
+def _experts_sections(out_dir: Path, runs: Sequence[Run]) -> list[Section]:
+    """MoE expert load, only when some run logs it: a dense report stays as it was."""
+    rows = experts_table(runs)
+    if not rows:
+        return []
+    figures = _save_each(out_dir, "experts", MODEL_STAGES, lambda s: experts_figure(runs, s))
+    return [Section("Experts (MoE)", tables=((EXPERTS_CAPTION, rows),), figures=figures)]
 
 
 def _save_each(

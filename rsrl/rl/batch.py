@@ -7,12 +7,15 @@ into mini-batches (one optimizer update each) and each worker's share into micro
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from rsrl.models.moe import NO_REPLAY
 from rsrl.rl.policy import IGNORE
 from rsrl.train.metrics import sum_across_workers
 
@@ -26,6 +29,8 @@ class Sample:
     rollout_logprobs: list[float]  # the sampler's log-probabilities of response_ids
     reward: float
     advantage: float
+    # MoE on vLLM: the engine's experts, [prompt + response - 1, layers, k] (Completion's)
+    routed_experts: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -35,20 +40,14 @@ class PaddedBatch:
     labels: torch.Tensor  # [B, L]: response tokens, IGNORE elsewhere
     advantages: torch.Tensor  # [B]
     rollout_logp: torch.Tensor  # [B, L-1], aligned with the policy's TokenLogprobs
+    routed_experts: torch.Tensor | None = None  # [B, L, layers, k], NO_REPLAY where none
 
     def to(self, device) -> PaddedBatch:
-        return PaddedBatch(
-            *(
-                t.to(device)
-                for t in (
-                    self.input_ids,
-                    self.attention_mask,
-                    self.labels,
-                    self.advantages,
-                    self.rollout_logp,
-                )
-            )
-        )
+        moved: dict[str, Any] = {
+            f.name: None if (t := getattr(self, f.name)) is None else t.to(device)
+            for f in dataclasses.fields(self)
+        }
+        return PaddedBatch(**moved)
 
 
 def pad_samples(samples: Sequence[Sample], pad_id: int) -> PaddedBatch:
@@ -65,7 +64,20 @@ def pad_samples(samples: Sequence[Sample], pad_id: int) -> PaddedBatch:
         labels[i, p : p + r] = torch.tensor(s.response_ids)
         rollout_logp[i, p - 1 : p - 1 + r] = torch.tensor(s.rollout_logprobs)
     advantages = torch.tensor([s.advantage for s in samples], dtype=torch.float32)
-    return PaddedBatch(input_ids, attention, labels, advantages, rollout_logp)
+    routed = _padded_routing(samples, length)
+    return PaddedBatch(input_ids, attention, labels, advantages, rollout_logp, routed)
+
+
+def _padded_routing(samples: Sequence[Sample], length: int) -> torch.Tensor | None:
+    """The samples' engine routing as [B, length, layers, k]; None when none has any."""
+    shapes = [s.routed_experts.shape[1:] for s in samples if s.routed_experts is not None]
+    if not shapes:
+        return None
+    routed = torch.full((len(samples), length, *shapes[0]), NO_REPLAY, dtype=torch.long)
+    for i, s in enumerate(samples):
+        if s.routed_experts is not None:
+            routed[i, : len(s.routed_experts)] = torch.from_numpy(s.routed_experts.astype(np.int64))
+    return routed
 
 
 def dummy_batch(pad_id: int) -> PaddedBatch:

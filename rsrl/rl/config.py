@@ -16,6 +16,9 @@ AdvNorm = Literal["std", "none"]
 # auto: tis with asynchronous rollouts (rl.max_staleness >= 1) at temperature 1, else none
 Correction = Literal["auto", "none", "tis", "mis"]
 Level = Literal["token", "sequence"]  # sequence: the ratio of the whole response
+# MoE: the update routes each sampled token to the experts the engine chose for it (on);
+# auto: on wherever the engine reports them (vLLM)
+RoutingReplay = Literal["auto", "off", "on"]
 
 
 @dataclass
@@ -88,8 +91,9 @@ class RLSpec:
     max_staleness: int = 0
     rollout: RolloutSpec = field(default_factory=RolloutSpec)
     off_policy: OffPolicySpec = field(default_factory=OffPolicySpec)
+    routing_replay: RoutingReplay = "auto"
 
-    def check(self, plugins: list[str], path: str = "rl") -> list[str]:
+    def check(self, plugins: list[str], moe: bool, path: str = "rl") -> list[str]:
         p = Problems(path)
         p.lines += self.prompts.check(f"{path}.prompts")
         p.lines += self.verifier.check(f"{path}.verifier", plugins)
@@ -121,9 +125,21 @@ class RLSpec:
             "must be >= 0 (0: synchronous rollouts)",
         )
         check_choices(self, p)
+        if self.routing_replay == "on":
+            p.need(moe, "routing_replay", "on", "needs an MoE model (model.arch: moe)")
+            p.need(
+                self.rollout.engine == "vllm",
+                "routing_replay",
+                "on",
+                "needs rl.rollout.engine: vllm (the engine that reports its routing)",
+            )
         p.lines += self.rollout.check(f"{path}.rollout")
         p.lines += self.off_policy.check(self.rollout.temperature, f"{path}.off_policy")
         return p.lines
+
+    def replays_routing(self) -> bool:
+        """Whether the update reuses the engine's experts where a sample carries them."""
+        return self.routing_replay != "off"
 
     def correction(self) -> str:
         """The off-policy correction that runs (rl.off_policy.correction, auto resolved)."""

@@ -23,8 +23,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
+from rsrl.models.moe import expert_stats
 from rsrl.rl.batch import (
     PaddedBatch,
     Sample,
@@ -35,6 +37,7 @@ from rsrl.rl.batch import (
     response_counts,
 )
 from rsrl.rl.config import RLSpec
+from rsrl.rl.policy import Routing
 from rsrl.train.batches import BatchLayout
 from rsrl.train.optimizer import optimizer_step
 
@@ -68,13 +71,25 @@ class ScoredRound:
 
     def to_state(self) -> dict:
         """Plain values, for a checkpoint's client state."""
-        groups = [[dataclasses.asdict(s) for s in g] for g in self.groups]
+        groups = [[_plain(s) for s in g] for g in self.groups]
         return {"groups": groups, "rewards": self.rewards.tolist(), "version": self.version}
 
     @classmethod
     def from_state(cls, state: dict) -> ScoredRound:
-        groups = [[Sample(**s) for s in g] for g in state["groups"]]
+        groups = [[_sample(s) for s in g] for g in state["groups"]]
         return cls(groups, torch.tensor(state["rewards"]), state["version"])
+
+
+def _plain(sample: Sample) -> dict:
+    state = dataclasses.asdict(sample)
+    if sample.routed_experts is not None:
+        state["routed_experts"] = sample.routed_experts.tolist()
+    return state
+
+
+def _sample(state: dict) -> Sample:
+    routed = state.get("routed_experts")
+    return Sample(**{**state, "routed_experts": None if routed is None else np.array(routed)})
 
 
 class GroupSampler:
@@ -185,7 +200,14 @@ class GroupSampler:
             prompt_ids = self.tokenizer(text)["input_ids"]  # as the engine tokenized it
             groups.append(
                 [
-                    Sample(prompt_ids, list(c.token_ids), list(c.logprobs), float(r), float(a))
+                    Sample(
+                        prompt_ids,
+                        list(c.token_ids),
+                        list(c.logprobs),
+                        float(r),
+                        float(a),
+                        c.routed_experts,
+                    )
                     for c, a, r in zip(comps, adv, rew)
                 ]
             )
@@ -342,6 +364,7 @@ def update_policy(
     temperature = rl.rollout.temperature
     old = _old_logprobs(policy, samples, minis, pad_id, temperature)
     means = StepMeans()
+    experts = ExpertTally(policy.module, rl) if policy.module.is_moe else None
     op, correction = rl.off_policy, rl.correction()
     norms = []  # the global gradient norm of each optimizer update
     for m, chunks in enumerate(minis):
@@ -350,10 +373,12 @@ def update_policy(
             # The mini-batch's last micro-batch steps the optimizer, however many there are.
             policy.set_gradient_accumulation_boundary(c == len(chunks) - 1)
             batch = micro_batch(samples, chunk, pad_id, policy.device)
-            out = policy(batch.input_ids, batch.attention_mask, batch.labels, temperature)
+            out = policy(*_inputs(batch), temperature, batch.routed_experts)
             # The one-token stand-in for an empty micro-batch only keeps the workers' passes
             # in step: its tokens weigh nothing, in the loss as in the metrics.
             mask = out.mask if len(chunk) else torch.zeros_like(out.mask)
+            if experts is not None:
+                experts.add(out.routing if len(chunk) else None, means)
             old_logp = old[m][c] if old else out.logp.detach()
             # mu, the engine's log-probs, are those of temperature 1 (validate holds a
             # correction to it); with `none` every weight is 1.
@@ -406,6 +431,7 @@ def update_policy(
                 means.add("is_capped_fraction", off.corrected, per)
     return {
         **means.reduce(),
+        **(experts.stats() if experts is not None else {}),
         "skipped_mini_batches": float(len(split) - len(kept)),
         "grad_norm": float(np.mean(norms)) if norms else float("nan"),  # over the updates
     }
@@ -422,12 +448,49 @@ def _old_logprobs(
     with torch.no_grad():
         for chunks in minis:
             batches = [micro_batch(samples, chunk, pad_id, policy.device) for chunk in chunks]
-            old.append(
-                [policy(b.input_ids, b.attention_mask, b.labels, temperature).logp for b in batches]
-            )
+            old.append([policy(*_inputs(b), temperature, b.routed_experts).logp for b in batches])
     return old
 
 
 def _reference_logprobs(reference, batch: PaddedBatch, temperature: float) -> torch.Tensor:
     with torch.no_grad():
-        return reference(batch.input_ids, batch.attention_mask, batch.labels, temperature).logp
+        return reference(*_inputs(batch), temperature, batch.routed_experts).logp
+
+
+def _inputs(batch: PaddedBatch) -> tuple[Tensor, Tensor, Tensor]:
+    return batch.input_ids, batch.attention_mask, batch.labels
+
+
+class ExpertTally:
+    """An MoE update's expert loads over the step's response tokens, and, where the engine
+    reports its routing, the agreement of the update's experts with the engine's per token
+    and layer: `routing_agreement` for the experts used (1 under replay), and
+    `own_routing_agreement` for the router's own choice (what replay overrides)."""
+
+    KINDS = (("used", "moe/routing_agreement"), ("own", "moe/own_routing_agreement"))
+
+    def __init__(self, policy, rl: RLSpec) -> None:
+        self.lm = policy.lm
+        config = self.lm.config
+        self.layers = config.num_hidden_layers
+        self.counts = torch.zeros(self.layers, config.num_experts)
+        self.engine_routes = rl.rollout.engine == "vllm"  # the engine that records its routing
+
+    def add(self, routing: Routing | None, means: StepMeans) -> None:
+        """One micro-batch's routing (None: a stand-in). Every worker adds the same names."""
+        if routing is not None:
+            self.counts += routing.counts.cpu()
+        if not self.engine_routes:
+            return
+        for kind, key in self.KINDS:
+            found = routing is not None and routing.agreement is not None
+            sums = routing.agreement[kind] if found else torch.zeros(self.layers)  # type: ignore[union-attr, index]
+            for i, total in enumerate(sums):
+                means.add(f"{key}/l{i}", total)
+            means.add(key, sums.sum() / self.layers)  # over (token, layer) pairs
+
+    def stats(self) -> dict[str, float]:
+        """Collective: the loads summed over workers, and their diagnostics (expert_stats)."""
+        if dist.is_initialized():
+            dist.all_reduce(self.counts)
+        return expert_stats(self.counts, self.lm)

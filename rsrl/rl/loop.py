@@ -90,7 +90,10 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
     reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
     # The loop calls the DeepSpeed engine `policy`: in rl/, "engine" is a rollout engine.
     policy, state = worker.start_engine(
-        PolicyLM(lm, job.impl), job.rl.weight_decay, job.deepspeed, job.layout
+        PolicyLM(lm, job.impl, replay=job.rl.replays_routing()),
+        job.rl.weight_decay,
+        job.deepspeed,
+        job.layout,
     )
     if reference is not None:  # copied before initialize (ZeRO-3 partitions the policy's)
         reference = place_like(reference, policy.module, policy.device)

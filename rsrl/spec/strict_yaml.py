@@ -1,13 +1,17 @@
-"""YAML for specs: PyYAML's safe loader, but duplicate keys and alias bombs are errors.
+"""YAML for specs: PyYAML's safe loader, but duplicate keys and alias bombs are errors, and
+only true/false are booleans.
 
 PyYAML keeps the last of two equal keys without a word, so a typo'd copy of a section
 silently wins. And nine levels of `&anchor [*a, *a, ...]` are a few lines of text that
 expand to billions of values when OmegaConf copies them: the expanded size is counted on
-the composed node graph (linear in the file's size) before anything is built.
+the composed node graph (linear in the file's size) before anything is built. PyYAML
+follows YAML 1.1, where on/off/yes/no are booleans too, so `routing_replay: on` would
+arrive as True; YAML 1.2 (and most tools since) read them as the strings they look like.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -15,6 +19,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 # Far above any real spec (the quickstart holds about 220 values), far below a slow merge.
 MAX_NODES = 20_000
+BOOL = "tag:yaml.org,2002:bool"
 
 
 class SpecYAMLError(Exception):
@@ -26,9 +31,19 @@ class SpecYAMLError(Exception):
 
 
 class _StrictLoader(yaml.SafeLoader):
+    yaml_implicit_resolvers = {
+        first: [(tag, regex) for tag, regex in resolvers if tag != BOOL]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict:
         _reject_duplicate_keys(node)
         return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_implicit_resolver(
+    BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _reject_duplicate_keys(node: MappingNode) -> None:

@@ -38,7 +38,7 @@ def validate(spec: Spec) -> None:
     if not trained and (spec.rl or spec.eval):
         p.add("stages", "rl and eval need a trained model: add stages.pretrain")
     if spec.rl is not None:
-        p.lines += spec.rl.check(spec.plugins)
+        p.lines += spec.rl.check(spec.plugins, moe=spec.model.resolved_arch() == "moe")
         if spec.rl.eval_every > 0 and not (spec.eval and spec.eval.suites):
             p.add(
                 "rl.eval_every",
