@@ -69,7 +69,8 @@ def human(n: int) -> str:
 
 
 def presets_table() -> str:
-    """The table `rsrl models` prints: each preset's shape and parameter counts."""
+    """The table `rsrl models` prints: each preset's shape, MoE balancing (model.router_balance)
+    and parameter counts."""
     header = (
         "preset",
         "arch",
@@ -77,18 +78,17 @@ def presets_table() -> str:
         "hidden",
         "heads/kv",
         "experts",
+        "balance",
         "total",
         "active",
         "active non-emb",
     )
     rows = [header]
     for name, shape in PRESETS.items():
-        counts = count_params(ModelSpec(preset=name))
-        experts = (
-            f"{shape['experts_per_token']}/{shape['num_experts']}"
-            if shape["arch"] == "moe"
-            else "-"
-        )
+        spec = ModelSpec(preset=name)
+        counts = count_params(spec)
+        moe = shape["arch"] == "moe"
+        experts = f"{shape['experts_per_token']}/{shape['num_experts']}" if moe else "-"
         rows.append(
             (
                 name,
@@ -97,6 +97,7 @@ def presets_table() -> str:
                 str(shape["hidden_size"]),
                 f"{shape['num_heads']}/{shape['num_kv_heads']}",
                 experts,
+                spec.resolved_router_balance() if moe else "-",
                 human(counts.total),
                 human(counts.active),
                 human(counts.active_non_embedding),
