@@ -71,6 +71,12 @@ def read_eval_metrics(stage_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def rl_gain(metrics_json: dict, suite: str, metric: str) -> tuple[float, float] | None:
+    """(gain, standard error) of `metric` of `suite` (e.g. "avg@16"), None when not measured."""
+    gain = metrics_json.get(RL_GAIN, {}).get(suite, {}).get(metric)
+    return (float(gain["mean"]), float(gain["se"])) if gain else None
+
+
 def flat_metrics(metrics_json: dict) -> dict[str, float]:
     """Every number of a metrics.json as "eval.<suite>.<metric>",
     "eval.heldout.<checkpoint>.<metric>", "eval.heldout_overlap.<data stage>.<metric>" and

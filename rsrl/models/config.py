@@ -86,6 +86,10 @@ class ModelSpec:
         return p.lines
 
     def _check_router(self, p: Problems) -> None:
+        if self.resolved_arch() == "dense":
+            for name in ("router_balance", "router_bias_rate", "router_aux_loss_coef"):
+                value = getattr(self, name)
+                p.need(value is None, name, value, "is for MoE models (model.arch: moe)")
         if self.router_aux_loss_coef is not None:
             p.need(
                 self.router_aux_loss_coef >= 0,

@@ -5,8 +5,9 @@ import torch
 from transformers import AutoModelForCausalLM, Qwen3Config, Qwen3MoeConfig
 
 from rsrl.errors import SpecError
-from rsrl.models.build import build_model, model_config, resolve_shape
+from rsrl.models.build import ROUTER_AUX_LOSS_COEF, build_model, model_config, resolve_shape
 from rsrl.models.config import ModelSpec
+from rsrl.models.moe import BiasedQwen3MoeConfig
 from rsrl.models.presets import PAPER_VOCAB, PRESETS
 
 
@@ -37,7 +38,31 @@ def test_moe_config_exposes_router_settings():
         12,
         320,
     )
-    assert config.router_aux_loss_coef > 0 and config.output_router_logits is False
+    assert config.output_router_logits is False
+
+
+@pytest.mark.parametrize(
+    "spec, config_type, coef",
+    [
+        (ModelSpec(preset="tiny-moe"), Qwen3MoeConfig, ROUTER_AUX_LOSS_COEF),
+        (ModelSpec(preset="tiny-moe", router_balance="bias"), BiasedQwen3MoeConfig, 0.0),
+        (ModelSpec(preset="paper-10b-a0.5b"), BiasedQwen3MoeConfig, 0.0),  # bias by its preset
+        (
+            ModelSpec(preset="paper-10b-a0.5b", router_aux_loss_coef=0.01),
+            BiasedQwen3MoeConfig,
+            0.01,
+        ),
+        (ModelSpec(preset="paper-10b-a0.5b", router_balance="aux_loss"), Qwen3MoeConfig, 1e-3),
+    ],
+)
+def test_the_router_balance_picks_the_config_and_the_balance_loss_weight(spec, config_type, coef):
+    """Under bias the architecture carries the expert bias, and the loss is off unless set."""
+    config = model_config(spec, rope_theta=1e4, max_seq_len=512)
+    assert type(config) is config_type
+    assert config.model_type == (
+        "rsrl_qwen3_moe" if config_type is BiasedQwen3MoeConfig else "qwen3_moe"
+    )
+    assert config.router_aux_loss_coef == coef
 
 
 @pytest.mark.parametrize(

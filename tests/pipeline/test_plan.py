@@ -8,6 +8,7 @@ from rsrl.pipeline.plan import compile_plan
 from rsrl.spec import load_spec
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "specs" / "quickstart.yaml"
+QUICKSTART_MOE = QUICKSTART.with_name("quickstart-moe.yaml")
 ORDER = [
     "tokenizer",
     "data-pretrain",
@@ -20,8 +21,8 @@ ORDER = [
 ]
 
 
-def keys(*overrides: str) -> dict[str, str]:
-    return {s.name: s.key for s in compile_plan(load_spec(QUICKSTART, overrides)).stages}
+def keys(*overrides: str, spec: Path = QUICKSTART) -> dict[str, str]:
+    return {s.name: s.key for s in compile_plan(load_spec(spec, overrides)).stages}
 
 
 def changed(*overrides: str) -> set[str]:
@@ -105,9 +106,11 @@ def test_plan_shows_resources_per_stage():
 
 
 def test_unset_optional_fields_do_not_enter_the_keys():
-    base = keys()
-    assert keys("model.router_aux_loss_coef=null") == base  # unset, as by default
-    assert keys("model.router_aux_loss_coef=0.01")["pretrain"] != base["pretrain"]
+    base = keys(spec=QUICKSTART_MOE)
+    assert keys("model.router_aux_loss_coef=null", spec=QUICKSTART_MOE) == base  # as by default
+    assert (
+        keys("model.router_aux_loss_coef=0.01", spec=QUICKSTART_MOE)["pretrain"] != base["pretrain"]
+    )
 
 
 def test_a_worker_larger_than_every_node_is_refused_before_anything_runs():

@@ -223,5 +223,31 @@ def test_moe_trains_with_router_balance_and_logs_expert_load(prepared, tmp_path)
     fit(job, resources, "moe", train_worker)
     last = read_metrics(job.stage_dir)[-1]
     assert last["router_aux_loss"] > 0
-    # expert_load_max: the busiest expert's share of tokens x num_experts (1.0 = balanced).
-    assert 1.0 <= last["expert_load_max"] <= 8.0
+    # MaxVio: the busiest expert's load / the mean load - 1 (0 = balanced, 3 = all on 2 of 8).
+    for layer in range(4):
+        assert 0.0 <= last[f"moe/maxvio/l{layer}"] <= 3.0
+        assert 0.0 < last[f"moe/load_entropy/l{layer}"] <= 1.0
+    assert last["moe/maxvio"] == max(last[f"moe/maxvio/l{i}"] for i in range(4))
+    assert "moe/bias_min/l0" not in last  # aux_loss: no bias
+
+
+def test_moe_bias_moves_towards_balance_and_reaches_the_hf_export(prepared, tmp_path):
+    """router_balance bias: after every optimizer step each bias moves by exactly the rate
+    (sign of the step's load against the mean), nothing else moves it, and the export's
+    biases are the trained ones, in fp32."""
+    from rsrl.models.build import load_pretrained
+    from rsrl.models.moe import routers
+
+    spec, plan = prepared
+    moe = replace(spec.model, preset="tiny-moe", router_balance="bias", router_bias_rate=0.01)
+    job, resources = train((replace(spec, model=moe), plan), tmp_path, steps=3)
+    fit(job, resources, "moe-bias", train_worker)
+    records = read_metrics(job.stage_dir)
+    assert "router_aux_loss" not in records[-1]  # off under bias unless asked for
+    for router in routers(load_pretrained(job.stage_dir / "hf")):
+        bias = router.e_score_correction_bias
+        assert bias.dtype == torch.float32
+        # 3 steps of +-0.01 (or 0 at the mean): multiples of 0.01 within [-0.03, 0.03]
+        assert bias.abs().max() <= 0.03 + 1e-6 and bias.abs().max() > 0
+        torch.testing.assert_close(bias, (bias / 0.01).round() * 0.01)
+    assert records[-1]["moe/bias_max/l0"] > records[-1]["moe/bias_min/l0"]
