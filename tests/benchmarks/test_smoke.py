@@ -216,3 +216,30 @@ def test_gpu_checks_loss_step_skips_cleanly_without_cuda():
     out = run("loss.py", "--device", "cuda", "--repeats", "1")
     line(r"^\| case \| impl \| time ms \|", out)
     assert "| cuda N=" not in out and "| cpu N=" not in out
+
+
+def test_moe_routing_one_variant_on_the_quickstarts_data(quickstart_run, tmp_path):
+    """bias with routing replay, on the MoE quickstart at the e2e tests' sizes (its tokenizer
+    and data stages are the quickstart run's, copied: the MoE stages run, small)."""
+    workdir, _ = quickstart_run
+    copy = tmp_path / "work"
+    shutil.copytree(
+        workdir,
+        copy,
+        ignore=shutil.ignore_patterns("pretrain-*", "midtrain-*", "rl-*", "eval-*", "report-*"),
+    )
+    small = ["stages.pretrain.tokens=120000", "stages.midtrain.tokens=40000"]
+    small += ["stages.midtrain.seq_len=256", "eval.heldout_text.tokens=4096"]
+    small += ["rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=2", "rl.dynamic_sampling=false"]
+    small += ["eval.suites.0.n_samples=2", "eval.suites.0.k=[1]", "eval.suites.0.data.limit=8"]
+    out = run("moe_routing.py", *small, "--workdir", copy, "--variants", "bias-replay")
+    line(
+        r"^\| variant \| pretrain MaxVio \(worst layer\) \| pretrain load entropy \(lowest\) \|",
+        out,
+    )
+    row = line(
+        rf"^\| bias-replay \| ({NUMBER}) \| ({NUMBER}) \| ({NUMBER}) \| 1\.0000 \| .+ \| "
+        rf"[+-]{NUMBER} ± {NUMBER} \|$",
+        out,
+    )
+    assert 0 <= num(row[1]) <= 3 and 0 < num(row[2]) <= 1 and 0 < num(row[3]) <= 1
