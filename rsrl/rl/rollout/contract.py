@@ -22,7 +22,7 @@ Both engines:
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -34,7 +34,7 @@ from rsrl.rl.rollout.fingerprint import Fingerprint
 Weights = Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]
 
 
-@dataclass
+@dataclass(eq=False)
 class Completion:
     prompt_index: int  # position of its prompt in the list given to `generate`
     token_ids: list[int]  # sampled tokens, EOS included when finish_reason == "stop"
@@ -44,6 +44,19 @@ class Completion:
     # MoE on vLLM: the experts each layer chose, [prompt + tokens - 1, layers, k] (row t: the
     # forward on token t); None where the engine does not record them
     routed_experts: np.ndarray | None = None
+
+    def __eq__(self, other: object) -> bool:
+        # the generated __eq__ would compare the routing array elementwise and fail on bool()
+        if not isinstance(other, Completion):
+            return NotImplemented
+        mine, theirs = self.routed_experts, other.routed_experts
+        same_routing = (
+            np.array_equal(mine, theirs)
+            if mine is not None and theirs is not None
+            else mine is theirs  # both None
+        )
+        plain = [f.name for f in fields(self) if f.name != "routed_experts"]
+        return same_routing and all(getattr(self, n) == getattr(other, n) for n in plain)
 
 
 @runtime_checkable
