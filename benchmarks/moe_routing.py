@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rsrl.eval.results import read_eval_metrics, rl_gain  # noqa: E402
+from rsrl.eval.results import avg_gain  # noqa: E402
 from rsrl.pipeline.apply import apply_plan  # noqa: E402
 from rsrl.pipeline.plan import compile_plan  # noqa: E402
 from rsrl.pipeline.session import connect  # noqa: E402
@@ -68,10 +68,8 @@ def run_variant(name: str, overrides: list[str]) -> dict:
         "used": mean_of(rl, "moe/routing_agreement"),
         "mismatch_kl": mean_of(rl, "mismatch_kl"),
     }
-    if spec.eval and (metrics := read_eval_metrics(dirs["eval"])):
-        suite = spec.eval.suites[0]
-        if gain := rl_gain(metrics, suite.name, f"avg@{suite.n_samples}"):
-            row["gain"], row["gain_se"] = gain
+    if spec.eval and (gain := avg_gain(dirs["eval"], spec.eval.suites[0])):
+        row["gain"], row["gain_se"] = gain
     return row
 
 

@@ -51,9 +51,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rsrl.layout import EVAL_METRICS
+
+if TYPE_CHECKING:  # eval.config imports this module's RESERVED_NAMES
+    from rsrl.eval.config import SuiteSpec
 
 HELDOUT = "heldout"
 PRE_RL = "pre_rl"
@@ -71,9 +74,11 @@ def read_eval_metrics(stage_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def rl_gain(metrics_json: dict, suite: str, metric: str) -> tuple[float, float] | None:
-    """(gain, standard error) of `metric` of `suite` (e.g. "avg@16"), None when not measured."""
-    gain = metrics_json.get(RL_GAIN, {}).get(suite, {}).get(metric)
+def avg_gain(stage_dir: Path, suite: SuiteSpec) -> tuple[float, float] | None:
+    """(gain, standard error) of `suite`'s avg@n from an eval stage's metrics.json, None when
+    RL's gain was not measured (no RL stage, or the stage has not written it)."""
+    metrics = read_eval_metrics(stage_dir) or {}
+    gain = metrics.get(RL_GAIN, {}).get(suite.name, {}).get(f"avg@{suite.n_samples}")
     return (float(gain["mean"]), float(gain["se"])) if gain else None
 
 

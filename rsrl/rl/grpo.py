@@ -448,13 +448,18 @@ def _old_logprobs(
     with torch.no_grad():
         for chunks in minis:
             batches = [micro_batch(samples, chunk, pad_id, policy.device) for chunk in chunks]
-            old.append([policy(*_inputs(b), temperature, b.routed_experts).logp for b in batches])
+            old.append(
+                [
+                    policy(*_inputs(b), temperature, b.routed_experts, with_routing=False).logp
+                    for b in batches
+                ]
+            )
     return old
 
 
 def _reference_logprobs(reference, batch: PaddedBatch, temperature: float) -> torch.Tensor:
     with torch.no_grad():
-        return reference(*_inputs(batch), temperature, batch.routed_experts).logp
+        return reference(*_inputs(batch), temperature, with_routing=False).logp
 
 
 def _inputs(batch: PaddedBatch) -> tuple[Tensor, Tensor, Tensor]:

@@ -61,9 +61,11 @@ class PolicyLM(nn.Module):
         labels: torch.Tensor,
         temperature: float,
         routed_experts: torch.Tensor | None = None,
+        with_routing: bool = True,
     ) -> TokenLogprobs:
         """`routed_experts` [B, L, layers, k]: the engine's experts per token (NO_REPLAY
-        where it has none)."""
+        where it has none). `with_routing` False skips an MoE's routing diagnostics (a
+        recompute pass, whose loads and agreement the update's own pass already logs)."""
         with replaying(self.lm, routed_experts if self.replay else None):
             logits = self.lm(
                 input_ids=input_ids, attention_mask=attention_mask, use_cache=False
@@ -81,7 +83,7 @@ class PolicyLM(nn.Module):
             logp=-nll,
             mask=mask,
             entropy=stats["entropy"].detach(),
-            routing=self._routing(mask, routed_experts) if self.is_moe else None,
+            routing=self._routing(mask, routed_experts) if self.is_moe and with_routing else None,
         )
 
     def _routing(self, mask: torch.Tensor, routed: torch.Tensor | None) -> Routing:

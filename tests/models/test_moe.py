@@ -2,6 +2,7 @@
 bias for the choice only, replay, the bias's update and its survival of casts and exports."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,7 +11,6 @@ from transformers import AutoModelForCausalLM, Qwen3MoeConfig
 from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeTopKRouter
 
 from rsrl.models.build import build_model
-from rsrl.models.config import ModelSpec
 from rsrl.models.moe import (
     BIAS,
     NO_REPLAY,
@@ -23,18 +23,9 @@ from rsrl.models.moe import (
     routers,
     update_bias,
 )
+from tests.models.shapes import TINY_MOE
 
 HIDDEN = 16
-TINY = dict(
-    preset="tiny-moe",
-    vocab_size=64,
-    hidden_size=32,
-    num_layers=2,
-    num_heads=2,
-    num_kv_heads=1,
-    head_dim=16,
-    expert_ffn_size=16,
-)
 
 
 def router_config(num_experts: int = 8, k: int = 2) -> Qwen3MoeConfig:
@@ -54,7 +45,7 @@ def router_stack(layers: int, with_bias: bool, num_experts: int = 8, seed: int =
 
 
 def tiny_model(router_balance: str, seed: int = 0):
-    spec = ModelSpec(**TINY, router_balance=router_balance)
+    spec = replace(TINY_MOE, router_balance=router_balance)
     return build_model(spec, rope_theta=1e4, max_seq_len=32, seed=seed).eval()
 
 

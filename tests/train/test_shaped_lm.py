@@ -8,31 +8,10 @@ from transformers.models.qwen3_moe.modeling_qwen3_moe import load_balancing_loss
 
 from rsrl.data.packed import position_ids
 from rsrl.models.build import build_model
-from rsrl.models.config import ModelSpec
 from rsrl.models.moe import routers
 from rsrl.objective.config import ObjectiveSpec
 from rsrl.train.shaped_lm import IGNORE_INDEX, ShapedLossLM, balance_loss
-
-TINY_MOE = ModelSpec(
-    preset="tiny-moe",
-    vocab_size=64,
-    hidden_size=32,
-    num_layers=2,
-    num_heads=2,
-    num_kv_heads=1,
-    head_dim=16,
-    expert_ffn_size=16,
-)
-TINY_DENSE = ModelSpec(
-    preset="tiny-dense",
-    vocab_size=64,
-    hidden_size=32,
-    num_layers=2,
-    num_heads=2,
-    num_kv_heads=1,
-    head_dim=16,
-    ffn_size=32,
-)
+from tests.models.shapes import TINY_DENSE, TINY_MOE
 
 
 def stock_choice(router_logits, k: int) -> list[torch.Tensor]:
