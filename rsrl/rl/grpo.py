@@ -361,80 +361,114 @@ def update_policy(
     # rank cuts the same split, so all of them skip it together.
     kept = [per_rank for per_rank in split if any(len(ix) for ix in per_rank)]
     minis = micro_batch_chunks(samples, kept, rank, layout.grad_accum, rl.micro_batch_tokens)
-    temperature = rl.rollout.temperature
-    old = _old_logprobs(policy, samples, minis, pad_id, temperature)
+    old = _old_logprobs(policy, samples, minis, pad_id, rl.rollout.temperature)
     means = StepMeans()
     experts = ExpertTally(policy.module, rl) if policy.module.is_moe else None
-    op, correction = rl.off_policy, rl.correction()
     norms = []  # the global gradient norm of each optimizer update
     for m, chunks in enumerate(minis):
         counts = response_counts([samples[i] for i in np.concatenate(kept[m])])
         for c, chunk in enumerate(chunks):
             # The mini-batch's last micro-batch steps the optimizer, however many there are.
-            policy.set_gradient_accumulation_boundary(c == len(chunks) - 1)
-            batch = micro_batch(samples, chunk, pad_id, policy.device)
-            out = policy(*_inputs(batch), temperature, batch.routed_experts)
-            # The one-token stand-in for an empty micro-batch only keeps the workers' passes
-            # in step: its tokens weigh nothing, in the loss as in the metrics.
-            mask = out.mask if len(chunk) else torch.zeros_like(out.mask)
-            if experts is not None:
-                experts.add(out.routing if len(chunk) else None, means)
-            old_logp = old[m][c] if old else out.logp.detach()
-            # mu, the engine's log-probs, are those of temperature 1 (validate holds a
-            # correction to it); with `none` every weight is 1.
-            off = off_policy_weights(
-                old_logp,
-                batch.rollout_logp,
-                mask,
-                correction=correction,
-                level=op.level,
-                cap=op.cap,
+            last = c == len(chunks) - 1
+            policy.set_gradient_accumulation_boundary(last)
+            micro = MicroBatch(
+                micro_batch(samples, chunk, pad_id, policy.device),
+                real=len(chunk) > 0,
+                old_logp=old[m][c] if old else None,
+                counts=counts,
             )
-            pl = clipped_policy_loss(
-                out.logp,
-                old_logp,
-                batch.advantages,
-                mask,
-                eps_low=rl.clip.eps_low,
-                eps_high=rl.clip.eps_high,
-                loss_agg=rl.loss_agg,
-                is_weights=off.weights,
-                **counts,
-            )
-            loss = pl.loss
-            if reference is not None:
-                ref_logp = _reference_logprobs(reference, batch, temperature)
-                kl = kl_to_reference(out.logp, ref_logp, mask, counts["total_tokens"])
-                loss = loss + rl.kl_coef * kl
-                means.add("kl", kl.detach() * counts["total_tokens"])
-            # DeepSpeed divides by its configured accumulation steps and averages over
-            # workers; the loss is already the step's sum-normalised share: undo both.
-            policy.backward(loss * layout.grad_accum * layout.world_size)
-            norm = optimizer_step(policy)
-            if c == len(chunks) - 1:
+            norm = _micro_update(policy, micro, rl, layout, reference, means, experts)
+            if last:
                 norms.append(norm)
-            tokens = mask.sum()
-            # The forward's token slots, and how many of them are padding (a stand-in: none).
-            slots = batch.attention_mask.numel() if len(chunk) else 0
-            padding = slots - int(batch.attention_mask.sum()) if len(chunk) else 0
-            means.count(mask, slots)
-            means.add("padding_fraction", padding, "slots")
-            means.add("clip_fraction", pl.clip_fraction * tokens)
-            means.add("approx_kl", pl.approx_kl.detach() * tokens)
-            means.add("entropy", out.entropy * tokens)
-            if temperature == 1.0:  # rollout engines return temperature-1 logprobs
-                # Against the policy that sampled (before this step's first update).
-                means.add("logprob_mismatch", ((old_logp - batch.rollout_logp).abs() * mask).sum())
-                means.add("mismatch_kl", off.mismatch_kl)
-            if correction != "none":
-                per = "tokens" if op.level == "token" else "sequences"
-                means.add("is_capped_fraction", off.corrected, per)
     return {
         **means.reduce(),
         **(experts.stats() if experts is not None else {}),
         "skipped_mini_batches": float(len(split) - len(kept)),
         "grad_norm": float(np.mean(norms)) if norms else float("nan"),  # over the updates
     }
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """One worker's micro-batch of an update, with what the step knows about it."""
+
+    batch: PaddedBatch
+    real: bool  # False: the one-token stand-in that keeps an idle worker's passes in step
+    old_logp: Tensor | None  # pi_old's log-probs; None: the update's own forward, detached
+    counts: dict[str, float]  # the mini-batch's response tokens and sequences, all workers
+
+
+def _micro_update(
+    policy, micro: MicroBatch, rl: RLSpec, layout: BatchLayout, reference, means: StepMeans, experts
+) -> float:
+    """A micro-batch's forward, loss and backward, then DeepSpeed's step (an optimizer update
+    at the accumulation boundary only); its diagnostics are added to `means`. Returns the
+    gradient norm DeepSpeed reports."""
+    batch, temperature = micro.batch, rl.rollout.temperature
+    out = policy(*_inputs(batch), temperature, batch.routed_experts)
+    # The stand-in's tokens weigh nothing, in the loss as in the metrics.
+    mask = out.mask if micro.real else torch.zeros_like(out.mask)
+    if experts is not None:
+        experts.add(out.routing if micro.real else None, means)
+    old_logp = micro.old_logp if micro.old_logp is not None else out.logp.detach()
+    # mu, the engine's log-probs, are those of temperature 1 (validate holds a correction
+    # to it); with `none` every weight is 1.
+    op = rl.off_policy
+    off = off_policy_weights(
+        old_logp, batch.rollout_logp, mask, correction=rl.correction(), level=op.level, cap=op.cap
+    )
+    pl = clipped_policy_loss(
+        out.logp,
+        old_logp,
+        batch.advantages,
+        mask,
+        eps_low=rl.clip.eps_low,
+        eps_high=rl.clip.eps_high,
+        loss_agg=rl.loss_agg,
+        is_weights=off.weights,
+        **micro.counts,
+    )
+    loss = pl.loss
+    if reference is not None:
+        ref_logp = _reference_logprobs(reference, batch, temperature)
+        kl = kl_to_reference(out.logp, ref_logp, mask, micro.counts["total_tokens"])
+        loss = loss + rl.kl_coef * kl
+        means.add("kl", kl.detach() * micro.counts["total_tokens"])
+    # DeepSpeed divides by its configured accumulation steps and averages over workers;
+    # the loss is already the step's sum-normalised share: undo both.
+    policy.backward(loss * layout.grad_accum * layout.world_size)
+    norm = optimizer_step(policy)
+    _add_diagnostics(means, rl, micro, mask, old_logp, out.entropy, pl, off)
+    return norm
+
+
+def _add_diagnostics(
+    means: StepMeans,
+    rl: RLSpec,
+    micro: MicroBatch,
+    mask: Tensor,
+    old_logp: Tensor,
+    entropy: Tensor,
+    pl: PolicyLoss,
+    off: OffPolicyWeights,
+) -> None:
+    """A micro-batch's diagnostics as sums over its tokens; `means` makes them step means."""
+    batch, tokens = micro.batch, mask.sum()
+    # The forward's token slots, and how many of them are padding (a stand-in: none).
+    slots = batch.attention_mask.numel() if micro.real else 0
+    padding = slots - int(batch.attention_mask.sum()) if micro.real else 0
+    means.count(mask, slots)
+    means.add("padding_fraction", padding, "slots")
+    means.add("clip_fraction", pl.clip_fraction * tokens)
+    means.add("approx_kl", pl.approx_kl.detach() * tokens)
+    means.add("entropy", entropy * tokens)
+    if rl.rollout.temperature == 1.0:  # rollout engines return temperature-1 logprobs
+        # Against the policy that sampled (before this step's first update).
+        means.add("logprob_mismatch", ((old_logp - batch.rollout_logp).abs() * mask).sum())
+        means.add("mismatch_kl", off.mismatch_kl)
+    if rl.correction() != "none":
+        per = "tokens" if rl.off_policy.level == "token" else "sequences"
+        means.add("is_capped_fraction", off.corrected, per)
 
 
 def _old_logprobs(

@@ -70,9 +70,7 @@ class RLJob:
 
 
 def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
-    from rsrl.models.build import load_pretrained
     from rsrl.models.tokenizer import load_tokenizer
-    from rsrl.rl.policy import PolicyLM
 
     worker = StageWorker(
         job.stage_dir,
@@ -86,19 +84,8 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
         seed=job.seed,
     )
     tokenizer = load_tokenizer(job.tokenizer_dir)
-    lm = load_pretrained(job.init_dir)
-    reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
     # The loop calls the DeepSpeed engine `policy`: in rl/, "engine" is a rollout engine.
-    policy, state = worker.start_engine(
-        PolicyLM(lm, job.impl, replay=job.rl.replays_routing()),
-        job.rl.weight_decay,
-        job.deepspeed,
-        job.layout,
-    )
-    if reference is not None:  # copied before initialize (ZeRO-3 partitions the policy's)
-        reference = place_like(reference, policy.module, policy.device)
-    for group in policy.optimizer.param_groups:
-        group["lr"] = job.rl.lr
+    policy, reference, state = _start_policy(job, worker)
     sampler = _group_sampler(job, tokenizer) if rank == 0 else None
     rollouts = sampler.rollouts if sampler else None
     step = state["step"]
@@ -110,21 +97,8 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
     if sampler:
         sampler.version = step
         ahead.extend(ScoredRound.from_state(r) for r in state.get("ahead", []))
-    curve = (
-        RLCurve(
-            job.stage_dir,
-            list(job.curve_suites),
-            job.rl.eval_every,
-            job.rl.steps,
-            job.plugins,
-            job.seed,
-            step,
-        )
-        if rollouts and job.curve_suites
-        else None
-    )
+    curve = _curve(job, step) if rollouts and job.curve_suites else None
     if curve and curve.due(step):  # the starting point of the curve
-        assert rollouts is not None  # a curve is made only beside rollouts
         curve.measure(rollouts, tokenizer, step)
 
     while step < job.rl.steps:
@@ -146,7 +120,6 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
         if sampler:
             sampler.version = step  # the engines now hold this step's weights
         if curve and curve.due(step):
-            assert rollouts is not None  # a curve is made only beside rollouts
             record.update(curve.measure(rollouts, tokenizer, step))
         record.update(step=step, lr=job.rl.lr)
         worker.log(record)
@@ -155,6 +128,40 @@ def rl_worker(job: RLJob, rank: int, report: Report | None = None) -> None:
     worker.finish(step, tokenizer)
     if rollouts:
         rollouts.shutdown()
+
+
+def _start_policy(job: RLJob, worker: StageWorker) -> tuple[Any, nn.Module | None, dict]:
+    """The policy's DeepSpeed engine (resumed where a checkpoint is), the frozen reference
+    model when rl.kl_coef > 0, and the resumed client state."""
+    from rsrl.models.build import load_pretrained
+    from rsrl.rl.policy import PolicyLM
+
+    lm = load_pretrained(job.init_dir)
+    reference = _frozen_copy(lm) if job.rl.kl_coef > 0 else None
+    policy, state = worker.start_engine(
+        PolicyLM(lm, job.impl, replay=job.rl.replays_routing()),
+        job.rl.weight_decay,
+        job.deepspeed,
+        job.layout,
+    )
+    if reference is not None:  # copied before initialize (ZeRO-3 partitions the policy's)
+        reference = place_like(reference, policy.module, policy.device)
+    for group in policy.optimizer.param_groups:
+        group["lr"] = job.rl.lr
+    return policy, reference, state
+
+
+def _curve(job: RLJob, step: int) -> RLCurve:
+    """The RL curve over the eval suites' subsets, every rl.eval_every steps (rank 0)."""
+    return RLCurve(
+        job.stage_dir,
+        list(job.curve_suites),
+        job.rl.eval_every,
+        job.rl.steps,
+        job.plugins,
+        job.seed,
+        step,
+    )
 
 
 def _group_sampler(job: RLJob, tokenizer) -> GroupSampler:
