@@ -301,6 +301,7 @@ class OffPolicyWeights:
     weights: Tensor  # [B, T], detached: what each token's loss is multiplied by
     corrected: Tensor  # tokens (level token) or sequences (level sequence) capped or dropped
     mismatch_kl: Tensor  # k3 estimate of KL(mu || pi_old), summed over the response tokens
+    corrected_per: str | None  # what `corrected` counts, "tokens" or "sequences"; None: `none`
 
 
 def off_policy_weights(
@@ -325,9 +326,9 @@ def off_policy_weights(
     if level == "sequence":
         log_ratio = log_ratio.sum(dim=1, keepdim=True)
         ratio = log_ratio.exp()
-        units = mask.amax(dim=1, keepdim=True)  # sequences with a response token here
+        units, per = mask.amax(dim=1, keepdim=True), "sequences"  # with a response token here
     else:
-        units = mask
+        units, per = mask, "tokens"
     if correction == "tis":
         weights, corrected = ratio.clamp(max=cap), ratio > cap
     elif correction == "mis":
@@ -339,6 +340,7 @@ def off_policy_weights(
         weights=weights.expand_as(mask) * mask,
         corrected=(corrected * units).sum(),
         mismatch_kl=mismatch_kl,
+        corrected_per=None if correction == "none" else per,
     )
 
 
@@ -466,9 +468,8 @@ def _add_diagnostics(
         # Against the policy that sampled (before this step's first update).
         means.add("logprob_mismatch", ((old_logp - batch.rollout_logp).abs() * mask).sum())
         means.add("mismatch_kl", off.mismatch_kl)
-    if rl.correction() != "none":
-        per = "tokens" if rl.off_policy.level == "token" else "sequences"
-        means.add("is_capped_fraction", off.corrected, per)
+    if off.corrected_per is not None:
+        means.add("is_capped_fraction", off.corrected, off.corrected_per)
 
 
 def _old_logprobs(

@@ -201,6 +201,7 @@ def test_off_policy_weights_against_a_hand_computed_batch(correction, level):
     weights, corrected = EXPECTED[correction, level]
     torch.testing.assert_close(out.weights, torch.tensor(weights, dtype=torch.float64))
     assert int(out.corrected) == corrected
+    assert out.corrected_per == (None if correction == "none" else f"{level}s")
     k3 = sum(r - 1 - math.log(r) for r in [3.0, 1.0, 0.25, 1.5, 1.9])  # KL(mu || pi_old)
     assert float(out.mismatch_kl) == pytest.approx(k3)
 
