@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -271,12 +272,25 @@ def _abandon(plan: Plan, failed: str, pending: dict[ray.ObjectRef, str]) -> None
             ray.get(ref)
 
 
+def make_cancellable() -> None:
+    """Python's own SIGINT handler in this worker, so that `ray.cancel` interrupts the stage.
+
+    Ray cancels a running task with `_thread.interrupt_main()`, which raises KeyboardInterrupt
+    only under that handler: under SIG_DFL or SIG_IGN it does nothing, and another handler is
+    called instead. Ray reuses workers, and an earlier task may have left either (libraries
+    do: vLLM's engine core and DeepSpeed's launcher set their own); the cancel then never
+    came, as in three cancel tests of one CI run.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @ray.remote(num_cpus=0, max_retries=0)
 def _run_stage(
     plan: Plan, name: str, stage_fns: dict, tracking: Tracking | None, pool: Any, *upstream
 ) -> tuple[dict, float]:
     """Runs in a Ray worker. `upstream` only orders it after its inputs; paths come from the
     plan. A stage that runs is one run in each tracker of `tracking`, with its result."""
+    make_cancellable()
     stage: Stage = plan.stage(name)
     out_dir = stage.out_dir(plan.workdir)
     with stage_lock(out_dir):

@@ -1,6 +1,7 @@
 """The engine on real Ray with small real stage functions: caching, resume, failures, the lock."""
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -104,6 +105,33 @@ def test_the_failed_stage_is_named_when_the_driver_sees_its_downstream_end_too(
     assert looked == [3] and err.value.stage == "data-pretrain"
     assert (plan.stage("data-midtrain").out_dir(tmp_path) / "cancelled.txt").exists()
     assert sorted(runs(tmp_path)) == ["tokenizer"]
+
+
+def test_a_stage_is_cancellable_whatever_sigint_handler_its_worker_was_left_with(
+    ray_session, tmp_path
+):
+    """Ray's cancel raises KeyboardInterrupt only under Python's own SIGINT handler, and a task
+    that ran earlier in the same worker may have left SIG_DFL: the stage task restores it."""
+    started = tmp_path / "started"
+
+    @ray_session.remote(max_retries=0)
+    def left_with_sig_dfl() -> str:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # as an earlier task may have left it
+        apply_module.make_cancellable()  # what every stage task does first
+        try:
+            started.write_text("running")
+            for _ in range(600):
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            return "interrupted"
+        return "ran to the end"
+
+    ref = left_with_sig_dfl.remote()
+    deadline = time.time() + 60
+    while not started.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    ray_session.cancel(ref)
+    assert ray_session.get(ref, timeout=30) == "interrupted"
 
 
 def test_a_cancelled_stage_that_ignores_the_cancel_ends_before_apply_returns(
